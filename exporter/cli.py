@@ -1,0 +1,193 @@
+"""`scrapejobs-exporter` command line: run, once, check-config, simulate, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from exporter import __version__
+from exporter.config import Config, ConfigError, load_config
+from exporter.exposition import render_text
+from exporter.logs import LOG_FORMATS, LOG_LEVELS, setup_logging
+from exporter.metrics import collect_families
+from exporter.runtime import Exporter
+from exporter.server import DEFAULT_LISTEN, ListenAddress, Server, parse_listen_address
+
+__all__ = ["main"]
+
+log = logging.getLogger("exporter")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+SHUTDOWN_GRACE = 4.0  # seconds; the process must be gone within 5 s of SIGTERM
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    parser.add_argument("--log-format", choices=LOG_FORMATS, default="text")
+
+
+def _listen(value: str) -> ListenAddress:
+    try:
+        return parse_listen_address(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _telemetry_path(value: str) -> str:
+    if not value.startswith("/") or value in ("/", "/healthz", "/readyz"):
+        raise argparse.ArgumentTypeError(f"invalid telemetry path {value!r}: e.g. /metrics")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scrapejobs-exporter",
+        description="Prometheus exporter for Bright Data and Aitronos scraping jobs.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="poll the providers and serve /metrics")
+    run.add_argument("--config", required=True, metavar="FILE")
+    run.add_argument(
+        "--web.listen-address",
+        dest="listen",
+        type=_listen,
+        default=parse_listen_address(DEFAULT_LISTEN),
+        metavar="ADDR",
+        help=f"address to serve on (default {DEFAULT_LISTEN}: every interface)",
+    )
+    run.add_argument(
+        "--web.telemetry-path",
+        dest="telemetry_path",
+        type=_telemetry_path,
+        default="/metrics",
+        metavar="PATH",
+    )
+    _common(run)
+
+    once = sub.add_parser("once", help="poll once and print the exposition on stdout")
+    once.add_argument("--config", required=True, metavar="FILE")
+    _common(once)
+
+    check = sub.add_parser("check-config", help="validate a config file and exit")
+    check.add_argument("file", metavar="FILE")
+    _common(check)
+
+    simulate = sub.add_parser("simulate", help="serve a local fake of both providers' APIs")
+    from exporter.simulator import cli as simulator_cli
+
+    simulator_cli.add_arguments(simulate)
+    _common(simulate)
+    return parser
+
+
+def _load(path: str) -> Config | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{exc.source}: {problem}", file=sys.stderr)
+        return None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args.file)
+    if config is None:
+        return EXIT_USAGE
+    counts = []
+    if config.brightdata is not None:
+        bd = config.brightdata
+        counts.append(
+            f"brightdata: {len(bd.jobs)} jobs, {len(bd.snapshots)} snapshots, "
+            f"{len(bd.ai_flows)} AI flows"
+        )
+    if config.aitronos is not None:
+        counts.append(f"aitronos: {len(config.aitronos.jobs)} jobs")
+    print(f"{args.file}: OK ({'; '.join(counts) or 'no providers configured'})")
+    return EXIT_OK
+
+
+async def _once(config: Config) -> int:
+    exporter = Exporter(config)
+    try:
+        result = await exporter.poller.run_cycle()
+        sys.stdout.buffer.write(render_text(collect_families(exporter.store, exporter.telemetry)))
+        sys.stdout.flush()
+    finally:
+        await exporter.stop()
+    return EXIT_FAILED if result.failed else EXIT_OK
+
+
+def cmd_once(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_USAGE
+    return asyncio.run(_once(config))
+
+
+async def serve(config: Config, listen: ListenAddress, telemetry_path: str) -> int:
+    exporter = Exporter(config)
+    server = Server(exporter, listen, telemetry_path)
+    try:
+        await server.start()
+    except OSError as exc:
+        log.error("cannot listen on %s: %s", listen, exc.strerror or exc)
+        await exporter.stop()
+        return EXIT_FAILED
+    log.info("listening on %s, metrics at %s", listen, telemetry_path)
+    await exporter.start()
+    await _wait_for_signal()
+    log.info("shutting down")
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(SHUTDOWN_GRACE):
+            await exporter.stop()
+            await server.stop()
+    return EXIT_OK
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_USAGE
+    return asyncio.run(serve(config, args.listen, args.telemetry_path))
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from exporter.simulator import cli as simulator_cli
+
+    return simulator_cli.run(args)
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "once": cmd_once,
+    "check-config": cmd_check_config,
+    "simulate": cmd_simulate,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level, args.log_format)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,303 @@
+"""YAML configuration: loading, `${ENV}` substitution, secret files and validation.
+
+Every problem in a file is reported at once, one line each, with the field path
+(`brightdata.jobs[2]: ...`), so a user fixes a config in one round trip.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "AitronosConfig",
+    "BrightDataConfig",
+    "Config",
+    "ConfigError",
+    "load_config",
+    "parse_config",
+    "parse_duration",
+]
+
+
+class ConfigError(Exception):
+    """A config file cannot be used; `problems` holds one line per mistake."""
+
+    def __init__(self, source: str, problems: Iterable[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        super().__init__("\n".join(f"{source}: {p}" for p in self.problems))
+
+
+# --- units -----------------------------------------------------------------------------------
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Parse `30s`, `5m`, `1h30m`, `500ms` or a bare number of seconds into seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 5m or 1h")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        parts = _DURATION_PART.findall(text)
+        if not text or "".join(n + u for n, u in parts) != text:
+            try:
+                seconds = float(text)
+            except ValueError:
+                raise ValueError(
+                    f"invalid duration {value!r}: use a number with a unit, e.g. 30s, 5m, 1h"
+                ) from None
+        else:
+            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    else:
+        raise ValueError("expected a duration such as 30s, 5m or 1h")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+# Ids go into URL paths, so anything that could change the path is rejected up front.
+_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+TargetId = Annotated[str, Field(pattern=_ID_PATTERN, max_length=200)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _read_secret_file(path: Path) -> SecretStr:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    if not text:
+        raise ValueError(f"{str(path)!r} is empty")
+    return SecretStr(text)
+
+
+def _check_secret_file(path: Path | None) -> Path | None:
+    if path is not None:
+        _read_secret_file(path)
+    return path
+
+
+def _check_base_url(value: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ValueError(f"invalid URL {value!r}: expected http(s)://host[:port]")
+    return value.rstrip("/")
+
+
+class RetentionConfig(_Strict):
+    """How long finished targets keep their series, and how many targets are tracked at most."""
+
+    finished_ttl: Duration = 86400.0
+    max_tracked: int = Field(default=20000, ge=1)
+
+
+class BrightDataConfig(_Strict):
+    api_token: SecretStr | None = None
+    api_token_file: Path | None = None
+    base_url: str = "https://api.brightdata.com"
+    jobs: list[TargetId] = []
+    snapshots: list[TargetId] = []
+    ai_flows: list[TargetId] = []
+
+    _check_url = field_validator("base_url")(_check_base_url)
+    _check_file = field_validator("api_token_file")(_check_secret_file)
+
+    @model_validator(mode="after")
+    def _one_token(self) -> BrightDataConfig:
+        token = _pick_secret(self.api_token, self.api_token_file, "api_token")
+        object.__setattr__(self, "api_token", token)
+        return self
+
+    def token(self) -> str:
+        assert self.api_token is not None  # guaranteed by _one_token
+        return self.api_token.get_secret_value()
+
+
+AitronosAuthHeader = Literal["X-API-Key", "api-key", "Authorization"]
+
+
+class AitronosConfig(_Strict):
+    api_key: SecretStr | None = None
+    api_key_file: Path | None = None
+    base_url: str = "https://api.aitronos.com"
+    path_prefix: str = "/v1"
+    auth_header: AitronosAuthHeader = "X-API-Key"
+    jobs: list[TargetId] = []
+
+    _check_url = field_validator("base_url")(_check_base_url)
+    _check_file = field_validator("api_key_file")(_check_secret_file)
+
+    @field_validator("path_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if not re.match(r"^(/[A-Za-z0-9_.\-]+)*$", value.rstrip("/")):
+            raise ValueError(f"invalid path prefix {value!r}: expected e.g. /v1 or /api/v1")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_key(self) -> AitronosConfig:
+        key = _pick_secret(self.api_key, self.api_key_file, "api_key")
+        object.__setattr__(self, "api_key", key)
+        return self
+
+    def key(self) -> str:
+        assert self.api_key is not None  # guaranteed by _one_key
+        return self.api_key.get_secret_value()
+
+
+def _pick_secret(value: SecretStr | None, path: Path | None, name: str) -> SecretStr:
+    if value is not None and path is not None:
+        raise ValueError(f"give either {name} or {name}_file, not both")
+    if path is not None:
+        return _read_secret_file(path)
+    if value is None or not value.get_secret_value().strip():
+        raise ValueError(f"{name} (or {name}_file) is required")
+    return value
+
+
+class Config(_Strict):
+    poll_interval: Duration = Field(default=30.0, gt=0)
+    request_timeout: Duration = Field(default=10.0, gt=0)
+    concurrency: int = Field(default=16, ge=1, le=1024)
+    brightdata: BrightDataConfig | None = None
+    aitronos: AitronosConfig | None = None
+    retention: RetentionConfig = RetentionConfig()
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _substitute_env(node: Any, path: str, env: dict[str, str], errors: dict[str, str]) -> Any:
+    """Replace `${VAR}` / `${VAR:-default}` in every string; note unset variables by path."""
+    if isinstance(node, dict):
+        return {k: _substitute_env(v, _join(path, str(k)), env, errors) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute_env(v, f"{path}[{i}]", env, errors) for i, v in enumerate(node)]
+    if not isinstance(node, str):
+        return node
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        errors[path] = f"environment variable {name} is not set"
+        # Keep the reference: a placeholder avoids a second, misleading error for the field.
+        return match.group(0)
+
+    return _ENV_REF.sub(replace, node)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _resolve_secret_paths(data: Any, base_dir: Path) -> None:
+    """Make `*_file` paths relative to the config file, as Prometheus does."""
+    if not isinstance(data, dict):
+        return
+    for section in ("brightdata", "aitronos"):
+        block = data.get(section)
+        if not isinstance(block, dict):
+            continue
+        for key in ("api_token_file", "api_key_file"):
+            value = block.get(key)
+            if isinstance(value, str) and value and not os.path.isabs(value):
+                block[key] = str(base_dir / value)
+
+
+def _format_location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith("function-") or part in {"str", "list[str]"}:
+            continue  # pydantic's internal validator names are noise to a user
+        else:
+            out = _join(out, part)
+    return out or "(top level)"
+
+
+def _format_validation_error(exc: ValidationError, skip: set[str]) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        where = _format_location(err["loc"])
+        if where in skip:
+            continue
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif err["type"] == "string_pattern_mismatch":
+            message = f"invalid id {err['input']!r}: letters, digits, '_', '.', '-' only"
+        lines.append(f"{where}: {message}")
+    return lines
+
+
+def parse_config(
+    text: str,
+    source: str = "<config>",
+    env: dict[str, str] | None = None,
+    base_dir: Path | None = None,
+) -> Config:
+    """Validate YAML text; raise ConfigError listing every problem found."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(source, [f"{where}YAML syntax error: {problem}"]) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(source, ["(top level): expected a mapping of settings"])
+    env_errors: dict[str, str] = {}
+    data = _substitute_env(raw, "", dict(os.environ) if env is None else env, env_errors)
+    _resolve_secret_paths(data, base_dir or Path.cwd())
+    problems = [f"{path}: {msg}" for path, msg in env_errors.items()]
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        # A field whose env var is unset already has its own error; skip the echo it causes.
+        problems += _format_validation_error(exc, skip=set(env_errors))
+        raise ConfigError(source, problems) from None
+    if problems:
+        raise ConfigError(source, problems)
+    return config
+
+
+def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
+    """Read and validate a config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read config file: {exc.strerror or exc}"]) from None
+    return parse_config(text, source=str(path), env=env, base_dir=path.parent)

@@ -1,0 +1,404 @@
+"""The catalogue of every metric the exporter serves, and how the store becomes samples.
+
+`CATALOGUE` is the single source for names, types, help texts and labels: the exposition
+renderers, `docs/metrics.md` and the tests all read it. `collect_families()` turns the store and
+the exporter's telemetry into families of samples; it does no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from exporter import __version__
+from exporter.providers import aitronos, brightdata
+from exporter.providers.aitronos import AitronosJob
+from exporter.providers.brightdata import AiFlow, Snapshot, StudioJob
+from exporter.series import CounterVec, HistogramVec
+from exporter.state import Store, Target
+from exporter.telemetry import Telemetry
+
+__all__ = ["CATALOGUE", "Family", "MetricSpec", "collect_families", "markdown_table"]
+
+MetricType = Literal["gauge", "counter", "histogram", "stateset", "info"]
+CACHED = " Cached from the last poll."
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    name: str
+    type: MetricType
+    help: str
+    labels: tuple[str, ...]
+    section: str
+    source: str = ""
+    unit: str = ""
+
+    @property
+    def exposition_type(self) -> str:
+        """State sets and info metrics are served as gauges: that keeps `status="done"` labels."""
+        return "gauge" if self.type in ("stateset", "info") else self.type
+
+
+CATALOGUE: dict[str, MetricSpec] = {}
+
+
+def _spec(
+    name: str,
+    type_: MetricType,
+    help_: str,
+    labels: tuple[str, ...],
+    section: str,
+    source: str = "",
+    unit: str = "",
+) -> MetricSpec:
+    spec = MetricSpec(name, type_, help_, labels, section, source, unit)
+    assert name not in CATALOGUE, name
+    CATALOGUE[name] = spec
+    return spec
+
+
+# --- Bright Data Scraper Studio jobs (GET /dca/log/{job_id}) ---------------------------------
+
+JOB = ("job_id", "collector")
+S_JOB = "Bright Data Scraper Studio jobs"
+BD_JOB_STATUS = _spec(
+    "brightdata_job_status",
+    "stateset",
+    "Scraper Studio job status; exactly one status is 1 (unknown: missing or unrecognised)."
+    + CACHED,
+    (*JOB, "status"),
+    S_JOB,
+    "status",
+)
+BD_JOB_INFO = _spec(
+    "brightdata_job_info",
+    "info",
+    "Scraper Studio job metadata; always 1." + CACHED,
+    (*JOB, "template"),
+    S_JOB,
+    "template",
+)
+# (metric, model attribute, help, source field, unit)
+_JOB_GAUGES: tuple[tuple[str, str, str, str, str], ...] = (
+    ("brightdata_job_inputs", "inputs", "Input rows submitted.", "inputs", ""),
+    ("brightdata_job_duplicate_inputs", "dup_inputs", "Inputs dropped as duplicates.", "dup_inputs", ""),
+    ("brightdata_job_lines", "lines", "Output records produced.", "lines", ""),
+    ("brightdata_job_failures", "fails", "Failed inputs or pages.", "fails", ""),
+    ("brightdata_job_successes", "success", "Successful inputs or pages.", "success", ""),
+    ("brightdata_job_pages", "pages", "Pages (tasks) in the job.", "pages", ""),
+    ("brightdata_job_pages_left", "pages_left", "Pages still to process.", "pages_left", ""),
+    ("brightdata_job_navigations", "navigations", "Page loads performed.", "navigations", ""),
+    ("brightdata_job_success_ratio", "success_rate", "Success rate, 0 to 1.", "success_rate", "ratio"),
+    ("brightdata_job_duration_seconds", "job_time", "Run time (finished - started).", "job_time (ms)", "seconds"),
+    ("brightdata_job_queue_seconds", "queue_time", "Time queued (started - created).", "queue_time (ms)", "seconds"),
+    ("brightdata_job_created_timestamp_seconds", "created", "When the job was created.", "created", "seconds"),
+    ("brightdata_job_started_timestamp_seconds", "started", "When the job started.", "started", "seconds"),
+    ("brightdata_job_finished_timestamp_seconds", "finished", "When the job finished.", "finished", "seconds"),
+)  # fmt: skip
+JOB_GAUGES = tuple(
+    (_spec(name, "gauge", help_ + CACHED, JOB, S_JOB, source, unit), attr)
+    for name, attr, help_, source, unit in _JOB_GAUGES
+)
+
+# --- Bright Data Web Scraper API snapshots (GET /datasets/v3/progress/{snapshot_id}) ---------
+
+S_SNAP = "Bright Data Web Scraper API snapshots"
+BD_SNAPSHOT_STATUS = _spec(
+    "brightdata_snapshot_status",
+    "stateset",
+    "Snapshot status; exactly one status is 1." + CACHED,
+    ("snapshot_id", "dataset_id", "status"),
+    S_SNAP,
+    "status",
+)
+
+# --- Bright Data AI flows (GET /dca/collectors/{id}/automate_template/progress) --------------
+
+S_AI = "Bright Data AI flows"
+BD_AI_STATUS = _spec(
+    "brightdata_ai_flow_status",
+    "stateset",
+    "Status of the collector's latest AI flow; absent when it never ran one." + CACHED,
+    ("collector", "status"),
+    S_AI,
+    "status",
+)
+BD_AI_STEP = _spec(
+    "brightdata_ai_flow_step",
+    "stateset",
+    "Current or last step of the collector's latest AI flow." + CACHED,
+    ("collector", "step"),
+    S_AI,
+    "step",
+)
+BD_AI_COMPLETED = _spec(
+    "brightdata_ai_flow_completed_steps",
+    "gauge",
+    "Number of AI flow steps completed so far (repeats included)." + CACHED,
+    ("collector",),
+    S_AI,
+    "len(completed_steps)",
+)
+
+# --- Aitronos scrape jobs (GET {prefix}/scrape/jobs/{job_id}/progress) -----------------------
+
+AJOB = ("job_id",)
+S_AIT = "Aitronos scrape jobs"
+AIT_STATUS = _spec(
+    "aitronos_job_status",
+    "stateset",
+    "Aitronos job status; exactly one status is 1." + CACHED,
+    (*AJOB, "status"),
+    S_AIT,
+    "status",
+)
+AIT_REASON = _spec(
+    "aitronos_job_completion_reason",
+    "stateset",
+    "Why the job completed; all 0 while it runs." + CACHED,
+    (*AJOB, "reason"),
+    S_AIT,
+    "completion_reason",
+)
+_AIT_GAUGES: tuple[tuple[str, Callable[[AitronosJob], float | None], str, str, str], ...] = (
+    ("aitronos_job_progress_ratio", lambda j: None if j.progress_percentage is None else j.progress_percentage / 100, "Progress, 0 to 1.", "progress_percentage / 100", "ratio"),
+    ("aitronos_job_current_page", lambda j: j.current_page, "Page being processed.", "current_page", ""),
+    ("aitronos_job_pages_scraped", lambda j: j.pages_scraped, "Pages scraped so far.", "total_pages_scraped", ""),
+    ("aitronos_job_items_found", lambda j: j.items_found, "Items extracted so far.", "total_properties_found", ""),
+    ("aitronos_job_pagination_complete", lambda j: None if j.pagination_complete is None else float(j.pagination_complete), "1 when pagination finished.", "pagination_complete", ""),
+    ("aitronos_job_processing_seconds", lambda j: j.processing_time, "Total processing time (final).", "processing_time", "seconds"),
+    ("aitronos_job_running_seconds", lambda j: j.running_time, "Running time while processing.", "running_time", "seconds"),
+    ("aitronos_job_created_timestamp_seconds", lambda j: j.created, "When the job was created.", "created_at", "seconds"),
+    ("aitronos_job_completed_timestamp_seconds", lambda j: j.completed, "When the job completed.", "completed_at", "seconds"),
+)  # fmt: skip
+AIT_GAUGES = tuple(
+    (_spec(name, "gauge", help_ + CACHED, AJOB, S_AIT, source, unit), get)
+    for name, get, help_, source, unit in _AIT_GAUGES
+)
+
+# --- The exporter itself ---------------------------------------------------------------------
+
+TGT = ("provider", "kind", "target")
+S_SELF = "The exporter itself"
+TARGET_UP = _spec(
+    "scrapejobs_exporter_target_up",
+    "gauge",
+    "1 if the latest poll of the target worked, 0 if it failed.",
+    TGT,
+    S_SELF,
+)
+TARGET_LAST_SUCCESS = _spec(
+    "scrapejobs_exporter_target_last_success_timestamp_seconds",
+    "gauge",
+    "When the target was last polled successfully.",
+    TGT,
+    S_SELF,
+    unit="seconds",
+)
+API_REQUESTS = _spec(
+    "scrapejobs_exporter_api_requests_total",
+    "counter",
+    "Provider API requests by endpoint template and HTTP status (or timeout/connect).",
+    ("provider", "endpoint", "code"),
+    S_SELF,
+)
+API_DURATION = _spec(
+    "scrapejobs_exporter_api_request_duration_seconds",
+    "histogram",
+    "Provider API request latency.",
+    ("provider", "endpoint"),
+    S_SELF,
+    unit="seconds",
+)
+API_ERRORS = _spec(
+    "scrapejobs_exporter_api_errors_total",
+    "counter",
+    "Failed provider API calls by reason: timeout, connect, http_4xx, http_5xx, rate_limited, "
+    "bad_body, too_large.",
+    ("provider", "endpoint", "reason"),
+    S_SELF,
+)
+RATE_LIMIT_LIMIT = _spec(
+    "scrapejobs_exporter_api_rate_limit_limit",
+    "gauge",
+    "Request limit the provider announced in its X-RateLimit-Limit header.",
+    ("provider",),
+    S_SELF,
+)
+RATE_LIMIT_REMAINING = _spec(
+    "scrapejobs_exporter_api_rate_limit_remaining",
+    "gauge",
+    "Requests left the provider announced in its X-RateLimit-Remaining header.",
+    ("provider",),
+    S_SELF,
+)
+POLL_CYCLE = _spec(
+    "scrapejobs_exporter_poll_cycle_duration_seconds",
+    "histogram",
+    "Time one poll cycle over all targets took.",
+    (),
+    S_SELF,
+    unit="seconds",
+)
+TRACKED = _spec(
+    "scrapejobs_exporter_tracked_targets",
+    "gauge",
+    "Targets currently tracked.",
+    ("provider", "kind"),
+    S_SELF,
+)
+UNKNOWN_STATUS = _spec(
+    "scrapejobs_exporter_unknown_status_total",
+    "counter",
+    "Polled responses whose status was missing or not recognised (exported as unknown).",
+    ("provider", "kind"),
+    S_SELF,
+)
+BUILD_INFO = _spec(
+    "scrapejobs_exporter_build_info",
+    "info",
+    "Build information; always 1.",
+    ("version",),
+    S_SELF,
+)
+
+
+# --- samples ---------------------------------------------------------------------------------
+
+Sample = tuple[str, tuple[str, ...], tuple[str, ...], float]  # name, label names, values, value
+
+
+@dataclass(slots=True)
+class Family:
+    spec: MetricSpec
+    samples: list[Sample] = field(default_factory=list)
+
+    def add(self, values: tuple[str, ...], value: float) -> None:
+        self.samples.append((self.spec.name, self.spec.labels, values, value))
+
+
+def collect_families(store: Store, telemetry: Telemetry) -> list[Family]:
+    """Every non-empty family, in catalogue order, from one pass over the store."""
+    families = {name: Family(spec) for name, spec in CATALOGUE.items()}
+    for target in store:
+        _target_samples(families, target)
+    _telemetry_samples(families, store, telemetry)
+    return [f for f in families.values() if f.samples]
+
+
+def _target_samples(families: dict[str, Family], target: Target) -> None:
+    model = target.model
+    if isinstance(model, StudioJob):
+        _job_samples(families, model, target)
+    elif isinstance(model, Snapshot):
+        _snapshot_samples(families, model)
+    elif isinstance(model, AiFlow):
+        _ai_flow_samples(families, model)
+    elif isinstance(model, AitronosJob):
+        _aitronos_samples(families, model)
+    if target.up is not None:
+        labels = (target.provider, target.kind, target.target_id)
+        families[TARGET_UP.name].add(labels, 1.0 if target.up else 0.0)
+        if target.last_success is not None:
+            families[TARGET_LAST_SUCCESS.name].add(labels, target.last_success)
+
+
+def _state_set(family: Family, labels: tuple[str, ...], states: Iterable[str], current: str) -> None:
+    for state in states:
+        family.add((*labels, state), 1.0 if state == current else 0.0)
+
+
+def _job_samples(families: dict[str, Family], job: StudioJob, target: Target) -> None:
+    labels = (job.job_id, job.collector or target.collector or "")
+    _state_set(families[BD_JOB_STATUS.name], labels, brightdata.JOB_STATUSES, job.status)
+    if job.template is not None:
+        families[BD_JOB_INFO.name].add((*labels, job.template), 1.0)
+    for spec, attr in JOB_GAUGES:
+        value = getattr(job, attr)
+        if value is not None:
+            families[spec.name].add(labels, float(value))
+
+
+def _snapshot_samples(families: dict[str, Family], snap: Snapshot) -> None:
+    labels = (snap.snapshot_id, snap.dataset_id or "")
+    _state_set(families[BD_SNAPSHOT_STATUS.name], labels, brightdata.SNAPSHOT_STATUSES, snap.status)
+
+
+def _ai_flow_samples(families: dict[str, Family], flow: AiFlow) -> None:
+    labels = (flow.collector,)
+    if flow.status is not None:
+        _state_set(families[BD_AI_STATUS.name], labels, brightdata.AI_FLOW_STATUSES, flow.status)
+    if flow.step is not None:
+        _state_set(families[BD_AI_STEP.name], labels, brightdata.AI_FLOW_STEPS, flow.step)
+    if flow.completed_steps is not None:
+        families[BD_AI_COMPLETED.name].add(labels, float(flow.completed_steps))
+
+
+def _aitronos_samples(families: dict[str, Family], job: AitronosJob) -> None:
+    labels = (job.job_id,)
+    _state_set(families[AIT_STATUS.name], labels, aitronos.JOB_STATUSES, job.status)
+    reason = job.completion_reason or ""
+    _state_set(families[AIT_REASON.name], labels, aitronos.COMPLETION_REASONS, reason)
+    for spec, get in AIT_GAUGES:
+        value = get(job)
+        if value is not None:
+            families[spec.name].add(labels, float(value))
+
+
+def _telemetry_samples(families: dict[str, Family], store: Store, t: Telemetry) -> None:
+    _counter(families[API_REQUESTS.name], t.api_requests)
+    _histogram(families[API_DURATION.name], t.api_request_duration)
+    _counter(families[API_ERRORS.name], t.api_errors)
+    for spec, gauge in ((RATE_LIMIT_LIMIT, t.rate_limit_limit), (RATE_LIMIT_REMAINING, t.rate_limit_remaining)):  # fmt: skip
+        for labels, value in sorted(gauge.values.items()):
+            families[spec.name].add(labels, value)
+    _histogram(families[POLL_CYCLE.name], t.poll_cycle_duration)
+    for (provider, kind), count in store.count_by_kind().items():
+        families[TRACKED.name].add((provider, kind), float(count))
+    _counter(families[UNKNOWN_STATUS.name], t.unknown_status)
+    families[BUILD_INFO.name].add((__version__,), 1.0)
+
+
+def _counter(family: Family, counter: CounterVec) -> None:
+    for labels, value in sorted(counter.values.items()):
+        family.add(labels, value)
+
+
+def _histogram(family: Family, histogram: HistogramVec) -> None:
+    name, names = family.spec.name, family.spec.labels
+    bucket_names = (*names, "le")
+    les = [*(format_le(b) for b in histogram.bounds), "+Inf"]
+    for labels in sorted(histogram.values):
+        counts, count, total = histogram.cumulative(labels)
+        for le, n in zip(les, counts, strict=True):
+            family.samples.append((name + "_bucket", bucket_names, (*labels, le), n))
+        family.samples.append((name + "_count", names, labels, count))
+        family.samples.append((name + "_sum", names, labels, total))
+
+
+def format_le(bound: float) -> str:
+    """Bucket bounds as Prometheus clients print them (`0.5`, `1.0`, `+Inf`)."""
+    return repr(float(bound))
+
+
+def markdown_table() -> str:
+    """The metric reference for docs/metrics.md, generated so it cannot drift."""
+    out: list[str] = []
+    section = ""
+    for spec in CATALOGUE.values():
+        if spec.section != section:
+            section = spec.section
+            out += ["", f"### {section}", "", "| Metric | Type | Labels | Source | Unit | Help |"]
+            out.append("| --- | --- | --- | --- | --- | --- |")
+        labels = ", ".join(f"`{label}`" for label in spec.labels) or "-"
+        source = f"`{spec.source}`" if spec.source else "-"
+        help_ = spec.help.removesuffix(CACHED)
+        row = f"| `{spec.name}` | {spec.type} | {labels} | {source} | {spec.unit or '-'} | {help_} |"
+        out.append(row)
+    return "\n".join(out).strip() + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover - a docs helper: python -m exporter.metrics
+    print(markdown_table(), end="")

@@ -1,0 +1,284 @@
+"""The one place where the exporter talks HTTP to a provider.
+
+Every call is measured (`api_requests_total`, `api_request_duration_seconds`) and every failure is
+turned into an `ApiError` whose `reason` comes from a small fixed set, so that errors become metric
+label values without exploding cardinality.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import httpx
+
+from exporter import __version__
+from exporter.providers.fields import ParseError
+from exporter.telemetry import Telemetry
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "ApiError", "HttpClient"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+_ERROR_HEADERS = ("x-brd-error", "x-luminati-error")
+T = TypeVar("T")
+
+
+class ApiError(Exception):
+    """A provider call that did not yield a usable body.
+
+    `reason` is one of `telemetry.ERROR_REASONS`; `status` is the HTTP status when there was one.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def short(self) -> str:
+        """`HTTP 404: Job not found`, or `timeout: ...` for transport errors."""
+        head = f"HTTP {self.status}" if self.status is not None else self.reason
+        return f"{head}: {self}"
+
+
+class HttpClient:
+    """A thin wrapper around one shared `httpx.AsyncClient` per provider."""
+
+    def __init__(
+        self,
+        provider: str,
+        base_url: str,
+        headers: dict[str, str],
+        timeout: float,
+        telemetry: Telemetry,
+        *,
+        max_connections: int = 16,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.provider = provider
+        self.base_url = base_url
+        self.timeout = timeout
+        self.telemetry = telemetry
+        self.max_body_bytes = max_body_bytes
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            headers={"User-Agent": f"scrapejobs-exporter/{__version__}", **headers},
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def fetch(
+        self,
+        endpoint: str,
+        path: str,
+        parse: Callable[[Any], T],
+        params: dict[str, str | int] | None = None,
+    ) -> T:
+        """GET `path` and parse it; a body the parser rejects counts as a `bad_body` error."""
+        body = await self.get_json(endpoint, path, params)
+        try:
+            return parse(body)
+        except ParseError as exc:
+            self._count_error(endpoint, "bad_body")
+            raise ApiError("bad_body", str(exc)) from None
+
+    async def get_json(
+        self, endpoint: str, path: str, params: dict[str, str | int] | None = None
+    ) -> Any:
+        """GET `path` and return its decoded JSON; `endpoint` is the path template for labels."""
+        return await self.request_json("GET", endpoint, path, params=params)
+
+    async def request_json(
+        self,
+        method: str,
+        endpoint: str,
+        path: str,
+        *,
+        params: dict[str, str | int] | None = None,
+        body: Any = None,
+    ) -> Any:
+        started = time.perf_counter()
+        code = "error"
+        try:
+            async with asyncio.timeout(self.timeout):
+                response, content = await self._send(method, path, params, body)
+            code = str(response.status_code)
+            self._note_rate_limit_headers(response)
+            _raise_for_response(response, content)
+            return _decode_json(response, content)
+        except ApiError as exc:
+            code = str(exc.status) if exc.status is not None else exc.reason
+            self._count_error(endpoint, exc.reason)
+            raise
+        except TimeoutError:
+            code = "timeout"
+            self._count_error(endpoint, "timeout")
+            raise ApiError("timeout", f"no answer within {self.timeout:g}s") from None
+        except httpx.TimeoutException as exc:
+            code = "timeout"
+            self._count_error(endpoint, "timeout")
+            raise ApiError("timeout", _describe(exc)) from None
+        except httpx.TransportError as exc:
+            code = "connect"
+            self._count_error(endpoint, "connect")
+            raise ApiError("connect", _describe(exc)) from None
+        finally:
+            labels = (self.provider, endpoint)
+            self.telemetry.api_requests.inc((self.provider, endpoint, code))
+            self.telemetry.api_request_duration.observe(labels, time.perf_counter() - started)
+
+    async def _send(
+        self, method: str, path: str, params: dict[str, str | int] | None, body: Any
+    ) -> tuple[httpx.Response, bytes]:
+        request = self._client.build_request(method, path, params=params, json=body)
+        response = await self._client.send(request, stream=True)
+        try:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_body_bytes:
+                raise _too_large(response, self.max_body_bytes)
+            chunks, size = [], 0
+            async for chunk in response.aiter_raw():
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    raise _too_large(response, self.max_body_bytes)
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        return response, _decompress(response, b"".join(chunks))
+
+    def _count_error(self, endpoint: str, reason: str) -> None:
+        self.telemetry.api_errors.inc((self.provider, endpoint, reason))
+
+    def _note_rate_limit_headers(self, response: httpx.Response) -> None:
+        headers = response.headers
+        limit = headers.get("x-ratelimit-limit") or headers.get("x-ratelimit-limit-requests")
+        remaining = headers.get("x-ratelimit-remaining") or headers.get(
+            "x-ratelimit-remaining-requests"
+        )
+        for value, gauge in (
+            (limit, self.telemetry.rate_limit_limit),
+            (remaining, self.telemetry.rate_limit_remaining),
+        ):
+            number = _to_float(value)
+            if number is not None:
+                gauge.set((self.provider,), number)
+
+
+def _too_large(response: httpx.Response, cap: int) -> ApiError:
+    return ApiError(
+        "too_large", f"response body exceeds {cap} bytes; refused", status=response.status_code
+    )
+
+
+def _decompress(response: httpx.Response, raw: bytes) -> bytes:
+    # aiter_raw keeps the size check honest on the wire; decoding happens once it passed.
+    encoding = response.headers.get("content-encoding", "").lower()
+    if encoding in ("gzip", "deflate", "br"):
+        decoder = httpx.Response(200, headers={"content-encoding": encoding}, content=raw)
+        try:
+            return decoder.read()
+        except httpx.DecodingError as exc:
+            raise ApiError("bad_body", f"cannot decode {encoding} body: {exc}") from None
+    return raw
+
+
+def _raise_for_response(response: httpx.Response, content: bytes) -> None:
+    status = response.status_code
+    headers = response.headers
+    error_header = next((headers[h] for h in _ERROR_HEADERS if h in headers), None)
+    if status == 429:
+        raise ApiError(
+            "rate_limited",
+            _snippet(content) or "Too Many Requests",
+            status=status,
+            retry_after=_retry_after(response),
+        )
+    if status >= 500:
+        raise ApiError("http_5xx", _snippet(content) or response.reason_phrase, status=status)
+    if status >= 400:
+        raise ApiError("http_4xx", _snippet(content) or response.reason_phrase, status=status)
+    if error_header is not None:
+        # Bright Data flags refusals in headers, sometimes on a 2xx; the body is then meaningless.
+        code = response.headers.get("x-brd-error-code", "")
+        rate = "rate" in error_header.lower() or code == "client_10110"
+        raise ApiError(
+            "rate_limited" if rate else "http_4xx",
+            f"provider error header: {_one_line(error_header)}",
+            status=status,
+            retry_after=_retry_after(response),
+        )
+    if status >= 300:
+        raise ApiError("http_4xx", f"unexpected redirect ({status})", status=status)
+
+
+def _decode_json(response: httpx.Response, content: bytes) -> Any:
+    if not content.strip():
+        raise ApiError("bad_body", "empty response body", status=response.status_code)
+    try:
+        return json.loads(content)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        kind = response.headers.get("content-type", "unknown type").split(";")[0]
+        raise ApiError(
+            "bad_body", f"response is not JSON ({kind}): {_snippet(content)}", response.status_code
+        ) from None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after") or response.headers.get("x-ratelimit-retry-after")
+    if not value:
+        return None
+    number = _to_float(value)
+    if number is not None:
+        return max(0.0, number)
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _to_float(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def _snippet(content: bytes, limit: int = 120) -> str:
+    text = content.decode("utf-8", "replace")
+    return _one_line(_TAGS.sub(" ", text))[:limit]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
