@@ -1,0 +1,231 @@
+"""aiohttp wiring: routes, auth, latency, faults, request accounting, /_sim/*."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import struct
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from exporter.simulator import faults as fx
+from exporter.simulator.api import ENDPOINTS, INVALID_JSON, Call, Handler
+from exporter.simulator.clock import Clock
+from exporter.simulator.config import SimulatorConfig
+from exporter.simulator.faults import FaultInjector, FaultRule, FaultSpecError, parse_rule
+from exporter.simulator.replies import Family, Reply, check_auth, rate_limited, server_error
+from exporter.simulator.world import World
+
+REQUEST_LOG_SIZE = 100_000
+AioHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class SimulatorApp:
+    """Owns the HTTP side; the world itself knows nothing about HTTP."""
+
+    def __init__(
+        self,
+        config: SimulatorConfig,
+        world: World,
+        clock: Clock,
+        shutdown: asyncio.Event,
+    ) -> None:
+        self.config = config
+        self.world = world
+        self.clock = clock
+        self.shutdown = shutdown
+        self.faults = FaultInjector(config.seed)
+        self.requests: Counter[str] = Counter()
+        self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
+
+    def build(self) -> web.Application:
+        app = web.Application()
+        for method, path, family, handler in ENDPOINTS:
+            app.router.add_route(method, path, self._endpoint(method, path, family, handler))
+        app.router.add_get("/_sim/state", self._sim_state)
+        app.router.add_get("/_sim/requests", self._sim_requests)
+        app.router.add_get("/_sim/faults", self._sim_faults_list)
+        app.router.add_post("/_sim/faults", self._sim_faults_add)
+        app.router.add_delete("/_sim/faults", self._sim_faults_clear)
+        app.router.add_post("/_sim/advance", self._sim_advance)
+        app.router.add_route("*", "/{tail:.*}", self._unmatched)
+        return app
+
+    def sync_world(self) -> None:
+        self.world.advance_to(int(self.clock.now() * 1000))
+
+    # ----- API requests ----------------------------------------------------
+
+    def _endpoint(self, method: str, path: str, family: Family, handler: Handler) -> AioHandler:
+        endpoint = f"{method} {path}"
+
+        async def serve(request: web.Request) -> web.StreamResponse:
+            entry = self._record(request.method, endpoint)
+            response = await self._answer(request, family, handler)
+            entry["status"] = response.status if response is not None else 0
+            return response if response is not None else web.Response(status=499)
+
+        return serve
+
+    def _record(self, method: str, endpoint: str) -> dict[str, Any]:
+        self.requests[endpoint] += 1
+        entry: dict[str, Any] = {"t": time.time(), "method": method, "endpoint": endpoint}
+        entry["status"] = 0
+        self.request_log.append(entry)
+        return entry
+
+    async def _answer(
+        self, request: web.Request, family: Family, handler: Handler
+    ) -> web.StreamResponse | None:
+        """The response, or None when the connection was dropped or held."""
+        if self.config.latency > 0:
+            await self._pause(self.config.latency)
+        rule = self.faults.pick(request.path)
+        if rule is not None and rule.fault in fx.TRANSPORT_FAULTS:
+            return await self._transport_fault(request, family, rule)
+        if rule is not None and rule.fault == "slow":
+            await self._pause(rule.delay)
+        self.sync_world()
+        denied = check_auth(
+            family, request.headers, self.config.brightdata_token, self.config.aitronos_key
+        )
+        if denied is not None:
+            return render(denied)
+        body = await _read_json(request) if request.method == "POST" else None
+        call = Call(
+            world=self.world,
+            path=request.match_info,
+            query=request.query,
+            body=body,
+            legacy_capitalised=self.config.legacy_capitalised,
+        )
+        reply = handler(call)
+        if rule is not None and reply.is_json_ok and rule.fault in fx.BODY_FAULTS:
+            return self._body_fault(rule, reply, request.path)
+        return render(reply)
+
+    async def _transport_fault(
+        self, request: web.Request, family: Family, rule: FaultRule
+    ) -> web.StreamResponse | None:
+        if rule.fault == "http_500":
+            return render(server_error(family, 500))
+        if rule.fault == "http_503":
+            return render(server_error(family, 503))
+        if rule.fault == "http_429":
+            return render(rate_limited(family, rule.retry_after))
+        if rule.fault == "html":
+            return web.Response(status=200, text=fx.HTML_PAGE, content_type="text/html")
+        if rule.fault == "reset":
+            _reset_connection(request)
+            return None
+        await self._hold(request)
+        return None
+
+    async def _hold(self, request: web.Request) -> None:
+        """The `timeout` fault: never answer, until the client leaves or we stop."""
+        while not self.shutdown.is_set():
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return
+            await self._pause(0.2)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake up at once when the server is stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.shutdown.wait(), timeout=seconds)
+
+    def _body_fault(self, rule: FaultRule, reply: Reply, path: str) -> web.StreamResponse:
+        rng, body = self.faults.rng, reply.body
+        if rule.fault == "bad_json":
+            return _json_bytes(fx.truncated_json(body), reply.headers)
+        if rule.fault == "huge_body":
+            return _json_bytes(fx.huge_json(body), reply.headers)
+        if rule.fault == "brd_error_header":
+            reply.headers["x-brd-error"] = "Internal error, please retry"
+        elif rule.fault == "wrong_types":
+            reply.body = fx.with_wrong_types(body, rng)
+        elif rule.fault == "missing_fields":
+            reply.body = fx.with_missing_fields(body, rng)
+        elif rule.fault == "unknown_status":
+            reply.body = fx.with_unknown_status(body)
+        elif path.startswith("/dca/log/") and isinstance(body, dict):
+            reply.body = fx.legacy_log_keys(body)
+        else:
+            reply.body = fx.capitalised_keys(body)
+        return render(reply)
+
+    async def _unmatched(self, request: web.Request) -> web.StreamResponse:
+        if not request.path.startswith("/_sim/"):
+            self._record(request.method, f"{request.method} <unmatched>")["status"] = 404
+        return web.Response(status=404, text="Not Found")
+
+    # ----- /_sim control endpoints -------------------------------------------
+
+    async def _sim_state(self, request: web.Request) -> web.StreamResponse:
+        self.sync_world()
+        state = self.world.state()
+        state["requests"] = dict(self.requests)
+        return _json_bytes(json.dumps(state, separators=(",", ":")).encode(), {})
+
+    async def _sim_requests(self, request: web.Request) -> web.StreamResponse:
+        since = float(request.query.get("since", "0") or 0)
+        return web.json_response([e for e in self.request_log if e["t"] >= since])
+
+    async def _sim_faults_list(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response([r.to_json() for r in self.faults.rules])
+
+    async def _sim_faults_add(self, request: web.Request) -> web.StreamResponse:
+        try:
+            rule = parse_rule(await _read_json(request))
+        except FaultSpecError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        self.faults.add(rule)
+        return web.json_response([r.to_json() for r in self.faults.rules])
+
+    async def _sim_faults_clear(self, request: web.Request) -> web.StreamResponse:
+        self.faults.clear()
+        return web.json_response([])
+
+    async def _sim_advance(self, request: web.Request) -> web.StreamResponse:
+        body = await _read_json(request)
+        seconds = body.get("seconds") if isinstance(body, dict) else None
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            return web.json_response({"error": "seconds must be a non-negative number"}, status=400)
+        self.clock.advance(float(seconds))
+        self.sync_world()
+        return web.json_response({"now": self.world.now_ms / 1000})
+
+
+def render(reply: Reply) -> web.StreamResponse:
+    if reply.text is not None:
+        return web.Response(status=reply.status, text=reply.text, headers=reply.headers)
+    data = json.dumps(reply.body, separators=(",", ":")).encode()
+    return _json_bytes(data, reply.headers, reply.status)
+
+
+def _json_bytes(data: bytes, headers: dict[str, str], status: int = 200) -> web.Response:
+    return web.Response(status=status, body=data, headers=headers, content_type="application/json")
+
+
+async def _read_json(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.read() or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return INVALID_JSON
+
+
+def _reset_connection(request: web.Request) -> None:
+    """Close with SO_LINGER 0, so the client sees a reset, not a clean EOF."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
