@@ -16,7 +16,13 @@ from exporter.exposition import render_text
 from exporter.logs import LOG_FORMATS, LOG_LEVELS, setup_logging
 from exporter.metrics import collect_families
 from exporter.runtime import Exporter
-from exporter.server import DEFAULT_LISTEN, ListenAddress, Server, parse_listen_address
+from exporter.server import (
+    DEFAULT_LISTEN,
+    DEFAULT_PORT,
+    ListenAddress,
+    Server,
+    parse_listen_address,
+)
 
 __all__ = ["main"]
 
@@ -84,6 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulator_cli.add_arguments(simulate)
     _common(simulate)
+
+    demo = sub.add_parser("demo", help="run the simulator and the exporter against it")
+    demo.add_argument(
+        "--web.listen-address",
+        dest="listen",
+        type=_listen,
+        default=parse_listen_address(f"127.0.0.1:{DEFAULT_PORT}"),
+        metavar="ADDR",
+        help=f"address to serve on (default 127.0.0.1:{DEFAULT_PORT})",
+    )
+    demo.add_argument("--speed", type=float, default=10.0, help="simulated seconds per second")
+    demo.add_argument("--scale", type=int, default=500, help="Scraper Studio jobs simulated")
+    demo.add_argument("--seed", type=int, default=1)
+    _common(demo)
     return parser
 
 
@@ -142,7 +162,7 @@ async def serve(config: Config, listen: ListenAddress, telemetry_path: str) -> i
         return EXIT_FAILED
     log.info("listening on %s, metrics at %s", listen, telemetry_path)
     await exporter.start()
-    await _wait_for_signal()
+    await wait_for_signal()
     log.info("shutting down")
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(SHUTDOWN_GRACE):
@@ -151,7 +171,7 @@ async def serve(config: Config, listen: ListenAddress, telemetry_path: str) -> i
     return EXIT_OK
 
 
-async def _wait_for_signal() -> None:
+async def wait_for_signal() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -166,6 +186,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(serve(config, args.listen, args.telemetry_path))
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from exporter.demo import run_demo
+
+    return asyncio.run(run_demo(args.listen, speed=args.speed, scale=args.scale, seed=args.seed))
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from exporter.simulator import cli as simulator_cli
 
@@ -177,6 +203,7 @@ COMMANDS = {
     "once": cmd_once,
     "check-config": cmd_check_config,
     "simulate": cmd_simulate,
+    "demo": cmd_demo,
 }
 
 

@@ -305,7 +305,9 @@ def _target_samples(families: dict[str, Family], target: Target) -> None:
             families[TARGET_LAST_SUCCESS.name].add(labels, target.last_success)
 
 
-def _state_set(family: Family, labels: tuple[str, ...], states: Iterable[str], current: str) -> None:
+def _state_set(
+    family: Family, labels: tuple[str, ...], states: Iterable[str], current: str
+) -> None:
     for state in states:
         family.add((*labels, state), 1.0 if state == current else 0.0)
 
@@ -395,7 +397,9 @@ def markdown_table() -> str:
         labels = ", ".join(f"`{label}`" for label in spec.labels) or "-"
         source = f"`{spec.source}`" if spec.source else "-"
         help_ = spec.help.removesuffix(CACHED)
-        row = f"| `{spec.name}` | {spec.type} | {labels} | {source} | {spec.unit or '-'} | {help_} |"
+        row = (
+            f"| `{spec.name}` | {spec.type} | {labels} | {source} | {spec.unit or '-'} | {help_} |"
+        )
         out.append(row)
     return "\n".join(out).strip() + "\n"
 

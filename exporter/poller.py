@@ -163,7 +163,5 @@ class Poller:
         # Log when a target goes down or its error changes; repeats go to debug.
         changed = target.up is not False or target.last_error != error.short
         level = logging.WARNING if changed else logging.DEBUG
-        log.log(
-            level, "%s %s %s: %s", target.provider, target.kind, target.target_id, error.short
-        )
+        log.log(level, "%s %s %s: %s", target.provider, target.kind, target.target_id, error.short)
         Store.record_failure(target, error, self.clock())

@@ -130,7 +130,9 @@ def test_non_object_bodies_are_parse_errors(body: object) -> None:
 
 def test_aitronos_flat_body_is_accepted() -> None:
     flat = seed("aitronos_progress_timeout")["data"]
-    assert parse_job_progress(flat, "x") == parse_job_progress(seed("aitronos_progress_timeout"), "x")
+    assert parse_job_progress(flat, "x") == parse_job_progress(
+        seed("aitronos_progress_timeout"), "x"
+    )
 
 
 def test_aitronos_failure_envelope_is_a_parse_error() -> None:
@@ -190,7 +192,9 @@ def test_parse_timestamp(text: object, expected: float | None) -> None:
 
 
 def _bd(telemetry: Telemetry) -> BrightDataClient:
-    return BrightDataClient(HttpClient("brightdata", BD, {"Authorization": "Bearer t"}, 5, telemetry))
+    return BrightDataClient(
+        HttpClient("brightdata", BD, {"Authorization": "Bearer t"}, 5, telemetry)
+    )
 
 
 @respx.mock

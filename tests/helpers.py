@@ -1,0 +1,151 @@
+"""Shared test helpers: a store filled from the seed bodies, and a reference renderer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics import exposition as om_exposition
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.metrics import Family
+from exporter.providers.aitronos import parse_job_progress
+from exporter.providers.brightdata import (
+    parse_ai_flow_progress,
+    parse_job_log,
+    parse_snapshot_progress,
+)
+from exporter.state import Store
+from tests.conftest import seed
+
+
+def seeded_store(now: float = 1_700_000_000.0) -> Store:
+    store = Store()
+    models = [
+        ("brightdata", "job", "j_ma13y9ay1piehrso8r", parse_job_log(seed("job_log_done"), "j")),
+        ("brightdata", "snapshot", "s_m4x7enmven8djfqak",
+         parse_snapshot_progress(seed("snapshot_progress_running"), "s")),
+        ("brightdata", "ai_flow", "c_m9im5n7v82p2y35la",
+         parse_ai_flow_progress(seed("ai_flow_progress_done"), "c_m9im5n7v82p2y35la")),
+        ("aitronos", "job", "job_abc123", parse_job_progress(seed("aitronos_progress_timeout"), "a")),
+    ]  # fmt: skip
+    for provider, kind, target_id, model in models:
+        Store.record_success(store.add(provider, kind, target_id), model, now)
+    return store
+
+
+class _Reference:
+    def __init__(self, families: list[Family]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.families:
+            spec = family.spec
+            name = spec.name.removesuffix("_total")
+            metric = Metric(name, spec.help, spec.exposition_type)
+            for sample_name, names, values, value in family.samples:
+                metric.add_sample(sample_name, dict(zip(names, values, strict=True)), value)
+            yield metric
+
+
+def reference_render(families: list[Family], openmetrics: bool = False) -> bytes:
+    """The same families rendered by prometheus_client, to compare ours against."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Reference(families))  # type: ignore[arg-type]
+    if openmetrics:
+        return om_exposition.generate_latest(registry)
+    return generate_latest(registry)
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Parsed samples keyed by name and sorted labels."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+class SeedServer:
+    """A loopback HTTP server answering the polled endpoints with the docs' example bodies."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.port = 0
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._stop: object = None
+
+    def _app(self):  # type: ignore[no-untyped-def]
+        from aiohttp import web
+
+        routes = {
+            "/dca/log/j_ma13y9ay1piehrso8r": seed("job_log_done"),
+            "/datasets/v3/progress/s_m4x7enmven8djfqak": seed("snapshot_progress_running"),
+            "/dca/collectors/c_m9im5n7v82p2y35la/automate_template/progress": seed(
+                "ai_flow_progress_done"
+            ),
+            "/v1/scrape/jobs/job_abc123/progress": seed("aitronos_progress_timeout"),
+        }
+
+        async def handler(request: web.Request) -> web.Response:
+            body = routes.get(request.path)
+            if body is None:
+                return web.json_response({"error": "Job not found"}, status=404)
+            return web.json_response(body)
+
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", handler)
+        return app
+
+    def _run(self) -> None:
+        import asyncio
+
+        from aiohttp import web
+
+        async def main() -> None:
+            runner = web.AppRunner(self._app())
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            stop = asyncio.Event()
+            self._stop = (asyncio.get_running_loop(), stop)
+            self._ready.set()
+            await stop.wait()
+            await runner.cleanup()
+
+        asyncio.run(main())
+
+    def __enter__(self) -> SeedServer:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        loop, stop = self._stop  # type: ignore[misc]
+        loop.call_soon_threadsafe(stop.set)
+        self._thread.join(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def config(self, extra_bd_jobs: str = "") -> str:
+        return f"""
+poll_interval: 30s
+request_timeout: 5s
+brightdata:
+  api_token: test-token
+  base_url: {self.url}
+  jobs: [j_ma13y9ay1piehrso8r{extra_bd_jobs}]
+  snapshots: [s_m4x7enmven8djfqak]
+  ai_flows: [c_m9im5n7v82p2y35la]
+aitronos:
+  api_key: test-key
+  base_url: {self.url}
+  path_prefix: /v1
+  jobs: [job_abc123]
+"""

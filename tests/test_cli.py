@@ -1,0 +1,155 @@
+"""The command line as a user runs it: check-config, once (against the seed bodies), run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import require_binary
+from tests.helpers import SeedServer, samples
+
+EXE = [sys.executable, "-m", "exporter"]
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*EXE, *args], capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})}
+    )
+
+
+def test_check_config_ok(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text("brightdata:\n  api_token: ${T}\n  jobs: [j_1]\n")
+    result = _run("check-config", str(path), env={"T": "secret-value"})
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
+    assert "secret-value" not in result.stdout + result.stderr
+
+
+def test_check_config_errors_one_line_each_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text("poll_interval: fast\nbrightdata:\n  api_token: ${NOPE_UNSET}\n  jobz: []\n")
+    result = _run("check-config", str(path))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert f"{path}: brightdata.api_token: environment variable NOPE_UNSET is not set" in lines
+    assert f"{path}: brightdata.jobz: unknown key" in lines
+    assert any(line.startswith(f"{path}: poll_interval: invalid duration") for line in lines)
+    assert "Traceback" not in result.stderr
+
+
+def test_check_config_yaml_error_no_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text("brightdata: [\n")
+    result = _run("check-config", str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_once_prints_seed_values(tmp_path: Path) -> None:
+    with SeedServer() as server:
+        path = tmp_path / "c.yml"
+        path.write_text(server.config())
+        result = _run("once", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for expected in [
+        'brightdata_job_duration_seconds{job_id="j_ma13y9ay1piehrso8r",collector="c_m9im5n7v82p2y35la"} 71.459',
+        'brightdata_job_queue_seconds{job_id="j_ma13y9ay1piehrso8r",collector="c_m9im5n7v82p2y35la"} 0.645',
+        'brightdata_job_status{job_id="j_ma13y9ay1piehrso8r",collector="c_m9im5n7v82p2y35la",status="done"} 1',
+        'brightdata_snapshot_status{snapshot_id="s_m4x7enmven8djfqak",dataset_id="ds_123456789",status="running"} 1',
+        'brightdata_ai_flow_status{collector="c_m9im5n7v82p2y35la",status="done"} 1',
+        'brightdata_ai_flow_completed_steps{collector="c_m9im5n7v82p2y35la"} 8',
+        'aitronos_job_items_found{job_id="job_abc123"} 13',
+        'aitronos_job_completion_reason{job_id="job_abc123",reason="timeout"} 1',
+    ]:  # fmt: skip
+        assert expected in out.splitlines(), expected
+    assert "test-token" not in out + result.stderr and "test-key" not in out + result.stderr
+    promtool = require_binary("promtool")
+    check = subprocess.run(
+        [promtool, "check", "metrics"], input=out, capture_output=True, text=True, timeout=60
+    )
+    assert check.returncode == 0 and check.stdout + check.stderr == "", check.stdout + check.stderr
+
+
+def test_once_exits_1_when_a_target_fails(tmp_path: Path) -> None:
+    with SeedServer() as server:
+        path = tmp_path / "c.yml"
+        path.write_text(server.config(extra_bd_jobs=", j_missing"))
+        result = _run("once", "--config", str(path))
+    assert result.returncode == 1
+    assert "j_missing: HTTP 404" in result.stderr
+    parsed = samples(result.stdout)
+    key = ("scrapejobs_exporter_target_up",
+           (("kind", "job"), ("provider", "brightdata"), ("target", "j_missing")))  # fmt: skip
+    assert parsed[key] == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_run_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = _free_port()
+    with SeedServer() as server:
+        path = tmp_path / "c.yml"
+        path.write_text(server.config())
+        proc = subprocess.Popen(
+            [*EXE, "run", "--config", str(path), "--web.listen-address", f"127.0.0.1:{port}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 20
+            ready = None
+            while time.monotonic() < deadline:
+                try:
+                    ready = httpx.get(f"{base}/readyz", timeout=1)
+                    if ready.status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+            assert ready is not None and ready.status_code == 200
+            assert httpx.get(f"{base}/healthz").text == "OK\n"
+            metrics = httpx.get(f"{base}/metrics")
+            assert 'aitronos_job_items_found{job_id="job_abc123"} 13' in metrics.text
+        finally:
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=10)
+    assert time.monotonic() - started < 5
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+
+
+def test_run_bad_listen_address_is_usage_error(tmp_path: Path) -> None:
+    result = _run("run", "--config", "x.yml", "--web.listen-address", "nope")
+    assert result.returncode == 2 and "invalid listen address" in result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--log-format=json", "--log-format=text"])
+def test_log_formats(tmp_path: Path, flag: str) -> None:
+    with SeedServer() as server:
+        path = tmp_path / "c.yml"
+        path.write_text(server.config(extra_bd_jobs=", j_missing"))
+        result = _run("once", "--config", str(path), flag)
+    line = next(x for x in result.stderr.splitlines() if "j_missing" in x)
+    if flag.endswith("json"):
+        import json
+
+        assert json.loads(line)["level"] == "warning"
+    else:
+        assert "WARNING" in line

@@ -1,0 +1,145 @@
+"""Our renderers against prometheus_client's, and the format details Prometheus relies on."""
+
+from __future__ import annotations
+
+import gzip
+import math
+
+import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
+
+from exporter.exposition import (
+    Exposition,
+    choose_format,
+    format_value,
+    render_openmetrics,
+    render_text,
+    wants_gzip,
+)
+from exporter.metrics import CATALOGUE, collect_families
+from exporter.providers.brightdata import parse_job_log
+from exporter.state import Store
+from exporter.telemetry import Telemetry
+from tests.helpers import reference_render, samples, seeded_store
+
+
+def _families() -> list:  # type: ignore[type-arg]
+    telemetry = Telemetry()
+    telemetry.api_requests.inc(("brightdata", "/dca/log/{job_id}", "200"), 3)
+    telemetry.api_request_duration.observe(("brightdata", "/dca/log/{job_id}"), 0.02)
+    telemetry.api_errors.inc(("aitronos", "/v1/scrape/jobs/{job_id}/progress", "timeout"))
+    telemetry.poll_cycle_duration.observe((), 0.3)
+    return collect_families(seeded_store(), telemetry)
+
+
+def test_text_matches_prometheus_client_sample_by_sample() -> None:
+    families = _families()
+    ours = samples(render_text(families).decode())
+    reference = samples(reference_render(families).decode())
+    assert ours == reference
+    assert len(ours) > 50
+
+
+def test_openmetrics_parses_and_matches_reference() -> None:
+    families = _families()
+    ours = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in om_parse(render_openmetrics(families).decode())
+        for s in f.samples
+    }
+    reference = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in om_parse(reference_render(families, openmetrics=True).decode())
+        for s in f.samples
+    }
+    assert ours == reference
+
+
+def test_seed_values_in_exposition() -> None:
+    text = render_text(_families()).decode()
+    expected = [
+        'brightdata_job_duration_seconds{job_id="j_ma13y9ay1piehrso8r",collector="c_m9im5n7v82p2y35la"} 71.459',
+        'brightdata_job_queue_seconds{job_id="j_ma13y9ay1piehrso8r",collector="c_m9im5n7v82p2y35la"} 0.645',
+        'brightdata_job_status{job_id="j_ma13y9ay1piehrso8r",collector="c_m9im5n7v82p2y35la",status="done"} 1',
+        'brightdata_snapshot_status{snapshot_id="s_m4x7enmven8djfqak",dataset_id="ds_123456789",status="running"} 1',
+        'brightdata_ai_flow_status{collector="c_m9im5n7v82p2y35la",status="done"} 1',
+        'brightdata_ai_flow_completed_steps{collector="c_m9im5n7v82p2y35la"} 8',
+        'aitronos_job_items_found{job_id="job_abc123"} 13',
+        'aitronos_job_completion_reason{job_id="job_abc123",reason="timeout"} 1',
+        'aitronos_job_progress_ratio{job_id="job_abc123"} 1',
+        'brightdata_ai_flow_step{collector="c_m9im5n7v82p2y35la",step="collector_maintainer"} 1',
+    ]  # fmt: skip
+    lines = set(text.splitlines())
+    for line in expected:
+        assert line in lines, line
+    assert "amite@brightdata.com" not in text  # the trigger e-mail is PII
+
+
+def test_state_sets_have_exactly_one_state() -> None:
+    parsed = samples(render_text(_families()).decode())
+    for metric in ("brightdata_job_status", "brightdata_snapshot_status", "aitronos_job_status"):
+        ones = [v for (name, _), v in parsed.items() if name == metric and v == 1]
+        assert len(ones) == 1, metric
+
+
+def test_missing_fields_produce_no_series() -> None:
+    store = Store()
+    Store.record_success(
+        store.add("brightdata", "job", "j_1"), parse_job_log({"status": "running"}, "j_1"), 1.0
+    )
+    text = render_text(collect_families(store, Telemetry())).decode()
+    assert "brightdata_job_lines" not in text
+    assert 'brightdata_job_status{job_id="j_1",collector="",status="running"} 1' in text
+
+
+def test_label_values_are_escaped() -> None:
+    store = Store()
+    weird = 'c_"quoted"\\back\nline-ünï'
+    Store.record_success(
+        store.add("brightdata", "job", "j_1"),
+        parse_job_log({"status": "done", "collector": weird}, "j_1"),
+        1.0,
+    )
+    text = render_text(collect_families(store, Telemetry())).decode()
+    assert 'collector="c_\\"quoted\\"\\\\back\\nline-ünï"' in text
+    parsed = samples(text)
+    assert any(dict(labels).get("collector") == weird for _, labels in parsed)
+
+
+def test_every_catalogue_entry_has_help_and_snake_case_name() -> None:
+    for name, spec in CATALOGUE.items():
+        assert spec.help and name == name.lower()
+        assert (spec.type == "counter") == name.endswith("_total"), name
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(13.0, "13"), (1.0, "1"), (0.645, "0.645"), (71.459, "71.459"), (math.inf, "+Inf"),
+     (-math.inf, "-Inf"), (math.nan, "NaN"), (1e20, "1e+20"), (-2.0, "-2")],
+)  # fmt: skip
+def test_format_value(value: float, text: str) -> None:
+    assert format_value(value) == text
+
+
+@pytest.mark.parametrize(
+    ("accept", "fmt"),
+    [
+        (None, "text"),
+        ("text/plain;version=0.0.4", "text"),
+        ("application/openmetrics-text;version=1.0.0;q=0.6,application/openmetrics-text;"
+         "version=0.0.1;q=0.5,text/plain;version=1.0.0;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2",
+         "openmetrics"),
+        ("application/openmetrics-text; version=2.0.0", "text"),
+        ("application/openmetrics-text;q=0", "text"),
+    ],
+)  # fmt: skip
+def test_choose_format(accept: str | None, fmt: str) -> None:
+    assert choose_format(accept) == fmt
+
+
+def test_gzip_negotiation_and_bytes() -> None:
+    assert wants_gzip("gzip, deflate") and wants_gzip("*")
+    assert not wants_gzip(None) and not wants_gzip("gzip;q=0") and not wants_gzip("br")
+    exposition = Exposition.build(_families())
+    assert gzip.decompress(exposition.text.gzipped) == exposition.text.body
+    assert exposition.openmetrics.body.endswith(b"# EOF\n")
