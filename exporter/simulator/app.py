@@ -125,6 +125,8 @@ class SimulatorApp:
             _reset_connection(request)
             return None
         await self._hold(request)
+        # Stopping: drop the held connection rather than answer it.
+        _reset_connection(request)
         return None
 
     async def _hold(self, request: web.Request) -> None:
@@ -223,7 +225,7 @@ async def _read_json(request: web.Request) -> Any:
 def _reset_connection(request: web.Request) -> None:
     """Close with SO_LINGER 0, so the client sees a reset, not a clean EOF."""
     transport = request.transport
-    if transport is None:
+    if transport is None or transport.is_closing():
         return
     sock = transport.get_extra_info("socket")
     if sock is not None:
