@@ -164,9 +164,7 @@ def test_datasource_variable_and_panel_datasources(name: str) -> None:
         if variable["type"] == "query":
             assert variable["datasource"]["uid"] == "${datasource}"
     for panel in _panels(model):
-        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel[
-            "title"
-        ]
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
         for target in panel["targets"]:
             assert target["datasource"]["uid"] == "${datasource}"
             assert target["refId"], f"{panel['title']}: target without refId"
@@ -192,9 +190,7 @@ def test_rates_use_rate_interval(name: str) -> None:
 
 def test_expected_variables() -> None:
     by_uid = {model["uid"]: model for model in COMMITTED.values()}
-    names = {
-        uid: {v["name"] for v in model["templating"]["list"]} for uid, model in by_uid.items()
-    }
+    names = {uid: {v["name"] for v in model["templating"]["list"]} for uid, model in by_uid.items()}
     assert {"datasource", "collector"} <= names["scrapejobs-overview"]
     assert {"datasource", "collector", "job_id"} <= names["scrapejobs-job-detail"]
     assert {"datasource", "provider"} <= names["scrapejobs-exporter-health"]
