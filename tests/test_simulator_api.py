@@ -438,10 +438,8 @@ async def test_sim_state_shape(client: httpx.AsyncClient) -> None:
     assert {"job_id", "status", "running_time"} <= set(truth["aitronos"]["jobs"][0])
     finished = truth["finished"]
     assert set(finished) == {"brightdata_jobs", "snapshots", "ai_flows", "aitronos_jobs"}
-    terminal = sum(
-        j["status"] in ("done", "failed", "cancelled") for j in truth["brightdata"]["jobs"]
-    )
-    assert sum(sum(v.values()) for v in finished["brightdata_jobs"].values()) == terminal
+    # Only what finishes after the start counts: the generated history is not ground truth.
+    assert sum(sum(v.values()) for v in finished["brightdata_jobs"].values()) == 0
     assert truth["requests"] == {"GET /dca/log/{job_id}": 2}
 
 

@@ -6,7 +6,7 @@ import ipaddress
 from dataclasses import dataclass
 
 DEFAULT_BRIGHTDATA_TOKEN = "sim-brightdata-token"
-DEFAULT_AITRONOS_KEY = "ak_simulator0000000000000000000000000000000"
+DEFAULT_AITRONOS_KEY = "ak_simulator000000000000000000000000000000"
 
 
 class NonLoopbackAddressError(ValueError):

@@ -87,9 +87,18 @@ class World:
         self.finished_aitronos: Counter[str] = Counter()
         self._stuck_p = stuck_arrival_probability(params.stuck_fraction)
         self._populate()
+        # `finished` is ground truth for what happened since the start: the generated history
+        # finished before anyone could watch it, so it is not part of the counts.
+        self._reset_finished_counts()
         self._arrivals = self._make_arrivals()
         self._arrival_pick = self._collector_picker(self._streams.jobs)
         self._dataset_cum = list(itertools.accumulate(d.weight for d in self.datasets))
+
+    def _reset_finished_counts(self) -> None:
+        self.finished_jobs.clear()
+        self.finished_snapshots.clear()
+        self.finished_flows.clear()
+        self.finished_aitronos.clear()
 
     # ----- construction -------------------------------------------------
 
