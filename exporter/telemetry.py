@@ -1,4 +1,4 @@
-"""The exporter's own measurements: API calls, errors, poll cycles, unknown statuses."""
+"""The exporter's own measurements: API calls, errors, poll cycles, rate limits, reloads."""
 
 from __future__ import annotations
 
@@ -34,3 +34,8 @@ class Telemetry:
     rate_limit_remaining: GaugeVec = field(default_factory=GaugeVec)  # provider
     poll_cycle_duration: HistogramVec = field(default_factory=lambda: HistogramVec(CYCLE_BUCKETS))
     unknown_status: CounterVec = field(default_factory=CounterVec)  # provider, kind
+    api_retries: CounterVec = field(default_factory=CounterVec)  # provider, endpoint
+    rate_limit_wait: CounterVec = field(default_factory=CounterVec)  # provider
+    circuit_open: GaugeVec = field(default_factory=GaugeVec)  # provider
+    config_reload_successful: GaugeVec = field(default_factory=GaugeVec)  # no labels
+    config_reload_timestamp: GaugeVec = field(default_factory=GaugeVec)  # no labels

@@ -15,6 +15,7 @@ from exporter.providers.brightdata import (
 )
 from exporter.providers.fields import ParseError, parse_timestamp
 from exporter.providers.http import ApiError, HttpClient
+from exporter.resilience import Policy
 from exporter.telemetry import Telemetry
 from tests.conftest import seed
 
@@ -191,9 +192,14 @@ def test_parse_timestamp(text: object, expected: float | None) -> None:
 # --- clients ---------------------------------------------------------------------------------
 
 
+FAST_RETRIES = Policy(retry_base=0.001)
+
+
 def _bd(telemetry: Telemetry) -> BrightDataClient:
     return BrightDataClient(
-        HttpClient("brightdata", BD, {"Authorization": "Bearer t"}, 5, telemetry)
+        HttpClient(
+            "brightdata", BD, {"Authorization": "Bearer t"}, 5, telemetry, policy=FAST_RETRIES
+        )
     )
 
 
@@ -287,7 +293,9 @@ async def test_transport_errors(exc: Exception, reason: str) -> None:
         await client.job_log("j_1")
     await client.http.aclose()
     assert info.value.reason == reason and info.value.status is None
-    assert telemetry.api_requests.get(("brightdata", "/dca/log/{job_id}", reason)) == 1
+    # Timeouts and dropped connections are retried, each attempt counted.
+    attempts = FAST_RETRIES.attempts
+    assert telemetry.api_requests.get(("brightdata", "/dca/log/{job_id}", reason)) == attempts
 
 
 @respx.mock

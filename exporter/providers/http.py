@@ -2,7 +2,8 @@
 
 Every call is measured (`api_requests_total`, `api_request_duration_seconds`) and every failure is
 turned into an `ApiError` whose `reason` comes from a small fixed set, so that errors become metric
-label values without exploding cardinality.
+label values without exploding cardinality. Every call, retries included, passes the provider's
+`ProviderGate` (token bucket, 429 pauses, circuit breaker; see `exporter.resilience`).
 """
 
 from __future__ import annotations
@@ -20,13 +21,20 @@ import httpx
 
 from exporter import __version__
 from exporter.providers.fields import ParseError
+from exporter.resilience import DEFAULT_POLICY, RETRYABLE, Policy, ProviderGate, Refused, Turn
 from exporter.telemetry import Telemetry
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "ApiError", "HttpClient"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_REQUESTS_PER_MINUTE",
+    "ApiError",
+    "HttpClient",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_REQUESTS_PER_MINUTE = 100  # Bright Data's limit for trial accounts
 _ERROR_HEADERS = ("x-brd-error", "x-luminati-error")
 T = TypeVar("T")
 
@@ -34,7 +42,10 @@ T = TypeVar("T")
 class ApiError(Exception):
     """A provider call that did not yield a usable body.
 
-    `reason` is one of `telemetry.ERROR_REASONS`; `status` is the HTTP status when there was one.
+    `reason` is one of `telemetry.ERROR_REASONS`, or `circuit_open` / `rate_limited` when the
+    gate refused the call without sending it (`sent` is then False, and no error is counted);
+    `status` is the HTTP status when there was one: `not_found` (404) on a job that had been seen
+    means it expired.
     """
 
     def __init__(
@@ -43,11 +54,18 @@ class ApiError(Exception):
         message: str,
         status: int | None = None,
         retry_after: float | None = None,
+        sent: bool = True,
     ) -> None:
         super().__init__(message)
         self.reason = reason
         self.status = status
         self.retry_after = retry_after
+        self.sent = sent
+
+    @property
+    def not_found(self) -> bool:
+        """The provider answered 404: the id is unknown or its retention window has passed."""
+        return self.status == 404
 
     @property
     def short(self) -> str:
@@ -69,6 +87,9 @@ class HttpClient:
         *,
         max_connections: int = 16,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_requests_per_minute: int = DEFAULT_MAX_REQUESTS_PER_MINUTE,
+        policy: Policy = DEFAULT_POLICY,
+        gate: ProviderGate | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.provider = provider
@@ -76,6 +97,10 @@ class HttpClient:
         self.timeout = timeout
         self.telemetry = telemetry
         self.max_body_bytes = max_body_bytes
+        self.policy = policy
+        # A gate handed over from a replaced client keeps its budget and pauses across a reload.
+        self.gate = gate or ProviderGate(provider, max_requests_per_minute, telemetry, policy)
+        self._secrets = _secret_values(headers)
         self._client = httpx.AsyncClient(
             base_url=base_url,
             headers={"User-Agent": f"scrapejobs-exporter/{__version__}", **headers},
@@ -103,7 +128,7 @@ class HttpClient:
             return parse(body)
         except ParseError as exc:
             self._count_error(endpoint, "bad_body")
-            raise ApiError("bad_body", str(exc)) from None
+            raise ApiError("bad_body", self._redact(str(exc))) from None
 
     async def get_json(
         self, endpoint: str, path: str, params: dict[str, str | int] | None = None
@@ -120,6 +145,42 @@ class HttpClient:
         params: dict[str, str | int] | None = None,
         body: Any = None,
     ) -> Any:
+        """Send with retries: timeouts, dropped connections and 5xx only, with jittered backoff."""
+        for attempt in range(1, self.policy.attempts + 1):
+            try:
+                return await self._through_gate(method, endpoint, path, params, body)
+            except ApiError as exc:
+                if exc.reason not in RETRYABLE or attempt >= self.policy.attempts:
+                    raise
+                delay = self.policy.retry_delay(attempt)
+                log.debug(
+                    "%s %s: %s; retry %d in %.2fs",
+                    self.provider,
+                    endpoint,
+                    exc.short,
+                    attempt,
+                    delay,
+                )
+                self.telemetry.api_retries.inc((self.provider, endpoint))
+                await self.gate.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _through_gate(
+        self, method: str, endpoint: str, path: str, params: dict[str, str | int] | None, body: Any
+    ) -> Any:
+        try:
+            async with self.gate.turn() as turn:
+                try:
+                    return await self._attempt(method, endpoint, path, params, body)
+                except ApiError as exc:
+                    _report(turn, exc)
+                    raise
+        except Refused as exc:
+            raise ApiError(exc.reason, str(exc), sent=False) from None
+
+    async def _attempt(
+        self, method: str, endpoint: str, path: str, params: dict[str, str | int] | None, body: Any
+    ) -> Any:
         started = time.perf_counter()
         code = "error"
         try:
@@ -132,6 +193,7 @@ class HttpClient:
         except ApiError as exc:
             code = str(exc.status) if exc.status is not None else exc.reason
             self._count_error(endpoint, exc.reason)
+            exc.args = (self._redact(str(exc)),)
             raise
         except TimeoutError:
             code = "timeout"
@@ -169,6 +231,12 @@ class HttpClient:
             await response.aclose()
         return response, _decompress(response, b"".join(chunks))
 
+    def _redact(self, text: str) -> str:
+        """Error texts quote response bodies: keep our credentials and e-mail addresses out."""
+        for secret in self._secrets:
+            text = text.replace(secret, "<secret>")
+        return _EMAIL.sub("<e-mail>", text)
+
     def _count_error(self, endpoint: str, reason: str) -> None:
         self.telemetry.api_errors.inc((self.provider, endpoint, reason))
 
@@ -185,6 +253,25 @@ class HttpClient:
             number = _to_float(value)
             if number is not None:
                 gauge.set((self.provider,), number)
+
+
+def _report(turn: Turn, exc: ApiError) -> None:
+    """Tell the gate what a failure says about the provider."""
+    if exc.reason == "rate_limited":
+        turn.rate_limited(exc.retry_after)
+    elif exc.reason in RETRYABLE:
+        turn.failure()
+    # Anything else is an answer from a working API: the call counts as a success for the breaker.
+
+
+def _secret_values(headers: dict[str, str]) -> tuple[str, ...]:
+    values = {v for v in headers.values() if v}
+    values |= {v.split(" ", 1)[1] for v in values if v.startswith("Bearer ") and len(v) > 7}
+    # Longest first, so a token inside `Bearer token` is not left half-replaced.
+    return tuple(sorted(values, key=len, reverse=True))
+
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def _too_large(response: httpx.Response, cap: int) -> ApiError:
@@ -224,9 +311,13 @@ def _raise_for_response(response: httpx.Response, content: bytes) -> None:
         # Bright Data flags refusals in headers, sometimes on a 2xx; the body is then meaningless.
         code = response.headers.get("x-brd-error-code", "")
         rate = "rate" in error_header.lower() or code == "client_10110"
+        detail = _one_line(error_header)
+        extra = [x for x in (code, _one_line(headers.get("x-brd-err-msg", ""))) if x]
+        if extra:
+            detail += f" ({'; '.join(extra)})"
         raise ApiError(
             "rate_limited" if rate else "http_4xx",
-            f"provider error header: {_one_line(error_header)}",
+            f"provider error header on HTTP {status}: {detail[:200]}",
             status=status,
             retry_after=_retry_after(response),
         )
