@@ -263,6 +263,43 @@ BUILD_INFO = _spec(
     ("version",),
     S_SELF,
 )
+API_RETRIES = _spec(
+    "scrapejobs_exporter_api_retries_total",
+    "counter",
+    "Provider API calls retried after a timeout, a dropped connection or a 5xx.",
+    ("provider", "endpoint"),
+    S_SELF,
+)
+RATE_LIMIT_WAIT = _spec(
+    "scrapejobs_exporter_rate_limit_wait_seconds_total",
+    "counter",
+    "Time calls spent waiting for the provider's request budget or a pause after a 429.",
+    ("provider",),
+    S_SELF,
+    unit="seconds",
+)
+CIRCUIT_OPEN = _spec(
+    "scrapejobs_exporter_circuit_open",
+    "gauge",
+    "1 while calls to the provider are suspended after repeated failures (probing at a low rate).",
+    ("provider",),
+    S_SELF,
+)
+RELOAD_OK = _spec(
+    "scrapejobs_exporter_config_last_reload_successful",
+    "gauge",
+    "1 if the last configuration reload attempt succeeded.",
+    (),
+    S_SELF,
+)
+RELOAD_TIME = _spec(
+    "scrapejobs_exporter_config_last_reload_success_timestamp_seconds",
+    "gauge",
+    "When the configuration was last loaded successfully.",
+    (),
+    S_SELF,
+    unit="seconds",
+)
 
 
 # --- samples ---------------------------------------------------------------------------------
@@ -361,6 +398,11 @@ def _telemetry_samples(families: dict[str, Family], store: Store, t: Telemetry) 
         families[TRACKED.name].add((provider, kind), float(count))
     _counter(families[UNKNOWN_STATUS.name], t.unknown_status)
     families[BUILD_INFO.name].add((__version__,), 1.0)
+    _counter(families[API_RETRIES.name], t.api_retries)
+    _counter(families[RATE_LIMIT_WAIT.name], t.rate_limit_wait)
+    for spec, gauge in ((CIRCUIT_OPEN, t.circuit_open), (RELOAD_OK, t.config_reload_successful), (RELOAD_TIME, t.config_reload_timestamp)):  # fmt: skip
+        for labels, value in sorted(gauge.values.items()):
+            families[spec.name].add(labels, value)
 
 
 def _counter(family: Family, counter: CounterVec) -> None:
