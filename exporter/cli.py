@@ -14,7 +14,6 @@ from exporter import __version__
 from exporter.config import Config, ConfigError, load_config
 from exporter.exposition import render_text
 from exporter.logs import LOG_FORMATS, LOG_LEVELS, setup_logging
-from exporter.metrics import collect_families
 from exporter.runtime import Exporter
 from exporter.server import (
     DEFAULT_LISTEN,
@@ -137,7 +136,7 @@ async def _once(config: Config) -> int:
     exporter = Exporter(config)
     try:
         result = await exporter.poller.run_cycle()
-        sys.stdout.buffer.write(render_text(collect_families(exporter.store, exporter.telemetry)))
+        sys.stdout.buffer.write(render_text(exporter.families()))
         sys.stdout.flush()
     finally:
         await exporter.stop()

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -115,13 +116,49 @@ class RetentionConfig(_Strict):
     max_tracked: int = Field(default=20000, ge=1)
 
 
+class DiscoveryConfig(_Strict):
+    # The jobs list filters by whole days, so the window is widened to whole UTC days.
+    lookback: Duration = Field(default=86400.0, ge=86400.0)
+    # Between full scans, paging stops at the first page with no new id (lists are newest first).
+    full_scan_every: int = Field(default=10, ge=1)
+
+
+class StallConfig(_Strict):
+    no_worker_after: Duration = Field(default=600.0, gt=0)
+    no_progress_after: Duration = Field(default=900.0, gt=0)
+
+
+def _check_buckets(bounds: list[float]) -> list[float]:
+    if not bounds or any(b <= 0 for b in bounds) or bounds != sorted(set(bounds)):
+        raise ValueError("buckets must be positive and strictly increasing")
+    return bounds
+
+
+Buckets = Annotated[list[float], AfterValidator(_check_buckets)]
+# Seconds to hours: Studio jobs run from a minute to many hours, queues from none to hours.
+DURATION_BUCKETS = [10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0,
+                    14400.0, 28800.0, 86400.0]  # fmt: skip
+QUEUE_BUCKETS = [0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0]
+PROCESSING_BUCKETS = [1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0]
+
+
+class BucketsConfig(_Strict):
+    job_duration: Buckets = DURATION_BUCKETS
+    job_queue: Buckets = QUEUE_BUCKETS
+    aitronos_processing: Buckets = PROCESSING_BUCKETS
+
+
 class BrightDataConfig(_Strict):
     api_token: SecretStr | None = None
     api_token_file: Path | None = None
     base_url: str = "https://api.brightdata.com"
     jobs: list[TargetId] = []
     snapshots: list[TargetId] = []
-    ai_flows: list[TargetId] = []
+    ai_flows: list[TargetId] | Literal["all"] = []
+    # Discovery: Scraper Studio jobs of these collectors (or of every collector), and the
+    # snapshots of these datasets.
+    collectors: list[TargetId] | Literal["all"] = []
+    datasets: list[TargetId] = []
 
     _check_url = field_validator("base_url")(_check_base_url)
     _check_file = field_validator("api_token_file")(_check_secret_file)
@@ -147,6 +184,7 @@ class AitronosConfig(_Strict):
     path_prefix: str = "/v1"
     auth_header: AitronosAuthHeader = "X-API-Key"
     jobs: list[TargetId] = []
+    discover: bool = False  # follow every job of the account through the jobs list
 
     _check_url = field_validator("base_url")(_check_base_url)
     _check_file = field_validator("api_key_file")(_check_secret_file)
@@ -186,6 +224,10 @@ class Config(_Strict):
     brightdata: BrightDataConfig | None = None
     aitronos: AitronosConfig | None = None
     retention: RetentionConfig = RetentionConfig()
+    discovery: DiscoveryConfig = DiscoveryConfig()
+    stall: StallConfig = StallConfig()
+    histogram_buckets: BucketsConfig = BucketsConfig()
+    per_job_metrics: bool = True  # false: only the aggregates, for bounded cardinality
 
 
 # --- loading ---------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from exporter import __version__
+from exporter.aggregates import Aggregates
 from exporter.providers import aitronos, brightdata
 from exporter.providers.aitronos import AitronosJob
 from exporter.providers.brightdata import AiFlow, Snapshot, StudioJob
@@ -101,6 +102,24 @@ JOB_GAUGES = tuple(
     (_spec(name, "gauge", help_ + CACHED, JOB, S_JOB, source, unit), attr)
     for name, attr, help_, source, unit in _JOB_GAUGES
 )
+BD_JOB_STALLED = _spec(
+    "brightdata_job_stalled",
+    "gauge",
+    "1 if the running job looks stuck: navigations still 0 after stall.no_worker_after (no "
+    "worker allocated) or pages_left unchanged for stall.no_progress_after; present while running.",
+    JOB,
+    S_JOB,
+    "navigations, pages_left over time",
+)
+BD_JOB_ETA = _spec(
+    "brightdata_job_eta_seconds",
+    "gauge",
+    "Estimated time to completion from the observed rate of pages done; absent without enough data.",
+    JOB,
+    S_JOB,
+    "pages_left over time",
+    "seconds",
+)
 
 # --- Bright Data Web Scraper API snapshots (GET /datasets/v3/progress/{snapshot_id}) ---------
 
@@ -176,6 +195,121 @@ _AIT_GAUGES: tuple[tuple[str, Callable[[AitronosJob], float | None], str, str, s
 AIT_GAUGES = tuple(
     (_spec(name, "gauge", help_ + CACHED, AJOB, S_AIT, source, unit), get)
     for name, get, help_, source, unit in _AIT_GAUGES
+)
+AIT_STALLED = _spec(
+    "aitronos_job_stalled",
+    "gauge",
+    "1 if the processing job's progress_percentage has not moved for stall.no_progress_after; "
+    "present while processing.",
+    AJOB,
+    S_AIT,
+    "progress_percentage over time",
+)
+AIT_ETA = _spec(
+    "aitronos_job_eta_seconds",
+    "gauge",
+    "Estimated time to completion from the observed rate of progress; absent without enough data.",
+    AJOB,
+    S_AIT,
+    "progress_percentage over time",
+    "seconds",
+)
+
+# --- Aggregates: counted once per finished job, kept when the job's own series expire --------
+
+S_AGG = "Aggregates over finished targets"
+COL = ("collector",)
+AGG_JOBS_FINISHED = _spec(
+    "brightdata_collector_jobs_finished_total",
+    "counter",
+    "Scraper Studio jobs seen finishing, by final status.",
+    (*COL, "status"),
+    S_AGG,
+    "status",
+)
+AGG_LINES = _spec(
+    "brightdata_collector_lines_total",
+    "counter",
+    "Output records of finished Scraper Studio jobs.",
+    COL,
+    S_AGG,
+    "lines",
+)
+AGG_FAILURES = _spec(
+    "brightdata_collector_failures_total",
+    "counter",
+    "Failures of finished Scraper Studio jobs.",
+    COL,
+    S_AGG,
+    "fails",
+)
+AGG_DURATION = _spec(
+    "brightdata_finished_job_duration_seconds",
+    "histogram",
+    "Run time of finished Scraper Studio jobs.",
+    COL,
+    S_AGG,
+    "job_time (ms)",
+    "seconds",
+)
+AGG_QUEUE = _spec(
+    "brightdata_finished_job_queue_seconds",
+    "histogram",
+    "Queue time of finished Scraper Studio jobs.",
+    COL,
+    S_AGG,
+    "queue_time (ms)",
+    "seconds",
+)
+AGG_LAST_SUCCESS = _spec(
+    "brightdata_collector_last_success_timestamp_seconds",
+    "gauge",
+    "When a job of the collector last finished done.",
+    COL,
+    S_AGG,
+    "finished",
+    "seconds",
+)
+AGG_SNAPSHOTS_FINISHED = _spec(
+    "brightdata_dataset_snapshots_finished_total",
+    "counter",
+    "Snapshots seen finishing, by final status.",
+    ("dataset_id", "status"),
+    S_AGG,
+    "status",
+)
+AGG_AI_FLOWS_FINISHED = _spec(
+    "brightdata_ai_flows_finished_total",
+    "counter",
+    "AI flows seen finishing, by final status.",
+    ("status",),
+    S_AGG,
+    "status",
+)
+AGG_AIT_FINISHED = _spec(
+    "aitronos_jobs_finished_total",
+    "counter",
+    "Aitronos jobs seen finishing, by final status.",
+    ("status",),
+    S_AGG,
+    "status",
+)
+AGG_AIT_ITEMS = _spec(
+    "aitronos_items_found_total",
+    "counter",
+    "Items extracted by finished Aitronos jobs.",
+    (),
+    S_AGG,
+    "total_properties_found",
+)
+AGG_AIT_PROCESSING = _spec(
+    "aitronos_finished_job_processing_seconds",
+    "histogram",
+    "Processing time of finished Aitronos jobs.",
+    (),
+    S_AGG,
+    "processing_time",
+    "seconds",
 )
 
 # --- The exporter itself ---------------------------------------------------------------------
@@ -256,6 +390,13 @@ UNKNOWN_STATUS = _spec(
     ("provider", "kind"),
     S_SELF,
 )
+EVICTED = _spec(
+    "scrapejobs_exporter_evicted_targets_total",
+    "counter",
+    "Targets dropped by retention.finished_ttl or retention.max_tracked.",
+    ("provider", "kind"),
+    S_SELF,
+)
 BUILD_INFO = _spec(
     "scrapejobs_exporter_build_info",
     "info",
@@ -316,11 +457,20 @@ class Family:
         self.samples.append((self.spec.name, self.spec.labels, values, value))
 
 
-def collect_families(store: Store, telemetry: Telemetry) -> list[Family]:
+def collect_families(
+    store: Store,
+    telemetry: Telemetry,
+    aggregates: Aggregates | None = None,
+    *,
+    per_job: bool = True,
+) -> list[Family]:
     """Every non-empty family, in catalogue order, from one pass over the store."""
     families = {name: Family(spec) for name, spec in CATALOGUE.items()}
-    for target in store:
-        _target_samples(families, target)
+    if per_job:
+        for target in store:
+            _target_samples(families, target)
+    if aggregates is not None:
+        _aggregate_samples(families, aggregates)
     _telemetry_samples(families, store, telemetry)
     return [f for f in families.values() if f.samples]
 
@@ -334,7 +484,7 @@ def _target_samples(families: dict[str, Family], target: Target) -> None:
     elif isinstance(model, AiFlow):
         _ai_flow_samples(families, model)
     elif isinstance(model, AitronosJob):
-        _aitronos_samples(families, model)
+        _aitronos_samples(families, model, target)
     if target.up is not None:
         labels = (target.provider, target.kind, target.target_id)
         families[TARGET_UP.name].add(labels, 1.0 if target.up else 0.0)
@@ -358,6 +508,21 @@ def _job_samples(families: dict[str, Family], job: StudioJob, target: Target) ->
         value = getattr(job, attr)
         if value is not None:
             families[spec.name].add(labels, float(value))
+    _progress_samples(families, BD_JOB_STALLED, BD_JOB_ETA, labels, target)
+
+
+def _progress_samples(
+    families: dict[str, Family],
+    stalled: MetricSpec,
+    eta: MetricSpec,
+    labels: tuple[str, ...],
+    target: Target,
+) -> None:
+    if target.progress is None:
+        return
+    families[stalled.name].add(labels, 1.0 if target.stalled else 0.0)
+    if target.eta is not None:
+        families[eta.name].add(labels, target.eta)
 
 
 def _snapshot_samples(families: dict[str, Family], snap: Snapshot) -> None:
@@ -375,7 +540,7 @@ def _ai_flow_samples(families: dict[str, Family], flow: AiFlow) -> None:
         families[BD_AI_COMPLETED.name].add(labels, float(flow.completed_steps))
 
 
-def _aitronos_samples(families: dict[str, Family], job: AitronosJob) -> None:
+def _aitronos_samples(families: dict[str, Family], job: AitronosJob, target: Target) -> None:
     labels = (job.job_id,)
     _state_set(families[AIT_STATUS.name], labels, aitronos.JOB_STATUSES, job.status)
     reason = job.completion_reason or ""
@@ -384,6 +549,26 @@ def _aitronos_samples(families: dict[str, Family], job: AitronosJob) -> None:
         value = get(job)
         if value is not None:
             families[spec.name].add(labels, float(value))
+    _progress_samples(families, AIT_STALLED, AIT_ETA, labels, target)
+
+
+def _aggregate_samples(families: dict[str, Family], a: Aggregates) -> None:
+    for spec, counter in (
+        (AGG_JOBS_FINISHED, a.jobs_finished),
+        (AGG_LINES, a.collector_lines),
+        (AGG_FAILURES, a.collector_failures),
+        (AGG_SNAPSHOTS_FINISHED, a.snapshots_finished),
+        (AGG_AI_FLOWS_FINISHED, a.ai_flows_finished),
+        (AGG_AIT_FINISHED, a.aitronos_finished),
+        (AGG_AIT_ITEMS, a.aitronos_items),
+        (EVICTED, a.evicted),
+    ):
+        _counter(families[spec.name], counter)
+    _histogram(families[AGG_DURATION.name], a.job_duration)
+    _histogram(families[AGG_QUEUE.name], a.job_queue)
+    _histogram(families[AGG_AIT_PROCESSING.name], a.aitronos_processing)
+    for labels, value in sorted(a.collector_last_success.values.items()):
+        families[AGG_LAST_SUCCESS.name].add(labels, value)
 
 
 def _telemetry_samples(families: dict[str, Family], store: Store, t: Telemetry) -> None:
@@ -446,5 +631,21 @@ def markdown_table() -> str:
     return "\n".join(out).strip() + "\n"
 
 
-if __name__ == "__main__":  # pragma: no cover - a docs helper: python -m exporter.metrics
-    print(markdown_table(), end="")
+def update_doc(path: str) -> None:
+    """Rewrite the generated block of docs/metrics.md in place."""
+    import re
+    from pathlib import Path
+
+    doc = Path(path)
+    block = f"<!-- BEGIN CATALOGUE -->\n{markdown_table()}<!-- END CATALOGUE -->"
+    text = re.sub(r"<!-- BEGIN CATALOGUE -->\n.*<!-- END CATALOGUE -->", block, doc.read_text(), flags=re.S)
+    doc.write_text(text)
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m exporter.metrics [--update FILE]`
+    import sys
+
+    if sys.argv[1:2] == ["--update"]:
+        update_doc(sys.argv[2] if len(sys.argv) > 2 else "docs/metrics.md")
+    else:
+        print(markdown_table(), end="")

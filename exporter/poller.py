@@ -14,8 +14,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from exporter.providers.aitronos import AitronosClient
-from exporter.providers.brightdata import BrightDataClient
+from exporter.aggregates import Aggregates
+from exporter.config import Config
+from exporter.discovery import Discovery, Found
+from exporter.providers import Providers
 from exporter.providers.http import ApiError
 from exporter.state import Model, Store, Target
 from exporter.telemetry import Telemetry
@@ -25,17 +27,7 @@ __all__ = ["CycleResult", "Poller", "Providers"]
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-
-
-@dataclass(slots=True)
-class Providers:
-    brightdata: BrightDataClient | None = None
-    aitronos: AitronosClient | None = None
-
-    async def aclose(self) -> None:
-        for client in (self.brightdata, self.aitronos):
-            if client is not None:
-                await client.http.aclose()
+DAY = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,22 +40,25 @@ class CycleResult:
 class Poller:
     def __init__(
         self,
+        config: Config,
         store: Store,
         providers: Providers,
         telemetry: Telemetry,
+        aggregates: Aggregates,
         *,
-        interval: float,
-        concurrency: int,
         clock: Clock = time.time,
         on_cycle: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        self.config = config
         self.store = store
         self.providers = providers
         self.telemetry = telemetry
-        self.interval = interval
+        self.aggregates = aggregates
+        self.interval = config.poll_interval
         self.clock = clock
         self.on_cycle = on_cycle
-        self._semaphore = asyncio.Semaphore(concurrency)
+        self._semaphore = asyncio.Semaphore(config.concurrency)
+        self.discovery = Discovery(config, store, self._semaphore)
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.cycles = 0
@@ -99,9 +94,15 @@ class Poller:
     # --- one cycle ---------------------------------------------------------------------------
 
     async def run_cycle(self) -> CycleResult:
+        """Discover, poll what can still change, expire what is old, re-render."""
         started = time.perf_counter()
-        targets = list(self.store)
+        now = self.clock()
+        if self.discovery.enabled:
+            full = self.cycles % self.config.discovery.full_scan_every == 0
+            self._apply_rows(await self.discovery.run(self.providers, now, full), now)
+        targets = [t for t in self.store if _needs_poll(t)]
         results = await asyncio.gather(*(self._poll(t) for t in targets))
+        self._expire(self.clock())
         duration = time.perf_counter() - started
         self.telemetry.poll_cycle_duration.observe((), duration)
         self.cycles += 1
@@ -111,6 +112,31 @@ class Poller:
         failed = results.count(False)
         log.debug("poll cycle: %d targets, %d failed, %.3fs", len(targets), failed, duration)
         return CycleResult(len(targets), failed, duration)
+
+    @property
+    def counting(self) -> bool:
+        """Finished targets count from the second cycle on: the first one sees the past."""
+        return self.cycles > 0
+
+    def _apply_rows(self, rows: list[Found], now: float) -> None:
+        store = self.store
+        for row in rows:
+            key = (row.provider, row.kind, row.target_id)
+            if key in store.forgotten:
+                continue
+            target = store.add(*key, row.collector, static=False, now=now)
+            if row.model is not None:
+                # At start-up a finished row is taken as final (not counted, never polled).
+                complete = row.complete or (not self.counting and row.model.terminal)
+                store.observe(target, row.model, now, complete=complete, count=self.counting)
+
+    def _expire(self, now: float) -> None:
+        retention = self.config.retention
+        for target in self.store.expire(now, retention.finished_ttl, retention.max_tracked):
+            self.aggregates.evicted.inc((target.provider, target.kind))
+        self.store.prune_forgotten(
+            now - self.config.discovery.lookback - retention.finished_ttl - DAY
+        )
 
     async def _poll(self, target: Target) -> bool:
         async with self._semaphore:
@@ -157,11 +183,24 @@ class Poller:
                 target.target_id,
                 ", ".join(model.invalid),
             )
-        Store.record_success(target, model, self.clock())
+        # A static target already finished at its first poll happened before we watched it.
+        count = self.counting and not (target.static and target.model is None)
+        self.store.observe(target, model, self.clock(), complete=True, count=count)
 
     def _failed(self, target: Target, error: ApiError) -> None:
         # Log when a target goes down or its error changes; repeats go to debug.
         changed = target.up is not False or target.last_error != error.short
         level = logging.WARNING if changed else logging.DEBUG
         log.log(level, "%s %s %s: %s", target.provider, target.kind, target.target_id, error.short)
-        Store.record_failure(target, error, self.clock())
+        now = self.clock()
+        Store.record_failure(target, error, now)
+        if error.status == 404 and target.model is not None:
+            # The provider forgot a job it showed us before: it expired (16 days for Studio).
+            log.info("%s %s %s: expired at the provider; no longer polled",
+                     target.provider, target.kind, target.target_id)  # fmt: skip
+            self.store.expire_target(target, now)
+
+
+def _needs_poll(target: Target) -> bool:
+    """Final targets never change; discovered snapshots are kept current by their list rows."""
+    return not target.final and (target.static or target.kind != "snapshot")

@@ -7,10 +7,12 @@ import time
 
 import httpx
 
+from exporter.aggregates import Aggregates
 from exporter.config import Config
 from exporter.exposition import Exposition
-from exporter.metrics import collect_families
-from exporter.poller import Clock, Poller, Providers
+from exporter.metrics import Family, collect_families
+from exporter.poller import Clock, Poller
+from exporter.providers import Providers
 from exporter.providers.aitronos import AitronosClient, auth_headers
 from exporter.providers.brightdata import BrightDataClient
 from exporter.providers.http import HttpClient
@@ -57,8 +59,9 @@ def _add_static_targets(store: Store, config: Config) -> None:
             store.add("brightdata", "job", job_id)
         for snapshot_id in config.brightdata.snapshots:
             store.add("brightdata", "snapshot", snapshot_id)
-        for collector in config.brightdata.ai_flows:
-            store.add("brightdata", "ai_flow", collector, collector)
+        if config.brightdata.ai_flows != "all":
+            for collector in config.brightdata.ai_flows:
+                store.add("brightdata", "ai_flow", collector, collector)
     if config.aitronos is not None:
         for job_id in config.aitronos.jobs:
             store.add("aitronos", "job", job_id)
@@ -76,19 +79,20 @@ class Exporter:
     ) -> None:
         self.config = config
         self.telemetry = Telemetry()
-        self.store = Store()
+        self.aggregates = Aggregates(config.histogram_buckets)
+        self.store = Store(self.aggregates, config.stall)
         _add_static_targets(self.store, config)
         self.providers = build_providers(config, self.telemetry, transport)
         self.poller = Poller(
+            config,
             self.store,
             self.providers,
             self.telemetry,
-            interval=config.poll_interval,
-            concurrency=config.concurrency,
+            self.aggregates,
             clock=clock,
             on_cycle=self.refresh_exposition,
         )
-        self.exposition = Exposition.build(collect_families(self.store, self.telemetry))
+        self.exposition = self.render()
 
     @property
     def ready(self) -> bool:
@@ -99,7 +103,12 @@ class Exporter:
         self.exposition = await asyncio.to_thread(self.render)
 
     def render(self) -> Exposition:
-        return Exposition.build(collect_families(self.store, self.telemetry))
+        return Exposition.build(self.families())
+
+    def families(self) -> list[Family]:
+        return collect_families(
+            self.store, self.telemetry, self.aggregates, per_job=self.config.per_job_metrics
+        )
 
     async def start(self) -> None:
         self.poller.start()

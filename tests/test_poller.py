@@ -88,13 +88,19 @@ async def test_target_keeps_last_good_values_while_failing() -> None:
         router.route().mock(side_effect=httpx.ConnectError("down"))
         result = await exporter.poller.run_cycle()
     await exporter.stop()
-    assert result.failed == 5
+    # Finished targets are final and no longer polled: only the running snapshot and the
+    # never-successful job are asked again, and both fail.
+    assert (result.polled, result.failed) == (2, 2)
     parsed = _exposition(exporter)
+    snapshot = (("dataset_id", "ds_123456789"), ("snapshot_id", "s_m4x7enmven8djfqak"),
+                ("status", "running"))  # fmt: skip
+    assert parsed[("brightdata_snapshot_status", snapshot)] == 1
+    assert _up(parsed, "snapshot", "s_m4x7enmven8djfqak") == 0
     job = (("collector", "c_m9im5n7v82p2y35la"), ("job_id", "j_ma13y9ay1piehrso8r"))
     assert parsed[("brightdata_job_duration_seconds", job)] == 71.459
-    assert _up(parsed, "job", "j_ma13y9ay1piehrso8r") == 0
+    assert _up(parsed, "job", "j_ma13y9ay1piehrso8r") == 1
     errors = exporter.telemetry.api_errors.values
-    assert errors[("brightdata", "/dca/log/{job_id}", "connect")] == 2
+    assert errors[("brightdata", "/datasets/v3/progress/{snapshot_id}", "connect")] >= 1
 
 
 async def test_unknown_status_is_counted() -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
-from exporter.providers.brightdata import UNKNOWN, normalize_status
+from exporter.providers.brightdata import UNKNOWN, Page, normalize_status
 from exporter.providers.fields import Fields, ParseError
 from exporter.providers.http import HttpClient
 
@@ -20,6 +20,8 @@ __all__ = [
     "AitronosClient",
     "AitronosJob",
     "parse_job_progress",
+    "parse_job_row",
+    "parse_jobs_list",
     "unwrap_envelope",
 ]
 
@@ -98,6 +100,42 @@ def parse_job_progress(body: Any, job_id: str) -> AitronosJob:
     return replace(job, invalid=tuple(f.invalid)) if f.invalid else job
 
 
+EP_JOBS_LIST = "{prefix}/scrape/jobs"
+
+
+def parse_job_row(row: Any) -> AitronosJob:
+    """A jobs-list row (or `GET /scrape/jobs/{id}`): status and times, no progress counters."""
+    f = Fields(row, "job row")
+    raw_status = f.text("status")
+    metadata = f.raw("metadata")
+    processing = (
+        Fields(metadata, "metadata").number("processing_time")
+        if isinstance(metadata, dict)
+        else None
+    )
+    job = AitronosJob(
+        job_id=f.text("job_id") or "",
+        status=normalize_status(raw_status, JOB_STATUSES, _ALIASES),
+        raw_status=raw_status,
+        url=f.text("url"),
+        processing_time=processing,
+        created=f.timestamp("created_at"),
+        completed=f.timestamp("completed_at"),
+        error_message=f.text("error_message"),
+    )
+    return replace(job, invalid=tuple(f.invalid)) if f.invalid else job
+
+
+def parse_jobs_list(body: Any) -> Page[AitronosJob]:
+    """`GET {prefix}/scrape/jobs`: `{jobs, total, limit, offset}`, not wrapped."""
+    f = Fields(unwrap_envelope(body), "jobs list")
+    rows = f.raw("jobs")
+    if not isinstance(rows, list):
+        raise ParseError("jobs list: no `jobs` array")
+    jobs = [parse_job_row(row) for row in rows]
+    return Page(tuple(j for j in jobs if j.job_id), f.integer("total"))
+
+
 class AitronosClient:
     provider = "aitronos"
 
@@ -107,6 +145,12 @@ class AitronosClient:
 
     def _endpoint(self, template: str) -> str:
         return template.replace("{prefix}", self.prefix)
+
+    async def list_jobs(self, offset: int, limit: int) -> Page[AitronosJob]:
+        params: dict[str, str | int] = {"offset": offset, "limit": limit}
+        return await self.http.fetch(
+            self._endpoint(EP_JOBS_LIST), f"{self.prefix}/scrape/jobs", parse_jobs_list, params
+        )
 
     async def job_progress(self, job_id: str) -> AitronosJob:
         path = f"{self.prefix}/scrape/jobs/{quote(job_id, safe='')}/progress"

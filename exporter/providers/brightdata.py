@@ -6,10 +6,10 @@ Parsers are pure: JSON in, frozen model out. See ../shared/api-reference.md (BD-
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
-from exporter.providers.fields import Fields
+from exporter.providers.fields import Fields, ParseError
 from exporter.providers.http import HttpClient
 
 __all__ = [
@@ -218,6 +218,7 @@ def _normalize_step(raw: str | None) -> str:
 
 
 _Model = TypeVar("_Model", StudioJob, Snapshot, AiFlow)
+T = TypeVar("T")
 
 
 def _with_invalid(model: _Model, f: Fields) -> _Model:
@@ -244,8 +245,158 @@ class BrightDataClient:
             EP_SNAPSHOT_PROGRESS, path, lambda body: parse_snapshot_progress(body, snapshot_id)
         )
 
+    async def list_collectors(self, offset: int = 0, limit: int | None = None) -> Page[Collector]:
+        params: dict[str, str | int] = {"offset": offset} if offset else {}
+        if limit is not None:
+            params["limit"] = limit
+        return await self.http.fetch(
+            EP_COLLECTORS_LIST, EP_COLLECTORS_LIST, parse_collectors_list, params or None
+        )
+
+    async def list_collector_jobs(
+        self, collector: str, from_date: str, to_date: str, offset: int, limit: int
+    ) -> Page[StudioJob]:
+        params: dict[str, str | int] = {
+            "collector": collector,
+            "from_date": from_date,
+            "to_date": to_date,
+            "offset": offset,
+            "limit": limit,
+            "sort_asc": -1,
+        }
+        return await self.http.fetch(
+            EP_COLLECTOR_JOBS,
+            EP_COLLECTOR_JOBS,
+            lambda body: parse_collector_jobs(body, collector),
+            params,
+        )
+
+    async def list_snapshots(
+        self, dataset_id: str, from_date: str, skip: int, limit: int
+    ) -> Page[Snapshot]:
+        params: dict[str, str | int] = {
+            "dataset_id": dataset_id,
+            "from_date": from_date,
+            "skip": skip,
+            "limit": limit,
+        }
+        return await self.http.fetch(
+            EP_SNAPSHOTS_LIST,
+            EP_SNAPSHOTS_LIST,
+            lambda body: parse_snapshots_list(body, dataset_id),
+            params,
+        )
+
     async def ai_flow_progress(self, collector: str) -> AiFlow:
         path = f"/dca/collectors/{quote(collector, safe='')}/automate_template/progress"
         return await self.http.fetch(
             EP_AI_FLOW_PROGRESS, path, lambda body: parse_ai_flow_progress(body, collector)
         )
+
+
+# --- discovery: list endpoints ---------------------------------------------------------------
+
+EP_COLLECTORS_LIST = "/dca/collectors_list"
+EP_COLLECTOR_JOBS = "/dca/collector/jobs"
+EP_SNAPSHOTS_LIST = "/datasets/v3/snapshots"
+
+
+@dataclass(frozen=True, slots=True)
+class Collector:
+    collector_id: str
+    name: str | None
+    active: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a list endpoint; `total` is None when the API does not say."""
+
+    items: tuple[T, ...]
+    total: int | None
+
+
+def _rows(body: Any, keys: tuple[str, ...], what: str) -> list[Any]:
+    """A bare array, or the array under one of `keys` (the docs and clients disagree)."""
+    if isinstance(body, list):
+        return body
+    f = Fields(body, what)
+    for key in keys:
+        rows = f.raw(key)
+        if isinstance(rows, list):
+            return rows
+    raise ParseError(f"{what}: no list of rows under {' or '.join(keys)}")
+
+
+def _total(body: Any) -> int | None:
+    return Fields(body, "list").integer("total") if isinstance(body, dict) else None
+
+
+def parse_collectors_list(body: Any) -> Page[Collector]:
+    """`GET /dca/collectors_list`: `{total, offset, limit, data}`, `{collectors}` or an array."""
+    items = []
+    for row in _rows(body, ("data", "collectors"), "collectors list"):
+        f = Fields(row, "collector row")
+        collector_id = f.text("id")
+        if collector_id:
+            items.append(Collector(collector_id, f.text("name"), f.boolean("active")))
+    return Page(tuple(items), _total(body))
+
+
+def parse_job_row(row: Any, collector: str) -> StudioJob:
+    """A `/dca/collector/jobs` row as a job model; the rows omit `collector`, it is added back.
+
+    Row fields map onto the job log's: `data_lines` -> lines, `failed_pages` -> fails,
+    `total_pages` -> pages, `page_loads` -> navigations, `queued` -> created; the times
+    follow from the documented definitions (job_time = finished - started, ...).
+    """
+    f = Fields(row, "job row")
+    raw_status = f.text("status")
+    created, started, finished = (
+        f.timestamp("queued"),
+        f.timestamp("started"),
+        f.timestamp("finished"),
+    )
+    job = StudioJob(
+        job_id=f.text("id") or "",
+        collector=collector,
+        status=normalize_status(raw_status, JOB_STATUSES, _JOB_ALIASES),
+        raw_status=raw_status,
+        inputs=f.integer("inputs"),
+        lines=f.integer("data_lines"),
+        fails=f.integer("failed_pages"),
+        pages=f.integer("total_pages"),
+        navigations=f.integer("page_loads"),
+        created=created,
+        started=started,
+        finished=finished,
+        job_time=None if finished is None or started is None else finished - started,
+        queue_time=None if started is None or created is None else started - created,
+    )
+    return _with_invalid(job, f)
+
+
+def parse_collector_jobs(body: Any, collector: str) -> Page[StudioJob]:
+    jobs = [parse_job_row(row, collector) for row in _rows(body, ("data",), "collector jobs")]
+    return Page(tuple(j for j in jobs if j.job_id), _total(body))
+
+
+def parse_snapshots_list(body: Any, dataset_id: str) -> Page[Snapshot]:
+    """`GET /datasets/v3/snapshots`: a bare array of `{id, created, status, dataset_id, ...}`."""
+    items = []
+    for row in _rows(body, ("data", "snapshots"), "snapshots list"):
+        f = Fields(row, "snapshot row")
+        snapshot_id = f.text("id") or f.text("snapshot_id")
+        if not snapshot_id:
+            continue
+        raw_status = f.text("status")
+        snapshot = Snapshot(
+            snapshot_id=snapshot_id,
+            dataset_id=f.text("dataset_id") or dataset_id,
+            status=normalize_status(raw_status, SNAPSHOT_STATUSES, {}),
+            raw_status=raw_status,
+            error_message=f.text("error_message"),
+            records=f.integer("dataset_size"),
+        )
+        items.append(_with_invalid(snapshot, f))
+    return Page(tuple(items), _total(body))
