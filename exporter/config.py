@@ -159,6 +159,8 @@ class BrightDataConfig(_Strict):
     # snapshots of these datasets.
     collectors: list[TargetId] | Literal["all"] = []
     datasets: list[TargetId] = []
+    # Every call, retries included; 100 is the trial accounts' limit across all products.
+    max_requests_per_minute: int = Field(default=100, ge=2, le=100_000)
 
     _check_url = field_validator("base_url")(_check_base_url)
     _check_file = field_validator("api_token_file")(_check_secret_file)
@@ -185,6 +187,8 @@ class AitronosConfig(_Strict):
     auth_header: AitronosAuthHeader = "X-API-Key"
     jobs: list[TargetId] = []
     discover: bool = False  # follow every job of the account through the jobs list
+    # Every call, retries included; the Standard plan allows 100 a minute.
+    max_requests_per_minute: int = Field(default=100, ge=2, le=100_000)
 
     _check_url = field_validator("base_url")(_check_base_url)
     _check_file = field_validator("api_key_file")(_check_secret_file)
@@ -221,6 +225,7 @@ class Config(_Strict):
     poll_interval: Duration = Field(default=30.0, gt=0)
     request_timeout: Duration = Field(default=10.0, gt=0)
     concurrency: int = Field(default=16, ge=1, le=1024)
+    max_response_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # larger bodies are refused
     brightdata: BrightDataConfig | None = None
     aitronos: AitronosConfig | None = None
     retention: RetentionConfig = RetentionConfig()
