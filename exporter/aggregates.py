@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from exporter.config import BucketsConfig
+from exporter.providers.aitronos import JOB_TERMINAL as AITRONOS_TERMINAL
 from exporter.providers.aitronos import AitronosJob
-from exporter.providers.brightdata import AiFlow, Snapshot, StudioJob
+from exporter.providers.brightdata import (
+    AI_FLOW_TERMINAL,
+    JOB_TERMINAL,
+    SNAPSHOT_TERMINAL,
+    AiFlow,
+    Snapshot,
+    StudioJob,
+)
 from exporter.series import CounterVec, GaugeVec, HistogramVec
 from exporter.state import Model
 
@@ -25,6 +33,30 @@ class Aggregates:
         self.aitronos_processing = HistogramVec(buckets.aitronos_processing)
         self.collector_last_success = GaugeVec()  # collector
         self.evicted = CounterVec()  # provider, kind
+
+    def ensure_labels(self, model: Model, collector: str | None) -> None:
+        """Start every counter of a newly seen collector or dataset at 0, so that `increase()`
+        sees its first finished job and the series exist before anything finishes."""
+        if isinstance(model, StudioJob):
+            key = (model.collector or collector or "",)
+            if key not in self.collector_lines.values:
+                for status in JOB_TERMINAL:
+                    self.jobs_finished.inc((*key, status), 0)
+                self.collector_lines.inc(key, 0)
+                self.collector_failures.inc(key, 0)
+                self.job_duration.ensure(key)
+                self.job_queue.ensure(key)
+        elif isinstance(model, Snapshot):
+            for status in SNAPSHOT_TERMINAL:
+                self.snapshots_finished.inc((model.dataset_id or "", status), 0)
+        elif isinstance(model, AiFlow):
+            for status in AI_FLOW_TERMINAL:
+                self.ai_flows_finished.inc((status,), 0)
+        elif isinstance(model, AitronosJob) and () not in self.aitronos_items.values:
+            for status in AITRONOS_TERMINAL:
+                self.aitronos_finished.inc((status,), 0)
+            self.aitronos_items.inc((), 0)
+            self.aitronos_processing.ensure(())
 
     def record_finished(self, model: Model, collector: str | None, now: float) -> None:
         """Count one finished target; the caller guarantees it happens once per target."""

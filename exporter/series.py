@@ -22,6 +22,7 @@ class CounterVec:
         self.values: dict[Labels, float] = {}
 
     def inc(self, labels: Labels = (), amount: float = 1.0) -> None:
+        """Add `amount` (0 just makes the series exist)."""
         if amount < 0:
             raise ValueError("counters only go up")
         self.values[labels] = self.values.get(labels, 0.0) + amount
@@ -55,10 +56,15 @@ class HistogramVec:
         # labels -> [count per finite bucket..., count above the last bound, sum]
         self.values: dict[Labels, list[float]] = {}
 
-    def observe(self, labels: Labels, value: float) -> None:
+    def ensure(self, labels: Labels) -> list[float]:
+        """The row for `labels`, created empty (all counts 0) if new."""
         row = self.values.get(labels)
         if row is None:
             row = self.values[labels] = [0.0] * (len(self.bounds) + 2)
+        return row
+
+    def observe(self, labels: Labels, value: float) -> None:
+        row = self.ensure(labels)
         row[bisect.bisect_left(self.bounds, value)] += 1
         row[-1] += value
 

@@ -137,6 +137,8 @@ class Store:
         """
         if target.complete and not complete:
             return  # a list row never overwrites the richer per-target poll
+        if target.model is None and self.aggregates is not None:
+            self.aggregates.ensure_labels(model, target.collector)
         self.record_success(target, model, now)
         target.complete = complete
         self._track_progress(target, model, now)

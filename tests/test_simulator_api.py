@@ -502,3 +502,15 @@ async def test_real_clock_speed_compresses_time() -> None:
         assert second - first >= 100
     finally:
         await sim.stop()
+
+
+async def test_aitronos_answers_carry_rate_limit_headers(client: httpx.AsyncClient) -> None:
+    first = await client.get("/v1/scrape/jobs", headers=AIT)
+    second = await client.get("/api/v1/scrape/jobs", headers=AIT)
+    assert first.headers["X-RateLimit-Limit"] == "1000"
+    assert int(second.headers["X-RateLimit-Remaining"]) < int(
+        first.headers["X-RateLimit-Remaining"]
+    )
+    assert int(first.headers["X-RateLimit-Reset"]) % 60 == 0
+    brightdata = await client.get("/dca/collectors_list", headers=BRD)
+    assert "X-RateLimit-Limit" not in brightdata.headers

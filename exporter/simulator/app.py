@@ -23,6 +23,7 @@ from exporter.simulator.replies import Family, Reply, check_auth, rate_limited, 
 from exporter.simulator.world import World
 
 REQUEST_LOG_SIZE = 100_000
+AITRONOS_RATE_LIMIT = 1000  # the documented Premium plan: requests per minute
 AioHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -43,6 +44,7 @@ class SimulatorApp:
         self.faults = FaultInjector(config.seed)
         self.requests: Counter[str] = Counter()
         self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
+        self._rl_window, self._rl_used = 0, 0
 
     def build(self) -> web.Application:
         app = web.Application()
@@ -72,6 +74,20 @@ class SimulatorApp:
             return response if response is not None else web.Response(status=499)
 
         return serve
+
+    def _rate_limit_headers(self) -> dict[str, str]:
+        """Aitronos documents X-RateLimit-* headers on every answer. The simulator reports a
+        per-minute window but does not enforce it (the `http_429` fault does that)."""
+        now = time.time()
+        window = int(now // 60) * 60
+        if window != self._rl_window:
+            self._rl_window, self._rl_used = window, 0
+        self._rl_used += 1
+        return {
+            "X-RateLimit-Limit": str(AITRONOS_RATE_LIMIT),
+            "X-RateLimit-Remaining": str(max(0, AITRONOS_RATE_LIMIT - self._rl_used)),
+            "X-RateLimit-Reset": str(window + 60),
+        }
 
     def _record(self, method: str, endpoint: str) -> dict[str, Any]:
         self.requests[endpoint] += 1
@@ -106,6 +122,8 @@ class SimulatorApp:
             legacy_capitalised=self.config.legacy_capitalised,
         )
         reply = handler(call)
+        if family is Family.AITRONOS:
+            reply.headers.update(self._rate_limit_headers())
         if rule is not None and reply.is_json_ok and rule.fault in fx.BODY_FAULTS:
             return self._body_fault(rule, reply, request.path)
         return render(reply)
