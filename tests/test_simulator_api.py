@@ -514,3 +514,30 @@ async def test_aitronos_answers_carry_rate_limit_headers(client: httpx.AsyncClie
     assert int(first.headers["X-RateLimit-Reset"]) % 60 == 0
     brightdata = await client.get("/dca/collectors_list", headers=BRD)
     assert "X-RateLimit-Limit" not in brightdata.headers
+
+
+async def test_injected_job_failure_is_counted_once(client: httpx.AsyncClient) -> None:
+    truth = await state(client)
+    running = next(j for j in truth["brightdata"]["jobs"] if j["status"] == "running")
+    failed = await client.post("/_sim/fail", json={"job_id": running["id"]})
+    assert failed.status_code == 200
+    log = (await client.get(f"/dca/log/{running['id']}", headers=BRD)).json()
+    assert log["status"] == "failed"
+    assert log["finished"] and log["job_time"] >= 0
+    assert log["pages_left"] == running["pages_left"]  # progress stops where it was
+    counts = (await state(client))["finished"]["brightdata_jobs"][running["collector"]]
+    assert counts["failed"] >= 1
+    await client.post("/_sim/advance", json={"seconds": 4 * 3600})  # past its original end
+    later = (await state(client))["finished"]["brightdata_jobs"][running["collector"]]
+    job = next(j for j in (await state(client))["brightdata"]["jobs"] if j["id"] == running["id"])
+    assert job["status"] == "failed"
+    assert (await client.post("/_sim/fail", json={"job_id": running["id"]})).status_code == 409
+    assert (await client.post("/_sim/fail", json={})).status_code == 400
+    # Every job that ended since the start is counted exactly once, the injected one included.
+    end = await state(client)
+    terminal = ("done", "failed", "cancelled")
+    ended_before = {j["id"] for j in truth["brightdata"]["jobs"] if j["status"] in terminal}
+    ended_now = {j["id"] for j in end["brightdata"]["jobs"] if j["status"] in terminal}
+    counted = sum(sum(c.values()) for c in end["finished"]["brightdata_jobs"].values())
+    assert counted == len(ended_now - ended_before)
+    assert later["failed"] >= counts["failed"]

@@ -56,6 +56,7 @@ class SimulatorApp:
         app.router.add_post("/_sim/faults", self._sim_faults_add)
         app.router.add_delete("/_sim/faults", self._sim_faults_clear)
         app.router.add_post("/_sim/advance", self._sim_advance)
+        app.router.add_post("/_sim/fail", self._sim_fail)
         app.router.add_route("*", "/{tail:.*}", self._unmatched)
         return app
 
@@ -220,6 +221,16 @@ class SimulatorApp:
         self.clock.advance(float(seconds))
         self.sync_world()
         return web.json_response({"now": self.world.now_ms / 1000})
+
+    async def _sim_fail(self, request: web.Request) -> web.StreamResponse:
+        body = await _read_json(request)
+        job_id = body.get("job_id") if isinstance(body, dict) else None
+        if not isinstance(job_id, str):
+            return web.json_response({"error": "job_id (a string) is required"}, status=400)
+        self.sync_world()
+        if not self.world.fail_job(job_id):
+            return web.json_response({"error": "no such running job"}, status=409)
+        return web.json_response({"job_id": job_id, "status": "failed"})
 
 
 def render(reply: Reply) -> web.StreamResponse:

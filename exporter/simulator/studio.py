@@ -50,6 +50,16 @@ class StudioJob:
     def finished(self) -> int:
         return self.started + self.run_ms + self.hold_ms
 
+    def end_now(self, t: int) -> None:
+        """Re-time the job so that it finishes exactly at `t` (used to inject a failure)."""
+        if t < self.started:
+            self.started = t
+        if self.hold_ms and self.hold_start >= t:
+            self.hold_ms = 0  # the pause had not begun
+        elif self.hold_ms and t < self.hold_start + self.hold_ms:
+            self.hold_ms = t - self.hold_start  # cut the pause short
+        self.run_ms = max(0, t - self.started - self.hold_ms)
+
     def status_at(self, t: int) -> str:
         if t < self.started:
             return "building"

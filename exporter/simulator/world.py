@@ -23,6 +23,7 @@ from exporter.simulator.aitronos import MEAN_AITRONOS_S, AitronosJob, new_aitron
 from exporter.simulator.collectors import Collector, Dataset, new_collector, new_dataset
 from exporter.simulator.datasets import MEAN_SNAPSHOT_S, Snapshot, new_snapshot
 from exporter.simulator.studio import (
+    TERMINAL_STATUSES,
     StudioJob,
     mean_job_seconds,
     new_studio_job,
@@ -290,8 +291,22 @@ class World:
     def _settle_until(self, t: int) -> None:
         self.now_ms = max(self.now_ms, t)
         while self._endings and self._endings[0][0] <= t:
-            _, _, kind, obj = heapq.heappop(self._endings)
+            ends, _, kind, obj = heapq.heappop(self._endings)
+            if kind == "job" and obj.finished != ends:
+                continue  # a job failed on purpose ended earlier and was counted then
             self._count_finished(kind, obj)
+
+    def fail_job(self, job_id: str) -> bool:
+        """Make a building/running Studio job fail now (an injected failure); False if it
+        is unknown or already finished."""
+        job = self.job_by_id.get(job_id)
+        if job is None or job.status_at(self.now_ms) in TERMINAL_STATUSES:
+            return False
+        job.end_processed = job.processed_at(self.now_ms)
+        job.outcome = "failed"
+        job.end_now(self.now_ms)
+        self._count_finished("job", job)
+        return True
 
     def _arrive(self, kind: str, at: int) -> None:
         s = self._streams
