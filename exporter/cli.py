@@ -19,9 +19,11 @@ from exporter.server import (
     DEFAULT_LISTEN,
     DEFAULT_PORT,
     ListenAddress,
+    Reloader,
     Server,
     parse_listen_address,
 )
+from exporter.webconfig import WebConfig, WebConfigError, load_web_config
 
 __all__ = ["main"]
 
@@ -73,6 +75,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=_telemetry_path,
         default="/metrics",
         metavar="PATH",
+    )
+    run.add_argument(
+        "--web.config.file",
+        dest="web_config",
+        metavar="FILE",
+        help="TLS and basic auth settings (exporter-toolkit format)",
+    )
+    run.add_argument(
+        "--web.enable-lifecycle",
+        dest="enable_lifecycle",
+        action="store_true",
+        help="enable POST /-/reload",
     )
     _common(run)
 
@@ -150,9 +164,24 @@ def cmd_once(args: argparse.Namespace) -> int:
     return asyncio.run(_once(config))
 
 
-async def serve(config: Config, listen: ListenAddress, telemetry_path: str) -> int:
+async def serve(
+    config: Config,
+    listen: ListenAddress,
+    telemetry_path: str,
+    *,
+    config_path: str | None = None,
+    web_config: WebConfig | None = None,
+    enable_lifecycle: bool = False,
+) -> int:
     exporter = Exporter(config)
-    server = Server(exporter, listen, telemetry_path)
+    reloader = Reloader(exporter, config_path) if config_path is not None else None
+    server = Server(
+        exporter,
+        listen,
+        telemetry_path,
+        web_config=web_config,
+        reloader=reloader if enable_lifecycle else None,
+    )
     try:
         await server.start()
     except OSError as exc:
@@ -161,7 +190,7 @@ async def serve(config: Config, listen: ListenAddress, telemetry_path: str) -> i
         return EXIT_FAILED
     log.info("listening on %s, metrics at %s", listen, telemetry_path)
     await exporter.start()
-    await wait_for_signal()
+    await wait_for_signal(reloader)
     log.info("shutting down")
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(SHUTDOWN_GRACE):
@@ -170,19 +199,55 @@ async def serve(config: Config, listen: ListenAddress, telemetry_path: str) -> i
     return EXIT_OK
 
 
-async def wait_for_signal() -> None:
+async def wait_for_signal(reloader: Reloader | None = None) -> None:
+    """Until SIGINT or SIGTERM; SIGHUP reloads the config meanwhile."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    reloads: set[asyncio.Task[list[str]]] = set()
+    if reloader is not None:
+
+        def on_hup() -> None:
+            task = loop.create_task(reloader(), name="reload")
+            reloads.add(task)  # keep a reference until it is done
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+
+
+def _load_web_config(path: str | None) -> tuple[bool, WebConfig | None]:
+    if path is None:
+        return True, None
+    try:
+        return True, load_web_config(path)
+    except WebConfigError as exc:
+        print(exc, file=sys.stderr)
+        return False, None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return EXIT_USAGE
-    return asyncio.run(serve(config, args.listen, args.telemetry_path))
+    ok, web_config = _load_web_config(args.web_config)
+    if not ok:
+        return EXIT_USAGE
+    return asyncio.run(
+        serve(
+            config,
+            args.listen,
+            args.telemetry_path,
+            config_path=args.config,
+            web_config=web_config,
+            enable_lifecycle=args.enable_lifecycle,
+        )
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

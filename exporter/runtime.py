@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
+from collections.abc import Iterator
 
 import httpx
 
@@ -16,55 +19,110 @@ from exporter.providers import Providers
 from exporter.providers.aitronos import AitronosClient, auth_headers
 from exporter.providers.brightdata import BrightDataClient
 from exporter.providers.http import HttpClient
-from exporter.state import Store
+from exporter.resilience import ProviderGate
+from exporter.state import Store, TargetKey
 from exporter.telemetry import Telemetry
 
 __all__ = ["Exporter", "build_providers"]
+
+log = logging.getLogger(__name__)
+
+PROVIDERS = ("brightdata", "aitronos")
+RETIRE_GRACE = 30.0  # seconds a replaced client keeps serving the requests it has in flight
 
 
 def build_providers(
     config: Config, telemetry: Telemetry, transport: httpx.AsyncBaseTransport | None = None
 ) -> Providers:
-    providers = Providers()
+    return Providers(
+        brightdata=_brightdata_client(config, telemetry, transport),
+        aitronos=_aitronos_client(config, telemetry, transport),
+    )
+
+
+def _brightdata_client(
+    config: Config,
+    telemetry: Telemetry,
+    transport: httpx.AsyncBaseTransport | None,
+    gate: ProviderGate | None = None,
+) -> BrightDataClient | None:
+    if config.brightdata is None:
+        return None
+    bd = config.brightdata
+    http = HttpClient(
+        "brightdata",
+        bd.base_url,
+        {"Authorization": f"Bearer {bd.token()}"},
+        config.request_timeout,
+        telemetry,
+        max_connections=config.concurrency,
+        max_body_bytes=config.max_response_bytes,
+        max_requests_per_minute=bd.max_requests_per_minute,
+        gate=gate,
+        transport=transport,
+    )
+    return BrightDataClient(http)
+
+
+def _aitronos_client(
+    config: Config,
+    telemetry: Telemetry,
+    transport: httpx.AsyncBaseTransport | None,
+    gate: ProviderGate | None = None,
+) -> AitronosClient | None:
+    if config.aitronos is None:
+        return None
+    ait = config.aitronos
+    http = HttpClient(
+        "aitronos",
+        ait.base_url,
+        auth_headers(ait.auth_header, ait.key()),
+        config.request_timeout,
+        telemetry,
+        max_connections=config.concurrency,
+        max_body_bytes=config.max_response_bytes,
+        max_requests_per_minute=ait.max_requests_per_minute,
+        gate=gate,
+        transport=transport,
+    )
+    return AitronosClient(http, ait.path_prefix)
+
+
+def _static_targets(config: Config) -> Iterator[tuple[str, str, str, str | None]]:
+    """(provider, kind, id, collector) of every target the config names."""
     if config.brightdata is not None:
-        bd = config.brightdata
-        http = HttpClient(
-            "brightdata",
-            bd.base_url,
-            {"Authorization": f"Bearer {bd.token()}"},
-            config.request_timeout,
-            telemetry,
-            max_connections=config.concurrency,
-            transport=transport,
-        )
-        providers.brightdata = BrightDataClient(http)
+        for job_id in config.brightdata.jobs:
+            yield "brightdata", "job", job_id, None
+        for snapshot_id in config.brightdata.snapshots:
+            yield "brightdata", "snapshot", snapshot_id, None
+        if config.brightdata.ai_flows != "all":
+            for collector in config.brightdata.ai_flows:
+                yield "brightdata", "ai_flow", collector, collector
     if config.aitronos is not None:
-        ait = config.aitronos
-        http = HttpClient(
-            "aitronos",
-            ait.base_url,
-            auth_headers(ait.auth_header, ait.key()),
-            config.request_timeout,
-            telemetry,
-            max_connections=config.concurrency,
-            transport=transport,
-        )
-        providers.aitronos = AitronosClient(http, ait.path_prefix)
-    return providers
+        for job_id in config.aitronos.jobs:
+            yield "aitronos", "job", job_id, None
 
 
 def _add_static_targets(store: Store, config: Config) -> None:
-    if config.brightdata is not None:
-        for job_id in config.brightdata.jobs:
-            store.add("brightdata", "job", job_id)
-        for snapshot_id in config.brightdata.snapshots:
-            store.add("brightdata", "snapshot", snapshot_id)
-        if config.brightdata.ai_flows != "all":
-            for collector in config.brightdata.ai_flows:
-                store.add("brightdata", "ai_flow", collector, collector)
-    if config.aitronos is not None:
-        for job_id in config.aitronos.jobs:
-            store.add("aitronos", "job", job_id)
+    for provider, kind, target_id, collector in _static_targets(config):
+        store.add(provider, kind, target_id, collector)
+
+
+def _static_keys(config: Config) -> set[TargetKey]:
+    return {(p, k, i) for p, k, i, _ in _static_targets(config)}
+
+
+def _connection(config: Config, provider: str) -> tuple[object, ...] | None:
+    """Everything a provider's client is built from; a change means a new client."""
+    common = (config.request_timeout, config.concurrency, config.max_response_bytes)
+    if provider == "brightdata" and config.brightdata is not None:
+        bd = config.brightdata
+        return (*common, bd.base_url, bd.token(), bd.max_requests_per_minute)
+    if provider == "aitronos" and config.aitronos is not None:
+        ait = config.aitronos
+        settings = (ait.base_url, ait.key(), ait.auth_header, ait.path_prefix)
+        return (*common, *settings, ait.max_requests_per_minute)
+    return None
 
 
 class Exporter:
@@ -78,6 +136,8 @@ class Exporter:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.config = config
+        self._transport = transport
+        self._retiring: set[asyncio.Task[None]] = set()
         self.telemetry = Telemetry()
         self.aggregates = Aggregates(config.histogram_buckets)
         self.store = Store(self.aggregates, config.stall)
@@ -115,4 +175,66 @@ class Exporter:
 
     async def stop(self) -> None:
         await self.poller.stop()
+        for task in list(self._retiring):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.providers.aclose()
+
+    # --- reload ------------------------------------------------------------------------------
+
+    async def reload(self, config: Config) -> None:
+        """Switch to a new, validated config and keep the store.
+
+        Static targets still configured keep their series, new ones are added and removed ones
+        dropped (with every target of a provider taken out of the config). A provider's client is
+        rebuilt only when its connection settings changed; its gate (budget, 429 pause, breaker)
+        carries over while the base URL and budget stay the same.
+        """
+        old = self.config
+        for provider in PROVIDERS:
+            if _connection(old, provider) != _connection(config, provider):
+                self._replace_client(provider, old, config)
+        for key in _static_keys(old) - _static_keys(config):
+            self.store.remove(key)
+        for target in self.store:
+            if getattr(config, target.provider) is None:
+                self.store.remove(target.key)
+        _add_static_targets(self.store, config)
+        for name in ("concurrency", "histogram_buckets"):
+            if getattr(old, name) != getattr(config, name):
+                log.warning("reload: a change of %s takes effect after a restart", name)
+        self.config = self.poller.config = self.poller.discovery.config = config
+        self.poller.interval = config.poll_interval
+        self.store.stall = config.stall
+        await self.refresh_exposition()
+
+    def _replace_client(self, provider: str, old: Config, new: Config) -> None:
+        current: BrightDataClient | AitronosClient | None = getattr(self.providers, provider)
+        before, after = getattr(old, provider), getattr(new, provider)
+        same_budget = (
+            current is not None
+            and before is not None
+            and after is not None
+            and (before.base_url, before.max_requests_per_minute)
+            == (after.base_url, after.max_requests_per_minute)
+        )
+        gate = current.http.gate if same_budget and current is not None else None
+        build = _brightdata_client if provider == "brightdata" else _aitronos_client
+        setattr(self.providers, provider, build(new, self.telemetry, self._transport, gate))
+        if current is not None:
+            self._retire(current.http)
+        log.info("reload: %s client rebuilt with the new settings", provider)
+
+    def _retire(self, http: HttpClient) -> None:
+        """Close a replaced client once the requests it has in flight are done."""
+
+        async def close_later() -> None:
+            try:
+                await asyncio.sleep(RETIRE_GRACE)
+            finally:
+                await http.aclose()
+
+        task = asyncio.get_running_loop().create_task(close_later(), name="retire-client")
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)

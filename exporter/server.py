@@ -1,24 +1,83 @@
-"""HTTP endpoints: /metrics, /, /healthz, /readyz. Handlers only read what the exporter holds."""
+"""HTTP endpoints: /metrics, /, /healthz, /readyz, and POST /-/reload when lifecycle is enabled.
+
+Handlers only read what the exporter holds. With a web config, every route but the health checks
+requires its TLS and basic-auth credentials.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import ipaddress
+import logging
 import socket
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from exporter import __version__
+from exporter.config import ConfigError, load_config
 from exporter.exposition import wants_gzip
 from exporter.runtime import Exporter
+from exporter.webconfig import BasicAuth, WebConfig
 
-__all__ = ["DEFAULT_LISTEN", "DEFAULT_PORT", "ListenAddress", "Server", "parse_listen_address"]
+__all__ = [
+    "DEFAULT_LISTEN",
+    "DEFAULT_PORT",
+    "ListenAddress",
+    "Reloader",
+    "Server",
+    "parse_listen_address",
+]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 9842
 DEFAULT_LISTEN = f":{DEFAULT_PORT}"
 EXPORTER_KEY = web.AppKey("exporter", Exporter)
 PATH_KEY = web.AppKey("telemetry_path", str)
+ReloadFn = Callable[[], Awaitable[list[str]]]
+RELOAD_KEY: web.AppKey[ReloadFn] = web.AppKey("reload")
+# Probes must keep working for orchestrators that cannot present credentials.
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+class Reloader:
+    """Re-reads the config file; a bad one is logged (one line per problem) and rejected.
+
+    Keeps `scrapejobs_exporter_config_last_reload_*` as Prometheus does for itself.
+    """
+
+    def __init__(self, exporter: Exporter, path: str | Path) -> None:
+        self.exporter = exporter
+        self.path = Path(path)
+        self._lock = asyncio.Lock()
+        self._mark(ok=True)
+
+    async def __call__(self) -> list[str]:
+        """Reload; returns the problems (empty on success)."""
+        async with self._lock:
+            try:
+                config = await asyncio.to_thread(load_config, self.path)
+            except ConfigError as exc:
+                for problem in exc.problems:
+                    log.error("reload rejected: %s: %s", exc.source, problem)
+                self._mark(ok=False)
+                return [f"{exc.source}: {p}" for p in exc.problems]
+            await self.exporter.reload(config)
+            self._mark(ok=True)
+            log.info("configuration reloaded from %s", self.path)
+            return []
+
+    def _mark(self, ok: bool) -> None:
+        telemetry = self.exporter.telemetry
+        telemetry.config_reload_successful.set((), 1.0 if ok else 0.0)
+        if ok:
+            telemetry.config_reload_timestamp.set((), time.time())
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,29 +135,78 @@ async def landing(request: web.Request) -> web.Response:
     return web.Response(text=body, content_type="text/html")
 
 
-def build_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.Application:
-    app = web.Application()
+async def reload(request: web.Request) -> web.Response:
+    problems = await request.app[RELOAD_KEY]()
+    if problems:
+        return web.Response(status=500, text="failed to reload config: " + "; ".join(problems))
+    return web.Response(text="OK\n")
+
+
+def _auth_middleware(auth: BasicAuth) -> Middleware:
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in OPEN_PATHS or await auth.check(request.headers.get("Authorization")):
+            return await handler(request)
+        return web.Response(
+            status=401,
+            text="Unauthorized\n",
+            headers={"WWW-Authenticate": 'Basic realm="scrapejobs-exporter"'},
+        )
+
+    return check
+
+
+def build_app(
+    exporter: Exporter,
+    telemetry_path: str = "/metrics",
+    *,
+    web_config: WebConfig | None = None,
+    reloader: ReloadFn | None = None,
+) -> web.Application:
+    """`reloader` enables POST /-/reload (`--web.enable-lifecycle`)."""
+    middlewares: list[Middleware] = []
+    if web_config is not None and web_config.users:
+        middlewares.append(_auth_middleware(BasicAuth(web_config.users)))
+    app = web.Application(middlewares=middlewares)
     app[EXPORTER_KEY] = exporter
     app[PATH_KEY] = telemetry_path
     app.router.add_get(telemetry_path, metrics)
     app.router.add_get("/", landing)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    if reloader is not None:
+        app[RELOAD_KEY] = reloader
+        app.router.add_post("/-/reload", reload)
     return app
 
 
 class Server:
     """Runs the aiohttp app on one listen address; `start()`/`stop()` like the poller."""
 
-    def __init__(self, exporter: Exporter, listen: ListenAddress, telemetry_path: str) -> None:
-        self.app = build_app(exporter, telemetry_path)
+    def __init__(
+        self,
+        exporter: Exporter,
+        listen: ListenAddress,
+        telemetry_path: str,
+        *,
+        web_config: WebConfig | None = None,
+        reloader: ReloadFn | None = None,
+    ) -> None:
+        self.app = build_app(exporter, telemetry_path, web_config=web_config, reloader=reloader)
         self.listen = listen
+        self.ssl_context = web_config.ssl_context if web_config is not None else None
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         self.port = listen.port
 
     async def start(self) -> None:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.listen.host, self.listen.port, reuse_address=True)
+        site = web.TCPSite(
+            self._runner,
+            self.listen.host,
+            self.listen.port,
+            reuse_address=True,
+            ssl_context=self.ssl_context,
+        )
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []

@@ -329,7 +329,11 @@ async def test_error_texts_never_carry_the_token_or_an_e_mail() -> None:
 async def test_error_header_on_200_carries_its_code_and_message() -> None:
     fake = FakeTime()
     http = client(fake)
-    headers = {"x-brd-error": "Forbidden", "x-brd-error-code": "policy_20222", "x-brd-err-msg": "IP"}
+    headers = {
+        "x-brd-error": "Forbidden",
+        "x-brd-error-code": "policy_20222",
+        "x-brd-err-msg": "IP",
+    }
     respx.get(f"{BD}/x").respond(200, json={}, headers=headers)
     with pytest.raises(ApiError) as info:
         await http.get_json("/x", "/x")
