@@ -111,7 +111,10 @@ def _to_number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float: as good as infinite
+            return None
     elif isinstance(value, str):
         try:
             number = float(value.strip())

@@ -330,7 +330,8 @@ def _decode_json(response: httpx.Response, content: bytes) -> Any:
         raise ApiError("bad_body", "empty response body", status=response.status_code)
     try:
         return json.loads(content)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    # ValueError also covers integers past Python's digit limit; RecursionError, deep nesting.
+    except (ValueError, RecursionError):
         kind = response.headers.get("content-type", "unknown type").split(";")[0]
         raise ApiError(
             "bad_body", f"response is not JSON ({kind}): {_snippet(content)}", response.status_code
