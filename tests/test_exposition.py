@@ -143,3 +143,22 @@ def test_gzip_negotiation_and_bytes() -> None:
     exposition = Exposition.build(_families())
     assert gzip.decompress(exposition.text.gzipped) == exposition.text.body
     assert exposition.openmetrics.body.endswith(b"# EOF\n")
+
+
+def test_label_values_are_escaped_in_openmetrics() -> None:
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
+
+    from exporter.exposition import render_openmetrics
+
+    store = Store()
+    weird = 'c_"quoted"\\back\nline-ünï'
+    Store.record_success(
+        store.add("brightdata", "job", "j_1"),
+        parse_job_log({"status": "done", "collector": weird}, "j_1"),
+        1.0,
+    )
+    text = render_openmetrics(collect_families(store, Telemetry())).decode()
+    assert 'collector="c_\\"quoted\\"\\\\back\\nline-ünï"' in text
+    assert text.endswith("# EOF\n")
+    collectors = {s.labels.get("collector") for f in om_parse(text) for s in f.samples}
+    assert weird in collectors
