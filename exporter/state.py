@@ -210,9 +210,9 @@ class Store:
         return evicted
 
     def _forget(self, target: Target, now: float) -> None:
+        # Static targets too: discovery may list them, and must not bring them back as new.
         del self._targets[target.key]
-        if not target.static:
-            self.forgotten[target.key] = now
+        self.forgotten[target.key] = now
 
     def prune_forgotten(self, before: float) -> None:
         """Ids evicted before `before` have left the discovery window: stop remembering them."""

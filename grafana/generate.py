@@ -826,7 +826,8 @@ EXPORTER_HEALTH = DashboardSpec(
                     "percentunit",
                     (
                         Query(
-                            f"provider:scrapejobs_exporter_api_errors:ratio_rate5m{{{E}}}",
+                            # The recording rule aggregates `job` away: filter by provider only.
+                            'provider:scrapejobs_exporter_api_errors:ratio_rate5m{provider=~"$provider"}',
                             "{{provider}}",
                         ),
                     ),

@@ -211,3 +211,15 @@ async def test_per_job_metrics_off_keeps_only_aggregates(sim: SimulatorServer) -
     assert "brightdata_job_status" not in text and "aitronos_job_status" not in text
     assert "scrapejobs_exporter_target_up" not in text
     assert "brightdata_collector_jobs_finished_total" in text
+
+
+async def test_evicted_static_job_is_not_rediscovered_and_counted(sim: SimulatorServer) -> None:
+    state = sim.state()
+    finished_job = next(j for j in state["brightdata"]["jobs"] if j["status"] == "done")
+    exporter = exporter_for(sim, "retention:\n  finished_ttl: 5m\n")
+    exporter.store.add("brightdata", "job", finished_job["id"])  # as if listed in the config
+    await exporter.poller.run_cycle()
+    await run(sim, exporter, 10)  # well past the TTL: the static job is evicted
+    await exporter.stop()
+    assert ("brightdata", "job", finished_job["id"]) not in exporter.store
+    assert finished(exporter) == truth(sim)
