@@ -23,6 +23,7 @@ from exporter.server import (
     Server,
     parse_listen_address,
 )
+from exporter.sharding import Shard, ShardError, shard_from
 from exporter.webconfig import WebConfig, WebConfigError, load_web_config
 
 __all__ = ["main"]
@@ -49,6 +50,31 @@ def _telemetry_path(value: str) -> str:
     if not value.startswith("/") or value in ("/", "/healthz", "/readyz"):
         raise argparse.ArgumentTypeError(f"invalid telemetry path {value!r}: e.g. /metrics")
     return value
+
+
+def _shard_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--shard-count",
+        type=int,
+        default=1,
+        metavar="N",
+        help="split the targets over N exporters (default 1: no sharding)",
+    )
+    parser.add_argument(
+        "--shard-index",
+        type=int,
+        default=None,
+        metavar="I",
+        help="this exporter's shard, 0..N-1 (default: the ordinal of a StatefulSet pod name)",
+    )
+
+
+def _shard(args: argparse.Namespace) -> Shard | None:
+    try:
+        return shard_from(args.shard_index, args.shard_count)
+    except ShardError as exc:
+        print(f"scrapejobs-exporter: {exc}", file=sys.stderr)
+        return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,10 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="enable POST /-/reload",
     )
+    _shard_flags(run)
     _common(run)
 
     once = sub.add_parser("once", help="poll once and print the exposition on stdout")
     once.add_argument("--config", required=True, metavar="FILE")
+    _shard_flags(once)
     _common(once)
 
     check = sub.add_parser("check-config", help="validate a config file and exit")
@@ -146,8 +174,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _once(config: Config) -> int:
-    exporter = Exporter(config)
+async def _once(config: Config, shard: Shard) -> int:
+    exporter = Exporter(config, shard=shard)
     try:
         result = await exporter.poller.run_cycle()
         sys.stdout.buffer.write(render_text(exporter.families()))
@@ -158,10 +186,10 @@ async def _once(config: Config) -> int:
 
 
 def cmd_once(args: argparse.Namespace) -> int:
-    config = _load(args.config)
-    if config is None:
+    config, shard = _load(args.config), _shard(args)
+    if config is None or shard is None:
         return EXIT_USAGE
-    return asyncio.run(_once(config))
+    return asyncio.run(_once(config, shard))
 
 
 async def serve(
@@ -172,8 +200,9 @@ async def serve(
     config_path: str | None = None,
     web_config: WebConfig | None = None,
     enable_lifecycle: bool = False,
+    shard: Shard | None = None,
 ) -> int:
-    exporter = Exporter(config)
+    exporter = Exporter(config, shard=shard)
     reloader = Reloader(exporter, config_path) if config_path is not None else None
     server = Server(
         exporter,
@@ -188,7 +217,7 @@ async def serve(
         log.error("cannot listen on %s: %s", listen, exc.strerror or exc)
         await exporter.stop()
         return EXIT_FAILED
-    log.info("listening on %s, metrics at %s", listen, telemetry_path)
+    log.info("listening on %s, metrics at %s (%s)", listen, telemetry_path, exporter.shard)
     await exporter.start()
     await wait_for_signal(reloader)
     log.info("shutting down")
@@ -232,8 +261,8 @@ def _load_web_config(path: str | None) -> tuple[bool, WebConfig | None]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = _load(args.config)
-    if config is None:
+    config, shard = _load(args.config), _shard(args)
+    if config is None or shard is None:
         return EXIT_USAGE
     ok, web_config = _load_web_config(args.web_config)
     if not ok:
@@ -246,6 +275,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             config_path=args.config,
             web_config=web_config,
             enable_lifecycle=args.enable_lifecycle,
+            shard=shard,
         )
     )
 

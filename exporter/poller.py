@@ -19,6 +19,7 @@ from exporter.config import Config
 from exporter.discovery import Discovery, Found
 from exporter.providers import Providers
 from exporter.providers.http import ApiError
+from exporter.sharding import Shard
 from exporter.state import Model, Store, Target
 from exporter.telemetry import Telemetry
 
@@ -48,8 +49,10 @@ class Poller:
         *,
         clock: Clock = time.time,
         on_cycle: Callable[[], Awaitable[None]] | None = None,
+        shard: Shard | None = None,
     ) -> None:
         self.config = config
+        self.shard = shard or Shard()
         self.store = store
         self.providers = providers
         self.telemetry = telemetry
@@ -122,7 +125,7 @@ class Poller:
         store = self.store
         for row in rows:
             key = (row.provider, row.kind, row.target_id)
-            if key in store.forgotten:
+            if key in store.forgotten or not self.shard.owns(row.target_id):
                 continue
             target = store.add(*key, row.collector, static=False, now=now)
             if row.model is not None:

@@ -20,6 +20,7 @@ from exporter.providers.aitronos import AitronosClient, auth_headers
 from exporter.providers.brightdata import BrightDataClient
 from exporter.providers.http import HttpClient
 from exporter.resilience import ProviderGate
+from exporter.sharding import Shard
 from exporter.state import Store, TargetKey
 from exporter.telemetry import Telemetry
 
@@ -103,9 +104,10 @@ def _static_targets(config: Config) -> Iterator[tuple[str, str, str, str | None]
             yield "aitronos", "job", job_id, None
 
 
-def _add_static_targets(store: Store, config: Config) -> None:
+def _add_static_targets(store: Store, config: Config, shard: Shard) -> None:
     for provider, kind, target_id, collector in _static_targets(config):
-        store.add(provider, kind, target_id, collector)
+        if shard.owns(target_id):
+            store.add(provider, kind, target_id, collector)
 
 
 def _static_keys(config: Config) -> set[TargetKey]:
@@ -134,14 +136,16 @@ class Exporter:
         *,
         clock: Clock = time.time,
         transport: httpx.AsyncBaseTransport | None = None,
+        shard: Shard | None = None,
     ) -> None:
         self.config = config
+        self.shard = shard or Shard()
         self._transport = transport
         self._retiring: set[asyncio.Task[None]] = set()
         self.telemetry = Telemetry()
         self.aggregates = Aggregates(config.histogram_buckets)
         self.store = Store(self.aggregates, config.stall)
-        _add_static_targets(self.store, config)
+        _add_static_targets(self.store, config, self.shard)
         self.providers = build_providers(config, self.telemetry, transport)
         self.poller = Poller(
             config,
@@ -151,6 +155,7 @@ class Exporter:
             self.aggregates,
             clock=clock,
             on_cycle=self.refresh_exposition,
+            shard=self.shard,
         )
         self.exposition = self.render()
 
@@ -200,7 +205,7 @@ class Exporter:
         for target in self.store:
             if getattr(config, target.provider) is None:
                 self.store.remove(target.key)
-        _add_static_targets(self.store, config)
+        _add_static_targets(self.store, config, self.shard)
         for name in ("concurrency", "histogram_buckets"):
             if getattr(old, name) != getattr(config, name):
                 log.warning("reload: a change of %s takes effect after a restart", name)
