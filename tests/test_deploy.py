@@ -131,7 +131,7 @@ def test_compose_exporter_config_points_at_simulator() -> None:
     for section, key in (("brightdata", "api_token_file"), ("aitronos", "api_key_file")):
         path = config[section][key]
         assert path.startswith("/run/secrets/") and path.rsplit("/", 1)[1] in secrets
-    assert config["brightdata"]["jobs"] and config["aitronos"]["jobs"]
+    assert config["brightdata"]["collectors"] == "all" and config["aitronos"]["discover"] is True
 
 
 def test_compose_exporter_config_is_valid(tmp_path: Path) -> None:
@@ -145,6 +145,29 @@ def test_compose_exporter_config_is_valid(tmp_path: Path) -> None:
     path = tmp_path / "exporter.yml"
     path.write_text(text)
     load_config(path)
+
+
+async def test_compose_exporter_config_finds_the_simulator_world(tmp_path: Path) -> None:
+    """With the compose simulator's seed and start time, discovery finds every kind."""
+    from exporter.config import load_config
+    from exporter.runtime import Exporter
+    from exporter.simulator import SimulatorConfig, SimulatorServer
+
+    sim = SimulatorServer(SimulatorConfig(seed=1))  # as docker-compose.yml runs it
+    await sim.start()
+    text = (ROOT / "deploy/compose/exporter.yml").read_text()
+    text = text.replace("/run/secrets/", str(ROOT / "deploy/compose/secrets") + "/")
+    path = tmp_path / "exporter.yml"
+    path.write_text(text.replace("http://simulator:8765", sim.url))
+    exporter = Exporter(load_config(path))
+    try:
+        result = await exporter.poller.run_cycle()
+    finally:
+        await exporter.stop()
+        await sim.stop()
+    kinds = {(t.provider, t.kind) for t in exporter.store}
+    assert {("brightdata", "job"), ("brightdata", "snapshot"), ("aitronos", "job")} <= kinds
+    assert result.failed == 0
 
 
 def test_compose_prometheus_scrapes_exporter() -> None:

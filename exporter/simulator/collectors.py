@@ -117,7 +117,11 @@ class Dataset:
         return self.snapshots[lo:hi]
 
 
+# Datasets are long-lived scrapers: their ids depend on the seed only, not on the start time,
+# so a config naming them (the compose demo's) works whenever the simulator starts.
+DATASET_EPOCH_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
+
+
 def new_dataset(rng: random.Random, index: int, now: int) -> Dataset:
-    return Dataset(
-        id=make_id("gd_", now - index * 3_600_000, rng, tail=10), weight=1.0 / (index + 1)
-    )
+    created = DATASET_EPOCH_MS - index * 3_600_000
+    return Dataset(id=make_id("gd_", created, rng, tail=10), weight=1.0 / (index + 1))
