@@ -7,7 +7,6 @@ requires its TLS and basic-auth credentials.
 from __future__ import annotations
 
 import asyncio
-import html
 import ipaddress
 import logging
 import socket
@@ -19,9 +18,9 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from exporter import __version__
 from exporter.config import ConfigError, load_config
 from exporter.exposition import wants_gzip
+from exporter.landing import api_response, page_response
 from exporter.runtime import Exporter
 from exporter.webconfig import BasicAuth, WebConfig
 
@@ -125,14 +124,11 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def landing(request: web.Request) -> web.Response:
-    path = html.escape(request.app[PATH_KEY])
-    body = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>scrapejobs-exporter</title></head>
-<body><h1>scrapejobs-exporter</h1><p>Version {html.escape(__version__)}</p>
-<ul><li><a href="{path}">Metrics</a></li><li><a href="/healthz">Health</a></li>
-<li><a href="/readyz">Readiness</a></li></ul></body></html>
-"""
-    return web.Response(text=body, content_type="text/html")
+    return page_response(request.app[EXPORTER_KEY], request.app[PATH_KEY])
+
+
+async def api_targets(request: web.Request) -> web.Response:
+    return api_response(request.app[EXPORTER_KEY], request.query)
 
 
 async def reload(request: web.Request) -> web.Response:
@@ -172,6 +168,7 @@ def build_app(
     app[PATH_KEY] = telemetry_path
     app.router.add_get(telemetry_path, metrics)
     app.router.add_get("/", landing)
+    app.router.add_get("/api/targets", api_targets)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     if reloader is not None:
