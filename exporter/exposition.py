@@ -6,12 +6,28 @@ cached bytes (gzipped or not) for the format the client asked for.
 
 from __future__ import annotations
 
-import gzip
 import math
-from collections.abc import Iterable
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
 
-from exporter.metrics import Family
+from exporter.metrics import (
+    PER_TARGET,
+    Family,
+    PerTarget,
+    base_labels,
+    group_targets,
+    target_labels,
+)
+from exporter.state import Store, Target
+
+isal_zlib: ModuleType | None
+try:
+    from isal import isal_zlib
+except ImportError:  # pragma: no cover - platforms without an ISA-L wheel
+    isal_zlib = None
 
 __all__ = [
     "OPENMETRICS_TYPE",
@@ -38,6 +54,19 @@ def format_value(value: float) -> str:
     if value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     return repr(value)
+
+
+_SPECIALS = {"inf": "+Inf", "-inf": "-Inf", "nan": "NaN"}
+
+
+def _number(value: float) -> str:
+    """`format_value`, faster for the common cases (this runs a million times at 50k jobs)."""
+    if type(value) is int:
+        return str(value)
+    if value.is_integer() and -1e15 < value < 1e15:
+        return str(int(value))
+    text = repr(value)
+    return _SPECIALS.get(text, text)
 
 
 def _escape_label(value: str) -> str:
@@ -111,26 +140,150 @@ def wants_gzip(accept_encoding: str | None) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class RenderedFormat:
+    """One format, kept gzipped only: at 50,000 jobs the plain text is ~120 MB, gzipped ~4 MB.
+    Prometheus always asks for gzip; other clients get it decompressed on demand."""
+
     content_type: str
-    body: bytes
     gzipped: bytes
+
+    @property
+    def body(self) -> bytes:
+        return zlib.decompress(self.gzipped, wbits=31)
 
 
 @dataclass(frozen=True, slots=True)
 class Exposition:
-    """Both formats, plain and gzipped, made in one go from one list of families."""
+    """Both formats, made in one go."""
 
     text: RenderedFormat
     openmetrics: RenderedFormat
 
     @classmethod
-    def build(cls, families: list[Family]) -> Exposition:
-        text = render_text(families)
-        om = render_openmetrics(families)
+    def build(cls, families: list[Family], shared: Iterable[str] = ()) -> Exposition:
+        """`shared` chunks (the per-target families, identical in both formats) come first,
+        then `families` rendered for each format."""
+        text, om = _Gzip(), _Gzip()
+        for chunk in shared:
+            data = chunk.encode()
+            text.add(data)
+            om.add(data)
+        text.add(render_text(families))
+        om.add(render_openmetrics(families))
         return cls(
-            RenderedFormat(TEXT_TYPE, text, gzip.compress(text, GZIP_LEVEL, mtime=0)),
-            RenderedFormat(OPENMETRICS_TYPE, om, gzip.compress(om, GZIP_LEVEL, mtime=0)),
+            RenderedFormat(TEXT_TYPE, text.finish()), RenderedFormat(OPENMETRICS_TYPE, om.finish())
         )
 
     def pick(self, accept: str | None) -> RenderedFormat:
         return self.openmetrics if choose_format(accept) == "openmetrics" else self.text
+
+
+class _Gzip:
+    """A gzip stream fed chunk by chunk, so no whole plain-text copy is ever held."""
+
+    def __init__(self) -> None:
+        self._compressor = _gzip_compressor()
+        self._out: list[bytes] = []
+
+    def add(self, data: bytes) -> None:
+        self._out.append(self._compressor.compress(data))
+
+    def finish(self) -> bytes:
+        self._out.append(self._compressor.flush())
+        return b"".join(self._out)
+
+
+def _gzip_compressor() -> Any:
+    # ISA-L's level 1 compresses these pages about five times faster than zlib's fastest
+    # level (and a little smaller); zlib remains the fallback where ISA-L has no wheel.
+    if isal_zlib is not None:
+        return isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, 31)
+    return zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+
+
+# --- fast rendering of the per-target families -----------------------------------------------
+
+
+def render_per_target(store: Store) -> Iterator[str]:
+    """One chunk per non-empty per-target family, from the same `PER_TARGET` declarations
+    `collect_families` reads; the escaped label string of each target is cached on it."""
+    groups = group_targets(store)
+    for per in PER_TARGET:
+        targets = groups.get(per.kind, ())
+        lines = _lines(per, targets) if targets else []
+        if lines:
+            spec = per.spec
+            head = (
+                f"# HELP {spec.name} {_escape_help(spec.help, False)}\n# TYPE {spec.name} gauge\n"
+            )
+            yield head + "".join(lines)
+
+
+def _labels(target: Target, own: bool) -> str:
+    if own:
+        if target.own_labels is None:
+            target.own_labels = ",".join(
+                f'{n}="{_escape_label(v)}"'
+                for n, v in zip(("provider", "kind", "target"), target_labels(target), strict=True)
+            )
+        return target.own_labels
+    cache = target.label_cache
+    if cache is not None and cache[0] is target.model:
+        return cache[1]
+    names = _BASE_NAMES[(target.provider, target.kind)]
+    text = ",".join(
+        f'{n}="{_escape_label(v)}"' for n, v in zip(names, base_labels(target), strict=True)
+    )
+    target.label_cache = (target.model, text)
+    return text
+
+
+def _lines(per: PerTarget, targets: list[Target]) -> list[str]:
+    open_ = per.spec.name + "{"
+    own = per.kind is None
+    lines: list[str] = []
+    append = lines.append
+    if per.states:
+        tails = _state_tails(per)
+        current = per.current
+        assert current is not None
+        for t in targets:
+            state = current(t if per.of_target else t.model)
+            if state is None:
+                continue
+            # Every line of the set starts with the same name and labels: one C-level join.
+            head = open_ + _labels(t, own)
+            append(head + head.join(tails.get(state) or tails[None]))
+    elif per.current is not None:
+        extra = per.spec.labels[-1]
+        for t in targets:
+            label = per.current(t if per.of_target else t.model)
+            if label is not None:
+                append(f'{open_}{_labels(t, own)},{extra}="{_escape_label(label)}"}} 1\n')
+    elif per.value is not None:
+        value_of = per.value
+        for t in targets:
+            value = value_of(t if per.of_target else t.model)
+            if value is not None:
+                append(f"{open_}{_labels(t, own)}}} {_number(value)}\n")
+    return lines
+
+
+def _state_tails(per: PerTarget) -> dict[str | None, list[str]]:
+    """For each possible current state, the line endings of the whole set (None: no state
+    matches, every line 0)."""
+    extra = per.spec.labels[-1]
+    suffixes = [(s, f',{extra}="{_escape_label(s)}"}} ') for s in per.states]
+    tails: dict[str | None, list[str]] = {
+        current: [f"{suffix}{'1' if s == current else '0'}\n" for s, suffix in suffixes]
+        for current in per.states
+    }
+    tails[None] = [f"{suffix}0\n" for _, suffix in suffixes]
+    return tails
+
+
+# A state set's or info metric's last label is its own; the ones before identify the target.
+_BASE_NAMES = {
+    p.kind: p.spec.labels[:-1] if (p.states or p.current) else p.spec.labels
+    for p in PER_TARGET
+    if p.kind is not None
+}

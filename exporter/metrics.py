@@ -7,9 +7,10 @@ the exporter's telemetry into families of samples; it does no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from operator import attrgetter
+from typing import Any, Literal
 
 from exporter import __version__
 from exporter.aggregates import Aggregates
@@ -443,6 +444,110 @@ RELOAD_TIME = _spec(
 )
 
 
+# --- per-target families: one declaration, read by both renderers ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PerTarget:
+    """How one per-target family's samples come from each target of `kind`.
+
+    A gauge has `value`; a state set has `states` and `current` (the state that is 1); an info
+    metric has only `current` (the value of its last label). They read the target's model, or
+    the target itself with `of_target`. `kind` None means every target (the exporter's own
+    per-target metrics, present even before a first successful poll).
+    """
+
+    spec: MetricSpec
+    kind: tuple[str, str] | None
+    value: Callable[[Any], float | None] | None = None
+    states: tuple[str, ...] = ()
+    current: Callable[[Any], str | None] | None = None
+    of_target: bool = False
+
+
+def _stalled(target: Target) -> float | None:
+    return None if target.progress is None else (1.0 if target.stalled else 0.0)
+
+
+def _eta(target: Target) -> float | None:
+    return None if target.progress is None else target.eta
+
+
+def _up(target: Target) -> float | None:
+    return None if target.up is None else (1.0 if target.up else 0.0)
+
+
+def _last_success(target: Target) -> float | None:
+    return None if target.up is None else target.last_success
+
+
+BD_JOB_KIND, BD_SNAP_KIND = ("brightdata", "job"), ("brightdata", "snapshot")
+BD_AI_KIND, AIT_KIND = ("brightdata", "ai_flow"), ("aitronos", "job")
+PER_TARGET: tuple[PerTarget, ...] = (
+    PerTarget(
+        BD_JOB_STATUS, BD_JOB_KIND, states=brightdata.JOB_STATUSES, current=attrgetter("status")
+    ),
+    PerTarget(BD_JOB_INFO, BD_JOB_KIND, current=attrgetter("template")),
+    *(PerTarget(spec, BD_JOB_KIND, value=attrgetter(attr)) for spec, attr in JOB_GAUGES),
+    PerTarget(BD_JOB_STALLED, BD_JOB_KIND, value=_stalled, of_target=True),
+    PerTarget(BD_JOB_ETA, BD_JOB_KIND, value=_eta, of_target=True),
+    PerTarget(
+        BD_SNAPSHOT_STATUS,
+        BD_SNAP_KIND,
+        states=brightdata.SNAPSHOT_STATUSES,
+        current=attrgetter("status"),
+    ),
+    PerTarget(
+        BD_AI_STATUS, BD_AI_KIND, states=brightdata.AI_FLOW_STATUSES, current=attrgetter("status")
+    ),
+    PerTarget(BD_AI_STEP, BD_AI_KIND, states=brightdata.AI_FLOW_STEPS, current=attrgetter("step")),
+    PerTarget(BD_AI_COMPLETED, BD_AI_KIND, value=attrgetter("completed_steps")),
+    PerTarget(AIT_STATUS, AIT_KIND, states=aitronos.JOB_STATUSES, current=attrgetter("status")),
+    # No reason yet (still running): every reason is 0, hence "" rather than None.
+    PerTarget(
+        AIT_REASON,
+        AIT_KIND,
+        states=aitronos.COMPLETION_REASONS,
+        current=lambda j: j.completion_reason or "",
+    ),
+    *(PerTarget(spec, AIT_KIND, value=get) for spec, get in AIT_GAUGES),
+    PerTarget(AIT_STALLED, AIT_KIND, value=_stalled, of_target=True),
+    PerTarget(AIT_ETA, AIT_KIND, value=_eta, of_target=True),
+    PerTarget(TARGET_UP, None, value=_up, of_target=True),
+    PerTarget(TARGET_LAST_SUCCESS, None, value=_last_success, of_target=True),
+)
+PER_TARGET_NAMES = frozenset(p.spec.name for p in PER_TARGET)
+
+
+def group_targets(store: Store) -> dict[tuple[str, str] | None, list[Target]]:
+    """Targets with a model by (provider, kind), and every target under None."""
+    groups: dict[tuple[str, str] | None, list[Target]] = {None: []}
+    for target in store:
+        groups[None].append(target)
+        if target.model is not None:
+            groups.setdefault((target.provider, target.kind), []).append(target)
+    return groups
+
+
+def base_labels(target: Target) -> tuple[str, ...]:
+    """The identifying label values of a target's own series (see each family's labels)."""
+    model = target.model
+    if target.kind == "job" and isinstance(model, StudioJob):
+        return (model.job_id, model.collector or target.collector or "")
+    if isinstance(model, Snapshot):
+        return (model.snapshot_id, model.dataset_id or "")
+    if isinstance(model, AiFlow):
+        return (model.collector,)
+    if isinstance(model, AitronosJob):
+        return (model.job_id,)
+    raise ValueError(f"no model to label {target.key}")
+
+
+def target_labels(target: Target) -> tuple[str, str, str]:
+    """`provider`, `kind`, `target` of the exporter's own per-target series."""
+    return (target.provider, target.kind, target.target_id)
+
+
 # --- samples ---------------------------------------------------------------------------------
 
 Sample = tuple[str, tuple[str, ...], tuple[str, ...], float]  # name, label names, values, value
@@ -467,89 +572,33 @@ def collect_families(
     """Every non-empty family, in catalogue order, from one pass over the store."""
     families = {name: Family(spec) for name, spec in CATALOGUE.items()}
     if per_job:
-        for target in store:
-            _target_samples(families, target)
+        _per_target_samples(families, store)
     if aggregates is not None:
         _aggregate_samples(families, aggregates)
     _telemetry_samples(families, store, telemetry)
     return [f for f in families.values() if f.samples]
 
 
-def _target_samples(families: dict[str, Family], target: Target) -> None:
-    model = target.model
-    if isinstance(model, StudioJob):
-        _job_samples(families, model, target)
-    elif isinstance(model, Snapshot):
-        _snapshot_samples(families, model)
-    elif isinstance(model, AiFlow):
-        _ai_flow_samples(families, model)
-    elif isinstance(model, AitronosJob):
-        _aitronos_samples(families, model, target)
-    if target.up is not None:
-        labels = (target.provider, target.kind, target.target_id)
-        families[TARGET_UP.name].add(labels, 1.0 if target.up else 0.0)
-        if target.last_success is not None:
-            families[TARGET_LAST_SUCCESS.name].add(labels, target.last_success)
-
-
-def _state_set(
-    family: Family, labels: tuple[str, ...], states: Iterable[str], current: str
-) -> None:
-    for state in states:
-        family.add((*labels, state), 1.0 if state == current else 0.0)
-
-
-def _job_samples(families: dict[str, Family], job: StudioJob, target: Target) -> None:
-    labels = (job.job_id, job.collector or target.collector or "")
-    _state_set(families[BD_JOB_STATUS.name], labels, brightdata.JOB_STATUSES, job.status)
-    if job.template is not None:
-        families[BD_JOB_INFO.name].add((*labels, job.template), 1.0)
-    for spec, attr in JOB_GAUGES:
-        value = getattr(job, attr)
-        if value is not None:
-            families[spec.name].add(labels, float(value))
-    _progress_samples(families, BD_JOB_STALLED, BD_JOB_ETA, labels, target)
-
-
-def _progress_samples(
-    families: dict[str, Family],
-    stalled: MetricSpec,
-    eta: MetricSpec,
-    labels: tuple[str, ...],
-    target: Target,
-) -> None:
-    if target.progress is None:
-        return
-    families[stalled.name].add(labels, 1.0 if target.stalled else 0.0)
-    if target.eta is not None:
-        families[eta.name].add(labels, target.eta)
-
-
-def _snapshot_samples(families: dict[str, Family], snap: Snapshot) -> None:
-    labels = (snap.snapshot_id, snap.dataset_id or "")
-    _state_set(families[BD_SNAPSHOT_STATUS.name], labels, brightdata.SNAPSHOT_STATUSES, snap.status)
-
-
-def _ai_flow_samples(families: dict[str, Family], flow: AiFlow) -> None:
-    labels = (flow.collector,)
-    if flow.status is not None:
-        _state_set(families[BD_AI_STATUS.name], labels, brightdata.AI_FLOW_STATUSES, flow.status)
-    if flow.step is not None:
-        _state_set(families[BD_AI_STEP.name], labels, brightdata.AI_FLOW_STEPS, flow.step)
-    if flow.completed_steps is not None:
-        families[BD_AI_COMPLETED.name].add(labels, float(flow.completed_steps))
-
-
-def _aitronos_samples(families: dict[str, Family], job: AitronosJob, target: Target) -> None:
-    labels = (job.job_id,)
-    _state_set(families[AIT_STATUS.name], labels, aitronos.JOB_STATUSES, job.status)
-    reason = job.completion_reason or ""
-    _state_set(families[AIT_REASON.name], labels, aitronos.COMPLETION_REASONS, reason)
-    for spec, get in AIT_GAUGES:
-        value = get(job)
-        if value is not None:
-            families[spec.name].add(labels, float(value))
-    _progress_samples(families, AIT_STALLED, AIT_ETA, labels, target)
+def _per_target_samples(families: dict[str, Family], store: Store) -> None:
+    groups = group_targets(store)
+    for per in PER_TARGET:
+        family = families[per.spec.name]
+        for target in groups.get(per.kind, ()):
+            subject = target if per.of_target else target.model
+            base = base_labels(target) if per.kind else target_labels(target)
+            if per.states:
+                current = per.current(subject) if per.current else None
+                if current is not None:
+                    for state in per.states:
+                        family.add((*base, state), 1.0 if state == current else 0.0)
+            elif per.current is not None:
+                label = per.current(subject)
+                if label is not None:
+                    family.add((*base, label), 1.0)
+            elif per.value is not None:
+                value = per.value(subject)
+                if value is not None:
+                    family.add(base, float(value))
 
 
 def _aggregate_samples(families: dict[str, Family], a: Aggregates) -> None:
@@ -638,7 +687,9 @@ def update_doc(path: str) -> None:
 
     doc = Path(path)
     block = f"<!-- BEGIN CATALOGUE -->\n{markdown_table()}<!-- END CATALOGUE -->"
-    text = re.sub(r"<!-- BEGIN CATALOGUE -->\n.*<!-- END CATALOGUE -->", block, doc.read_text(), flags=re.S)
+    text = re.sub(
+        r"<!-- BEGIN CATALOGUE -->\n.*<!-- END CATALOGUE -->", block, doc.read_text(), flags=re.S
+    )
     doc.write_text(text)
 
 

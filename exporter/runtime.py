@@ -12,7 +12,7 @@ import httpx
 
 from exporter.aggregates import Aggregates
 from exporter.config import Config
-from exporter.exposition import Exposition
+from exporter.exposition import Exposition, render_per_target
 from exporter.metrics import Family, collect_families
 from exporter.poller import Clock, Poller
 from exporter.providers import Providers
@@ -168,7 +168,11 @@ class Exporter:
         self.exposition = await asyncio.to_thread(self.render)
 
     def render(self) -> Exposition:
-        return Exposition.build(self.families())
+        """The per-target families through the fast renderer, the rest through the reference."""
+        per_job = self.config.per_job_metrics
+        rest = collect_families(self.store, self.telemetry, self.aggregates, per_job=False)
+        shared = render_per_target(self.store) if per_job else ()
+        return Exposition.build(rest, shared)
 
     def families(self) -> list[Family]:
         return collect_families(

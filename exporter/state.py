@@ -60,6 +60,10 @@ class Target:
     progress: Progress | None = None
     stalled: bool = False
     eta: float | None = None
+    # The renderer's caches: the model its escaped label string was made from, and the string;
+    # and the labels of the exporter's own per-target series (they never change).
+    label_cache: tuple[object, str] | None = None
+    own_labels: str | None = None
 
     @property
     def key(self) -> TargetKey:
