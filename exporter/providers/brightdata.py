@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 from exporter.providers.fields import Fields, ParseError
-from exporter.providers.http import HttpClient
+from exporter.providers.http import ApiError, HttpClient
 
 __all__ = [
     "AI_FLOW_STATUSES",
@@ -18,12 +18,14 @@ __all__ = [
     "JOB_STATUSES",
     "SNAPSHOT_STATUSES",
     "AiFlow",
+    "AiFlowTrigger",
     "BrightDataClient",
     "Snapshot",
     "StudioJob",
     "parse_ai_flow_progress",
     "parse_job_log",
     "parse_snapshot_progress",
+    "parse_trigger",
 ]
 
 UNKNOWN = "unknown"
@@ -56,6 +58,7 @@ _AI_FLOW_ALIASES = {"error": "failed", "cancelled": "failed", "canceled": "faile
 EP_JOB_LOG = "/dca/log/{job_id}"
 EP_SNAPSHOT_PROGRESS = "/datasets/v3/progress/{snapshot_id}"
 EP_AI_FLOW_PROGRESS = "/dca/collectors/{collector_id}/automate_template/progress"
+EP_AI_FLOW_TRIGGER = "/dca/collectors/{collector_id}/automate_template"
 
 
 def normalize_status(raw: str | None, known: tuple[str, ...], aliases: dict[str, str]) -> str:
@@ -209,6 +212,22 @@ def parse_ai_flow_progress(body: Any, collector: str) -> AiFlow:
     return _with_invalid(flow, f)
 
 
+@dataclass(frozen=True, slots=True)
+class AiFlowTrigger:
+    """`POST /dca/collectors/{id}/automate_template`: `queued` means it waits for a slot."""
+
+    ai_job_id: str
+    queued: bool
+
+
+def parse_trigger(body: Any) -> AiFlowTrigger:
+    f = Fields(body, "AI flow trigger")
+    ai_job_id = f.text("id")
+    if not ai_job_id:
+        raise ParseError("AI flow trigger: no `id` in the answer")
+    return AiFlowTrigger(ai_job_id, bool(f.boolean("queued")))
+
+
 def _normalize_step(raw: str | None) -> str:
     if raw is None:
         return UNKNOWN
@@ -292,6 +311,18 @@ class BrightDataClient:
         return await self.http.fetch(
             EP_AI_FLOW_PROGRESS, path, lambda body: parse_ai_flow_progress(body, collector)
         )
+
+    async def trigger_ai_flow(self, collector: str, description: str, url: str) -> AiFlowTrigger:
+        """Start an AI flow. A 429 (3 flows already running account-wide) is not retried: the
+        HTTP client retries only timeouts, dropped connections and 5xx."""
+        path = f"/dca/collectors/{quote(collector, safe='')}/automate_template"
+        body = await self.http.request_json(
+            "POST", EP_AI_FLOW_TRIGGER, path, body={"description": description, "urls": [url]}
+        )
+        try:
+            return parse_trigger(body)
+        except ParseError as exc:
+            raise ApiError("bad_body", str(exc)) from None
 
 
 # --- discovery: list endpoints ---------------------------------------------------------------
