@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from exporter import __version__
-from exporter.config import Config, ConfigError, load_config
+from exporter.config import Config, ConfigError, load_config, parse_duration
 from exporter.exposition import render_text
 from exporter.logs import LOG_FORMATS, LOG_LEVELS, setup_logging
 from exporter.runtime import Exporter
@@ -145,7 +145,48 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--scale", type=int, default=500, help="Scraper Studio jobs simulated")
     demo.add_argument("--seed", type=int, default=1)
     _common(demo)
+    _add_watch(sub)
+    _add_ai_flow(sub)
     return parser
+
+
+def _interval(value: str) -> float:
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("the interval must be positive, e.g. 3s")
+    return seconds
+
+
+def _follow_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, metavar="FILE")
+    parser.add_argument(
+        "--interval", type=_interval, default=3.0, help="time between polls (default 3s)"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON line per poll")
+    _common(parser)
+
+
+def _add_watch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from exporter.watch import KINDS
+
+    watch = sub.add_parser("watch", help="follow one job with a live progress line")
+    watch.add_argument("kind", choices=list(KINDS), metavar="KIND", help=", ".join(KINDS))
+    watch.add_argument("target_id", metavar="ID", help="job, snapshot or collector id")
+    _follow_flags(watch)
+
+
+def _add_ai_flow(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ai_flow = sub.add_parser("ai-flow", help="Bright Data AI flows")
+    actions = ai_flow.add_subparsers(dest="ai_flow_command", required=True, metavar="ACTION")
+    trigger = actions.add_parser("trigger", help="start an AI flow on a collector")
+    trigger.add_argument("--collector", required=True, metavar="C")
+    trigger.add_argument("--url", required=True, action="append", dest="urls", metavar="URL")
+    trigger.add_argument("--description", required=True, metavar="TEXT")
+    trigger.add_argument("--watch", action="store_true", help="then follow it like `watch`")
+    _follow_flags(trigger)
 
 
 def _load(path: str) -> Config | None:
@@ -292,12 +333,35 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return simulator_cli.run(args)
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from exporter.watch import WatchOptions, run_watch
+
+    config = _load(args.config)
+    if config is None:
+        return EXIT_USAGE
+    return run_watch(config, WatchOptions(args.kind, args.target_id, args.interval, args.json))
+
+
+def cmd_ai_flow(args: argparse.Namespace) -> int:
+    from exporter.trigger import TriggerRequest, run_trigger
+
+    config = _load(args.config)
+    if config is None:
+        return EXIT_USAGE
+    request = TriggerRequest(
+        args.collector, args.description, tuple(args.urls), args.watch, args.interval, args.json
+    )
+    return run_trigger(config, request)
+
+
 COMMANDS = {
     "run": cmd_run,
     "once": cmd_once,
     "check-config": cmd_check_config,
     "simulate": cmd_simulate,
     "demo": cmd_demo,
+    "watch": cmd_watch,
+    "ai-flow": cmd_ai_flow,
 }
 
 
