@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_REQUESTS_PER_MINUTE = 100  # Bright Data's limit for trial accounts
 _ERROR_HEADERS = ("x-brd-error", "x-luminati-error")
 T = TypeVar("T")
+CONNECTIONS_PER_CLIENT = 8
 
 
 class ApiError(Exception):
@@ -101,19 +103,28 @@ class HttpClient:
         # A gate handed over from a replaced client keeps its budget and pauses across a reload.
         self.gate = gate or ProviderGate(provider, max_requests_per_minute, telemetry, policy)
         self._secrets = _secret_values(headers)
-        self._client = httpx.AsyncClient(
-            base_url=base_url,
-            headers={"User-Agent": f"scrapejobs-exporter/{__version__}", **headers},
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            transport=transport,
-            follow_redirects=False,
-        )
+        # httpx spends time proportional to its pool size on every request, so a large
+        # concurrency is served by several small clients in turn rather than one big pool.
+        count = max(1, math.ceil(max_connections / CONNECTIONS_PER_CLIENT))
+        per_client = math.ceil(max_connections / count)
+        self._clients = [
+            httpx.AsyncClient(
+                base_url=base_url,
+                headers={"User-Agent": f"scrapejobs-exporter/{__version__}", **headers},
+                timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+                limits=httpx.Limits(
+                    max_connections=per_client, max_keepalive_connections=per_client
+                ),
+                transport=transport,
+                follow_redirects=False,
+            )
+            for _ in range(count)
+        ]
+        self._in_flight = [0] * count
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for client in self._clients:
+            await client.aclose()
 
     async def fetch(
         self,
@@ -215,21 +226,32 @@ class HttpClient:
     async def _send(
         self, method: str, path: str, params: dict[str, str | int] | None, body: Any
     ) -> tuple[httpx.Response, bytes]:
-        request = self._client.build_request(method, path, params=params, json=body)
-        response = await self._client.send(request, stream=True)
+        # The least busy client: a request queued behind a full pool costs scans of that pool.
+        index = min(range(len(self._clients)), key=self._in_flight.__getitem__)
+        client = self._clients[index]
+        request = client.build_request(method, path, params=params, json=body)
+        self._in_flight[index] += 1
         try:
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self.max_body_bytes:
-                raise _too_large(response, self.max_body_bytes)
-            chunks, size = [], 0
-            async for chunk in response.aiter_raw():
-                size += len(chunk)
-                if size > self.max_body_bytes:
-                    raise _too_large(response, self.max_body_bytes)
-                chunks.append(chunk)
+            response = await client.send(request, stream=True)
+            try:
+                content = await self._read_capped(response)
+            finally:
+                await response.aclose()
         finally:
-            await response.aclose()
-        return response, _decompress(response, b"".join(chunks))
+            self._in_flight[index] -= 1
+        return response, _decompress(response, content)
+
+    async def _read_capped(self, response: httpx.Response) -> bytes:
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise _too_large(response, self.max_body_bytes)
+        chunks, size = [], 0
+        async for chunk in response.aiter_raw():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise _too_large(response, self.max_body_bytes)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _redact(self, text: str) -> str:
         """Error texts quote response bodies: keep our credentials and e-mail addresses out."""
