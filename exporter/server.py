@@ -110,7 +110,9 @@ async def metrics(request: web.Request) -> web.Response:
     if wants_gzip(request.headers.get("Accept-Encoding")):
         headers["Content-Encoding"] = "gzip"
         return web.Response(body=exposition.gzipped, headers=headers)
-    return web.Response(body=exposition.body, headers=headers)
+    # Only gzipped bytes are kept; inflating a large page must not stall other requests.
+    body = await asyncio.to_thread(lambda: exposition.body)
+    return web.Response(body=body, headers=headers)
 
 
 async def healthz(request: web.Request) -> web.Response:
