@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Iterator
 
@@ -23,6 +24,8 @@ from exporter.resilience import ProviderGate
 from exporter.sharding import Shard
 from exporter.state import Store, TargetKey
 from exporter.telemetry import Telemetry
+
+RENDER_SWITCH_INTERVAL = 0.0005  # seconds
 
 __all__ = ["Exporter", "build_providers"]
 
@@ -165,7 +168,17 @@ class Exporter:
 
     async def refresh_exposition(self) -> None:
         """Re-render both formats in a worker thread so scrapes keep being answered."""
-        self.exposition = await asyncio.to_thread(self.render)
+        self.exposition = await asyncio.to_thread(self._render_in_background)
+
+    def _render_in_background(self) -> Exposition:
+        # The render thread holds the GIL for up to the switch interval at a time (5 ms by
+        # default); a shorter one lets a scrape on the event loop through within a few ms.
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(min(previous, RENDER_SWITCH_INTERVAL))
+        try:
+            return self.render()
+        finally:
+            sys.setswitchinterval(previous)
 
     def render(self) -> Exposition:
         """The per-target families through the fast renderer, the rest through the reference."""
