@@ -14,18 +14,11 @@ __all__ = ["demo_config", "run_demo"]
 
 log = logging.getLogger(__name__)
 
-RUNNING_FIRST = {"running": 0, "building": 1, "starting": 1, "processing": 0, "pending": 1}
-
-
-def _pick(rows: list[dict[str, Any]], key: str, count: int) -> list[str]:
-    """Running objects first (they move), then the most recent finished ones."""
-    ordered = sorted(rows, key=lambda r: RUNNING_FIRST.get(str(r.get("status")), 2))
-    return [str(r[key]) for r in ordered[:count]]
-
-
 def demo_config(base_url: str, state: dict[str, Any], config: SimulatorConfig) -> Config:
-    """A config watching a realistic mix of every target kind the simulator has."""
-    bd, ait = state["brightdata"], state["aitronos"]
+    """A config that discovers everything the simulator has, as on a real account."""
+    bd = state["brightdata"]
+    datasets = sorted({str(s["dataset_id"]) for s in bd["snapshots"]})
+    flows = sorted({str(f["collector"]) for f in bd["ai_flows"]})
     text = f"""
 poll_interval: 5s
 request_timeout: 5s
@@ -33,15 +26,20 @@ concurrency: 16
 brightdata:
   api_token: {config.brightdata_token}
   base_url: {base_url}
-  jobs: {_pick(bd["jobs"], "id", 25)}
-  snapshots: {_pick(bd["snapshots"], "snapshot_id", 10)}
-  ai_flows: {sorted({str(f["collector"]) for f in bd["ai_flows"]})[:6]}
+  collectors: all
+  datasets: {datasets}
+  ai_flows: {flows}
+  max_requests_per_minute: 6000
 aitronos:
   api_key: {config.aitronos_key}
   base_url: {base_url}
   path_prefix: /v1
   auth_header: X-API-Key
-  jobs: {_pick(ait["jobs"], "job_id", 10)}
+  discover: true
+  max_requests_per_minute: 6000
+stall:
+  no_worker_after: 1m
+  no_progress_after: 2m
 """
     return parse_config(text, source="<demo>", env={})
 
