@@ -44,28 +44,52 @@ def build_providers(
     )
 
 
+def _http(
+    config: Config,
+    provider: str,
+    base_url: str,
+    headers: dict[str, str],
+    per_minute: int,
+    telemetry: Telemetry,
+    transport: httpx.AsyncBaseTransport | None,
+    gate: ProviderGate | None,
+) -> HttpClient:
+    return HttpClient(
+        provider,
+        base_url,
+        headers,
+        config.request_timeout,
+        telemetry,
+        max_connections=config.concurrency,
+        max_body_bytes=config.max_response_bytes,
+        max_requests_per_minute=per_minute,
+        gate=gate,
+        transport=transport,
+    )
+
+
 def _brightdata_client(
     config: Config,
     telemetry: Telemetry,
     transport: httpx.AsyncBaseTransport | None,
     gate: ProviderGate | None = None,
 ) -> BrightDataClient | None:
-    if config.brightdata is None:
-        return None
     bd = config.brightdata
-    http = HttpClient(
-        "brightdata",
-        bd.base_url,
-        {"Authorization": f"Bearer {bd.token()}"},
-        config.request_timeout,
-        telemetry,
-        max_connections=config.concurrency,
-        max_body_bytes=config.max_response_bytes,
-        max_requests_per_minute=bd.max_requests_per_minute,
-        gate=gate,
-        transport=transport,
+    if bd is None:
+        return None
+    headers = {"Authorization": f"Bearer {bd.token()}"}
+    return BrightDataClient(
+        _http(
+            config,
+            "brightdata",
+            bd.base_url,
+            headers,
+            bd.max_requests_per_minute,
+            telemetry,
+            transport,
+            gate,
+        )
     )
-    return BrightDataClient(http)
 
 
 def _aitronos_client(
@@ -74,20 +98,19 @@ def _aitronos_client(
     transport: httpx.AsyncBaseTransport | None,
     gate: ProviderGate | None = None,
 ) -> AitronosClient | None:
-    if config.aitronos is None:
-        return None
     ait = config.aitronos
-    http = HttpClient(
+    if ait is None:
+        return None
+    headers = auth_headers(ait.auth_header, ait.key())
+    http = _http(
+        config,
         "aitronos",
         ait.base_url,
-        auth_headers(ait.auth_header, ait.key()),
-        config.request_timeout,
+        headers,
+        ait.max_requests_per_minute,
         telemetry,
-        max_connections=config.concurrency,
-        max_body_bytes=config.max_response_bytes,
-        max_requests_per_minute=ait.max_requests_per_minute,
-        gate=gate,
-        transport=transport,
+        transport,
+        gate,
     )
     return AitronosClient(http, ait.path_prefix)
 

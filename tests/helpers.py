@@ -149,3 +149,27 @@ aitronos:
   path_prefix: /v1
   jobs: [job_abc123]
 """
+
+
+# What the documentation pages' example bodies imply, as exposition lines (issue 2's list).
+SEED_EXPOSITION_LINES = [
+    'brightdata_job_duration_seconds{job_id="j_ma13y9ay1piehrso8r",collector="c_m9im5n7v82p2y35la"} 71.459',
+    'brightdata_job_queue_seconds{job_id="j_ma13y9ay1piehrso8r",collector="c_m9im5n7v82p2y35la"} 0.645',
+    'brightdata_job_status{job_id="j_ma13y9ay1piehrso8r",collector="c_m9im5n7v82p2y35la",status="done"} 1',
+    'brightdata_snapshot_status{snapshot_id="s_m4x7enmven8djfqak",dataset_id="ds_123456789",status="running"} 1',
+    'brightdata_ai_flow_status{collector="c_m9im5n7v82p2y35la",status="done"} 1',
+    'brightdata_ai_flow_completed_steps{collector="c_m9im5n7v82p2y35la"} 8',
+    'aitronos_job_items_found{job_id="job_abc123"} 13',
+    'aitronos_job_completion_reason{job_id="job_abc123",reason="timeout"} 1',
+]
+
+
+def om_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Parsed OpenMetrics samples keyed by name and sorted labels."""
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import require_binary
-from tests.helpers import SeedServer, samples
+from tests.helpers import SEED_EXPOSITION_LINES, SeedServer, samples
 
 EXE = [sys.executable, "-m", "exporter"]
 
@@ -61,16 +61,7 @@ def test_once_prints_seed_values(tmp_path: Path) -> None:
         result = _run("once", "--config", str(path))
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for expected in [
-        'brightdata_job_duration_seconds{job_id="j_ma13y9ay1piehrso8r",collector="c_m9im5n7v82p2y35la"} 71.459',
-        'brightdata_job_queue_seconds{job_id="j_ma13y9ay1piehrso8r",collector="c_m9im5n7v82p2y35la"} 0.645',
-        'brightdata_job_status{job_id="j_ma13y9ay1piehrso8r",collector="c_m9im5n7v82p2y35la",status="done"} 1',
-        'brightdata_snapshot_status{snapshot_id="s_m4x7enmven8djfqak",dataset_id="ds_123456789",status="running"} 1',
-        'brightdata_ai_flow_status{collector="c_m9im5n7v82p2y35la",status="done"} 1',
-        'brightdata_ai_flow_completed_steps{collector="c_m9im5n7v82p2y35la"} 8',
-        'aitronos_job_items_found{job_id="job_abc123"} 13',
-        'aitronos_job_completion_reason{job_id="job_abc123",reason="timeout"} 1',
-    ]:  # fmt: skip
+    for expected in SEED_EXPOSITION_LINES:
         assert expected in out.splitlines(), expected
     assert "test-token" not in out + result.stderr and "test-key" not in out + result.stderr
     promtool = require_binary("promtool")

@@ -20,7 +20,13 @@ from exporter.metrics import CATALOGUE, collect_families
 from exporter.providers.brightdata import parse_job_log
 from exporter.state import Store
 from exporter.telemetry import Telemetry
-from tests.helpers import reference_render, samples, seeded_store
+from tests.helpers import (
+    SEED_EXPOSITION_LINES,
+    om_samples,
+    reference_render,
+    samples,
+    seeded_store,
+)
 
 
 def _families() -> list:  # type: ignore[type-arg]
@@ -42,33 +48,17 @@ def test_text_matches_prometheus_client_sample_by_sample() -> None:
 
 def test_openmetrics_parses_and_matches_reference() -> None:
     families = _families()
-    ours = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for f in om_parse(render_openmetrics(families).decode())
-        for s in f.samples
-    }
-    reference = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for f in om_parse(reference_render(families, openmetrics=True).decode())
-        for s in f.samples
-    }
-    assert ours == reference
+    ours = om_samples(render_openmetrics(families).decode())
+    assert ours == om_samples(reference_render(families, openmetrics=True).decode())
 
 
 def test_seed_values_in_exposition() -> None:
     text = render_text(_families()).decode()
     expected = [
-        'brightdata_job_duration_seconds{job_id="j_ma13y9ay1piehrso8r",collector="c_m9im5n7v82p2y35la"} 71.459',
-        'brightdata_job_queue_seconds{job_id="j_ma13y9ay1piehrso8r",collector="c_m9im5n7v82p2y35la"} 0.645',
-        'brightdata_job_status{job_id="j_ma13y9ay1piehrso8r",collector="c_m9im5n7v82p2y35la",status="done"} 1',
-        'brightdata_snapshot_status{snapshot_id="s_m4x7enmven8djfqak",dataset_id="ds_123456789",status="running"} 1',
-        'brightdata_ai_flow_status{collector="c_m9im5n7v82p2y35la",status="done"} 1',
-        'brightdata_ai_flow_completed_steps{collector="c_m9im5n7v82p2y35la"} 8',
-        'aitronos_job_items_found{job_id="job_abc123"} 13',
-        'aitronos_job_completion_reason{job_id="job_abc123",reason="timeout"} 1',
+        *SEED_EXPOSITION_LINES,
         'aitronos_job_progress_ratio{job_id="job_abc123"} 1',
         'brightdata_ai_flow_step{collector="c_m9im5n7v82p2y35la",step="collector_maintainer"} 1',
-    ]  # fmt: skip
+    ]
     lines = set(text.splitlines())
     for line in expected:
         assert line in lines, line
@@ -149,7 +139,6 @@ def test_gzip_negotiation_and_bytes() -> None:
 
 
 def test_label_values_are_escaped_in_openmetrics() -> None:
-    from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
 
     from exporter.exposition import render_openmetrics
 
@@ -189,17 +178,8 @@ async def test_fast_renderer_matches_prometheus_client_on_a_simulated_store() ->
     names = {name for name, _ in ours}
     assert {"brightdata_job_stalled", "brightdata_job_eta_seconds", "aitronos_job_status",
             "brightdata_snapshot_status", "scrapejobs_exporter_target_up"} <= names  # fmt: skip
-    om = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for f in om_parse(served.openmetrics.body.decode())
-        for s in f.samples
-    }
-    om_reference = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for f in om_parse(reference_render(reference, openmetrics=True).decode())
-        for s in f.samples
-    }
-    assert om == om_reference
+    om = om_samples(served.openmetrics.body.decode())
+    assert om == om_samples(reference_render(reference, openmetrics=True).decode())
 
 
 def test_per_target_help_is_the_same_in_both_formats() -> None:
