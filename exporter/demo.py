@@ -14,6 +14,7 @@ __all__ = ["demo_config", "run_demo"]
 
 log = logging.getLogger(__name__)
 
+
 def demo_config(base_url: str, state: dict[str, Any], config: SimulatorConfig) -> Config:
     """A config that discovers everything the simulator has, as on a real account."""
     bd = state["brightdata"]
