@@ -89,6 +89,16 @@ def test_rate_limit_fault_is_reported_not_retried(sim: SimulatorServer, tmp_path
     assert _posts(sim) == 1
 
 
+def test_server_error_on_trigger_is_not_retried(sim: SimulatorServer, tmp_path: Path) -> None:
+    """A POST that failed may still have started a flow: sending it again could start two."""
+    config = write_config(sim, tmp_path / "c.yml")
+    rule = {"fault": "http_503", "path": "/automate_template$"}
+    assert httpx.post(f"{sim.url}/_sim/faults", json=rule, timeout=10).status_code == 200
+    result = _trigger(config, _idle_collectors(sim)[0])
+    assert result.returncode == 1
+    assert _posts(sim) == 1
+
+
 def test_trigger_watch_follows_the_new_flow(sim: SimulatorServer, tmp_path: Path) -> None:
     config = write_config(sim, tmp_path / "c.yml")
     collector = _idle_collectors(sim)[0]

@@ -156,12 +156,16 @@ class HttpClient:
         params: dict[str, str | int] | None = None,
         body: Any = None,
     ) -> Any:
-        """Send with retries: timeouts, dropped connections and 5xx only, with jittered backoff."""
-        for attempt in range(1, self.policy.attempts + 1):
+        """Send with retries: timeouts, dropped connections and 5xx only, with jittered backoff.
+
+        Only GETs are retried: a POST that timed out may have reached the provider (a second
+        AI-flow trigger would start a second flow)."""
+        attempts = self.policy.attempts if method == "GET" else 1
+        for attempt in range(1, attempts + 1):
             try:
                 return await self._through_gate(method, endpoint, path, params, body)
             except ApiError as exc:
-                if exc.reason not in RETRYABLE or attempt >= self.policy.attempts:
+                if exc.reason not in RETRYABLE or attempt >= attempts:
                     raise
                 delay = self.policy.retry_delay(attempt)
                 log.debug(
