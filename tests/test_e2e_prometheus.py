@@ -200,7 +200,7 @@ def test_finished_counters_equal_ground_truth(stack: Stack) -> None:
     counted = _latest(stack, "brightdata_collector_jobs_finished_total > 0")
     expected = {
         (("collector", c), ("status", s)): float(n)
-        for c, by_status in finished["brightdata_jobs"].items()
+        for c, by_status in finished["studio_jobs"].items()
         for s, n in by_status.items()
     }
     assert sum(expected.values()) > 5

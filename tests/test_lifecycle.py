@@ -72,7 +72,7 @@ def finished(exporter: Exporter) -> dict[str, Any]:
     aitronos = Counter({status: int(n) for (status,), n in a.aitronos_finished.values.items()})
     # Counters start at 0 for every collector and dataset seen; compare what actually counted.
     return {
-        "brightdata_jobs": {c: +v for c, v in jobs.items() if +v},
+        "studio_jobs": {c: +v for c, v in jobs.items() if +v},
         "snapshots": {d: +v for d, v in snapshots.items() if +v},
         "aitronos_jobs": +aitronos,
     }
@@ -81,7 +81,7 @@ def finished(exporter: Exporter) -> dict[str, Any]:
 def truth(sim: SimulatorServer) -> dict[str, Any]:
     f = sim.state()["finished"]
     return {
-        "brightdata_jobs": {c: Counter(v) for c, v in f["brightdata_jobs"].items()},
+        "studio_jobs": {c: Counter(v) for c, v in f["studio_jobs"].items()},
         "snapshots": {d: Counter(v) for d, v in f["snapshots"].items()},
         "aitronos_jobs": Counter(f["aitronos_jobs"]),
     }
@@ -100,11 +100,11 @@ def minus(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 async def test_finished_counters_equal_ground_truth(sim: SimulatorServer) -> None:
     exporter = exporter_for(sim)
     await exporter.poller.run_cycle()
-    assert finished(exporter) == {"brightdata_jobs": {}, "snapshots": {}, "aitronos_jobs": {}}
+    assert finished(exporter) == {"studio_jobs": {}, "snapshots": {}, "aitronos_jobs": {}}
     await run(sim, exporter, 30)  # an hour of simulated time, jobs arriving all along
     await exporter.stop()
     expected = truth(sim)
-    assert sum(sum(c.values()) for c in expected["brightdata_jobs"].values()) > 10
+    assert sum(sum(c.values()) for c in expected["studio_jobs"].values()) > 10
     assert sum(sum(c.values()) for c in expected["snapshots"].values()) > 0
     assert finished(exporter) == expected
     # Lines and failures of every counted job are summed, and durations observed once each.
@@ -123,7 +123,7 @@ async def test_restart_does_not_double_count(sim: SimulatorServer) -> None:
     before_restart = truth(sim)
     second = exporter_for(sim)
     await second.poller.run_cycle()  # sees everything finished so far: counts none of it
-    assert finished(second) == {"brightdata_jobs": {}, "snapshots": {}, "aitronos_jobs": {}}
+    assert finished(second) == {"studio_jobs": {}, "snapshots": {}, "aitronos_jobs": {}}
     await run(sim, second, 15)
     await second.stop()
     assert finished(second) == minus(truth(sim), before_restart)

@@ -437,9 +437,9 @@ async def test_sim_state_shape(client: httpx.AsyncClient) -> None:
     assert {"id", "collector", "status", "completed_steps"} <= set(flow)
     assert {"job_id", "status", "running_time"} <= set(truth["aitronos"]["jobs"][0])
     finished = truth["finished"]
-    assert set(finished) == {"brightdata_jobs", "snapshots", "ai_flows", "aitronos_jobs"}
+    assert set(finished) == {"studio_jobs", "snapshots", "ai_flows", "aitronos_jobs"}
     # Only what finishes after the start counts: the generated history is not ground truth.
-    assert sum(sum(v.values()) for v in finished["brightdata_jobs"].values()) == 0
+    assert sum(sum(v.values()) for v in finished["studio_jobs"].values()) == 0
     assert truth["requests"] == {"GET /dca/log/{job_id}": 2}
 
 
@@ -525,10 +525,10 @@ async def test_injected_job_failure_is_counted_once(client: httpx.AsyncClient) -
     assert log["status"] == "failed"
     assert log["finished"] and log["job_time"] >= 0
     assert log["pages_left"] == running["pages_left"]  # progress stops where it was
-    counts = (await state(client))["finished"]["brightdata_jobs"][running["collector"]]
+    counts = (await state(client))["finished"]["studio_jobs"][running["collector"]]
     assert counts["failed"] >= 1
     await client.post("/_sim/advance", json={"seconds": 4 * 3600})  # past its original end
-    later = (await state(client))["finished"]["brightdata_jobs"][running["collector"]]
+    later = (await state(client))["finished"]["studio_jobs"][running["collector"]]
     job = next(j for j in (await state(client))["brightdata"]["jobs"] if j["id"] == running["id"])
     assert job["status"] == "failed"
     assert (await client.post("/_sim/fail", json={"job_id": running["id"]})).status_code == 409
@@ -538,6 +538,6 @@ async def test_injected_job_failure_is_counted_once(client: httpx.AsyncClient) -
     terminal = ("done", "failed", "cancelled")
     ended_before = {j["id"] for j in truth["brightdata"]["jobs"] if j["status"] in terminal}
     ended_now = {j["id"] for j in end["brightdata"]["jobs"] if j["status"] in terminal}
-    counted = sum(sum(c.values()) for c in end["finished"]["brightdata_jobs"].values())
+    counted = sum(sum(c.values()) for c in end["finished"]["studio_jobs"].values())
     assert counted == len(ended_now - ended_before)
     assert later["failed"] >= counts["failed"]

@@ -353,7 +353,7 @@ class World:
 
     def finished_counts(self) -> dict[str, Any]:
         return {
-            "brightdata_jobs": {c: dict(v) for c, v in self.finished_jobs.items()},
+            "studio_jobs": {c: dict(v) for c, v in self.finished_jobs.items()},
             "snapshots": {d: dict(v) for d, v in self.finished_snapshots.items()},
             "ai_flows": dict(self.finished_flows),
             "aitronos_jobs": dict(self.finished_aitronos),
