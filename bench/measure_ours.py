@@ -1,0 +1,212 @@
+"""Measurements of our exporter, run inside `python -m bench.worker ours ...`."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import statistics
+import time
+from typing import Any
+
+from bench.common import rss_kb, scrape_meta, summary_ms, throughput_result
+from bench.scrape import run_client
+from bench.sim import sim_post
+from exporter.config import parse_config
+from exporter.runtime import Exporter
+from exporter.server import ListenAddress, Server
+from exporter.simulator import DEFAULT_AITRONOS_KEY, DEFAULT_BRIGHTDATA_TOKEN
+
+LIST_ENDPOINTS = ("/dca/collectors_list", "/dca/collector/jobs", "/datasets/v3/snapshots")
+
+
+def is_list_endpoint(endpoint: str) -> bool:
+    return endpoint in LIST_ENDPOINTS or endpoint.endswith("/scrape/jobs")
+
+
+def discovery_config(url: str, datasets: list[str], concurrency: int) -> str:
+    """Everything discovered, no request budget in the way, nothing evicted by count."""
+    return f"""
+poll_interval: 1h
+concurrency: {concurrency}
+retention: {{max_tracked: 10000000}}
+brightdata:
+  api_token: {DEFAULT_BRIGHTDATA_TOKEN}
+  base_url: {url}
+  collectors: all
+  datasets: {json.dumps(datasets)}
+  max_requests_per_minute: 100000
+aitronos:
+  api_key: {DEFAULT_AITRONOS_KEY}
+  base_url: {url}
+  discover: true
+  max_requests_per_minute: 100000
+"""
+
+
+def static_config(url: str, job_ids: list[str], concurrency: int) -> str:
+    return f"""
+poll_interval: 1h
+concurrency: {concurrency}
+retention: {{max_tracked: 10000000}}
+brightdata:
+  api_token: {DEFAULT_BRIGHTDATA_TOKEN}
+  base_url: {url}
+  jobs: {json.dumps(job_ids)}
+  max_requests_per_minute: 100000
+"""
+
+
+class Calls:
+    """API calls counted by the exporter's own telemetry, split into list pages and the rest."""
+
+    def __init__(self, exporter: Exporter) -> None:
+        self.exporter = exporter
+        self.last = self.read()
+
+    def read(self) -> tuple[float, float]:
+        values = self.exporter.telemetry.api_requests.values
+        total = sum(values.values())
+        pages = sum(v for (_, endpoint, _), v in values.items() if is_list_endpoint(endpoint))
+        return total, pages
+
+    def delta(self) -> tuple[int, int]:
+        now = self.read()
+        total, pages = now[0] - self.last[0], now[1] - self.last[1]
+        self.last = now
+        return round(total), round(pages)
+
+
+async def measure_scale(
+    url: str,
+    datasets: list[str],
+    *,
+    concurrency: int,
+    steady_cycles: int,
+    advance: float,
+    renders: int,
+    scrapes: int,
+    scrapes_during_render: int,
+) -> dict[str, Any]:
+    gc.collect()
+    rss_before = rss_kb()
+    now = [float(sim_post(url, "/_sim/advance", {"seconds": 0})["now"])]
+    exporter = Exporter(
+        parse_config(discovery_config(url, datasets, concurrency)), clock=lambda: now[0]
+    )
+    calls = Calls(exporter)
+    cycles: list[dict[str, Any]] = []
+    server: Server | None = None
+    try:
+        for index in range(1 + steady_cycles):
+            if index:
+                now[0] = float(sim_post(url, "/_sim/advance", {"seconds": advance})["now"])
+            started = time.perf_counter()
+            result = await exporter.poller.run_cycle()  # renders the exposition afterwards too
+            wall = time.perf_counter() - started
+            total, pages = calls.delta()
+            cycles.append(
+                {
+                    "calls": total,
+                    "list_pages": pages,
+                    "polled": result.polled,
+                    "failed": result.failed,
+                    "poll_seconds": round(result.duration, 4),
+                    "wall_seconds": round(wall, 4),
+                    "tracked": len(exporter.store),
+                }
+            )
+        tracked = len(exporter.store)
+
+        render_times = []
+        for _ in range(renders):
+            started = time.perf_counter()
+            exporter.exposition = exporter.render()
+            render_times.append(time.perf_counter() - started)
+        exposition = exporter.exposition
+
+        server = Server(exporter, ListenAddress("127.0.0.1", 0), "/metrics")
+        await server.start()
+        metrics_url = f"http://127.0.0.1:{server.port}/metrics"
+        idle = await run_client(metrics_url, scrapes, max_seconds=120)
+
+        stop = asyncio.Event()
+        background: list[float] = []
+
+        async def render_loop() -> None:
+            while not stop.is_set():
+                started = time.perf_counter()
+                await exporter.refresh_exposition()
+                background.append(time.perf_counter() - started)
+
+        loop_task = asyncio.create_task(render_loop())
+        await asyncio.sleep(0.05)  # let the first render get under way
+        busy = await run_client(metrics_url, scrapes_during_render, max_seconds=120)
+        stop.set()
+        await loop_task
+
+        gc.collect()
+        rss_after = rss_kb()
+    finally:
+        if server is not None:
+            await server.stop()
+        await exporter.stop()
+
+    steady = cycles[1:] or cycles
+    steady_render = render_times[1:] or render_times
+    return {
+        "impl": "ours",
+        "tracked": tracked,
+        "series": _series_count(exposition.openmetrics.body),
+        "exposition_gzip_bytes": len(exposition.openmetrics.gzipped),
+        "cycles": cycles,
+        "steady": {
+            "calls": statistics.fmean(c["calls"] for c in steady),
+            "list_pages": statistics.fmean(c["list_pages"] for c in steady),
+            "running": statistics.fmean(c["polled"] for c in steady),
+            "max_excess": max(c["calls"] - c["polled"] - c["list_pages"] for c in steady),
+        },
+        "render": {
+            "median_ms": round(statistics.median(steady_render) * 1000, 2),
+            "samples_ms": [round(t * 1000, 2) for t in render_times],
+        },
+        "scrape": {**summary_ms(idle["latencies"]), **scrape_meta(idle)},
+        "scrape_during_render": {
+            **summary_ms(busy["latencies"]),
+            **scrape_meta(busy),
+            "renders": len(background),
+            "render_median_ms": round(statistics.median(background) * 1000, 2)
+            if background
+            else None,
+        },
+        "rss": {
+            "before_kb": rss_before,
+            "after_kb": rss_after,
+            "per_tracked_kb": round((rss_after - rss_before) / max(1, tracked), 3),
+        },
+    }
+
+
+async def measure_throughput(
+    url: str, job_ids: list[str], *, concurrency: int, cycles: int
+) -> dict[str, Any]:
+    exporter = Exporter(parse_config(static_config(url, job_ids, concurrency)))
+    runs = []
+    try:
+        for _ in range(cycles):
+            result = await exporter.poller.run_cycle()
+            runs.append(
+                {
+                    "polled": result.polled,
+                    "failed": result.failed,
+                    "seconds": round(result.duration, 4),
+                    "per_second": round(result.polled / result.duration, 1),
+                }
+            )
+    finally:
+        await exporter.stop()
+    return throughput_result("ours", runs, concurrency)
+
+
+def _series_count(body: bytes) -> int:
+    return sum(1 for line in body.split(b"\n") if line and not line.startswith(b"#"))

@@ -1,0 +1,45 @@
+"""Running the scrape client (`bench.client`) as a child process from an async worker."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+from bench.common import child_env, parse_result
+
+
+async def run_client(url: str, count: int, *, max_seconds: float) -> dict[str, Any]:
+    """`count` sequential Prometheus-style scrapes of `url` from another process."""
+    if count <= 0:
+        return {
+            "latencies": [],
+            "statuses": [],
+            "content_type": "",
+            "content_encoding": "",
+            "bytes": 0,
+        }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.client",
+        url,
+        "--count",
+        str(count),
+        "--max-seconds",
+        str(max_seconds),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=child_env(),
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), max_seconds + 180)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    if process.returncode != 0:
+        raise RuntimeError(
+            f"scrape client failed ({process.returncode}): {stderr.decode()[-2000:]}"
+        )
+    return parse_result(stdout.decode())
