@@ -97,3 +97,15 @@ def scrape_meta(result: dict[str, Any]) -> dict[str, Any]:
         "content_encoding": result["content_encoding"],
         "bytes": result["bytes"],
     }
+
+
+def malloc_trim() -> bool:
+    """Ask glibc to hand freed heap pages back to the kernel (a diagnostic: how much of the RSS
+    is freed memory the allocator kept). False where there is no glibc."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.malloc_trim(0))

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from bench.baseline import NaiveExporter, NaiveTarget, render_like_a_scrape
-from bench.common import rss_kb, scrape_meta, summary_ms, throughput_result
+from bench.common import malloc_trim, rss_kb, scrape_meta, summary_ms, throughput_result
 from bench.scrape import run_client
 from bench.sim import sim_post
 
@@ -27,6 +27,7 @@ async def measure_scale(
 ) -> dict[str, Any]:
     gc.collect()
     rss_before = rss_kb()
+    checkpoints: dict[str, int] = {}
     now = [float(sim_post(url, "/_sim/advance", {"seconds": 0})["now"])]
     naive = NaiveExporter(url, datasets, concurrency=concurrency, clock=lambda: now[0])
     runs: list[dict[str, Any]] = []
@@ -50,6 +51,7 @@ async def measure_scale(
         if naive.failed:
             raise RuntimeError(f"the baseline's polls failed {naive.failed} times")
         tracked = len(naive.targets)
+        checkpoints["after_cycles"] = rss_kb()
 
         render_times: list[float] = []
         size = 0
@@ -58,12 +60,15 @@ async def measure_scale(
             size = len(render_like_a_scrape(naive.registry))
             render_times.append(time.perf_counter() - started)
 
+        checkpoints["after_renders"] = rss_kb()
         server = naive.serve()
         idle = await run_client(
             f"http://127.0.0.1:{server.server_port}/metrics", scrapes, max_seconds=240
         )
         gc.collect()
         rss_after = rss_kb()
+        trimmed = malloc_trim()
+        rss_trimmed = rss_kb()
     finally:
         if server is not None:
             await asyncio.to_thread(server.shutdown)
@@ -92,6 +97,14 @@ async def measure_scale(
             "before_kb": rss_before,
             "after_kb": rss_after,
             "per_tracked_kb": round((rss_after - rss_before) / max(1, tracked), 3),
+            # Diagnostic only: the RSS once glibc has returned the freed pages it kept.
+            "after_malloc_trim_kb": rss_trimmed if trimmed else None,
+            "per_tracked_kb_after_malloc_trim": round(
+                (rss_trimmed - rss_before) / max(1, tracked), 3
+            )
+            if trimmed
+            else None,
+            "checkpoints_kb": checkpoints,
         },
         "threads": threading.active_count(),
     }

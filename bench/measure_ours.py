@@ -9,7 +9,7 @@ import statistics
 import time
 from typing import Any
 
-from bench.common import rss_kb, scrape_meta, summary_ms, throughput_result
+from bench.common import malloc_trim, rss_kb, scrape_meta, summary_ms, throughput_result
 from bench.scrape import run_client
 from bench.sim import sim_post
 from exporter.config import parse_config
@@ -90,6 +90,7 @@ async def measure_scale(
 ) -> dict[str, Any]:
     gc.collect()
     rss_before = rss_kb()
+    checkpoints: dict[str, int] = {}
     now = [float(sim_post(url, "/_sim/advance", {"seconds": 0})["now"])]
     exporter = Exporter(
         parse_config(discovery_config(url, datasets, concurrency)), clock=lambda: now[0]
@@ -117,6 +118,7 @@ async def measure_scale(
                 }
             )
         tracked = len(exporter.store)
+        checkpoints["after_cycles"] = rss_kb()
 
         render_times = []
         for _ in range(renders):
@@ -124,11 +126,13 @@ async def measure_scale(
             exporter.exposition = exporter.render()
             render_times.append(time.perf_counter() - started)
         exposition = exporter.exposition
+        checkpoints["after_renders"] = rss_kb()
 
         server = Server(exporter, ListenAddress("127.0.0.1", 0), "/metrics")
         await server.start()
         metrics_url = f"http://127.0.0.1:{server.port}/metrics"
         idle = await run_client(metrics_url, scrapes, max_seconds=120)
+        checkpoints["after_scrapes"] = rss_kb()
 
         stop = asyncio.Event()
         background: list[float] = []
@@ -147,6 +151,8 @@ async def measure_scale(
 
         gc.collect()
         rss_after = rss_kb()
+        trimmed = malloc_trim()
+        rss_trimmed = rss_kb()
     finally:
         if server is not None:
             await server.stop()
@@ -183,6 +189,14 @@ async def measure_scale(
             "before_kb": rss_before,
             "after_kb": rss_after,
             "per_tracked_kb": round((rss_after - rss_before) / max(1, tracked), 3),
+            # Diagnostic only: the RSS once glibc has returned the freed pages it kept.
+            "after_malloc_trim_kb": rss_trimmed if trimmed else None,
+            "per_tracked_kb_after_malloc_trim": round(
+                (rss_trimmed - rss_before) / max(1, tracked), 3
+            )
+            if trimmed
+            else None,
+            "checkpoints_kb": checkpoints,
         },
     }
 
