@@ -112,9 +112,10 @@ def _collector(target: Target) -> str | None:
 
 def _progress(model: object) -> Bar | None:
     if isinstance(model, StudioJob) and model.pages:
-        left = model.pages_left if model.pages_left is not None else 0
-        if model.status == "done":
-            left = 0
+        # A job known only from a list row has no pages_left: no bar, unless it is done.
+        left = 0 if model.status == "done" else model.pages_left
+        if left is None:
+            return None
         done = max(0, model.pages - left)
         return Bar(done, model.pages, "pages", min(1.0, done / model.pages))
     if isinstance(model, AitronosJob) and model.progress_percentage is not None:
