@@ -123,15 +123,17 @@ async def measure_throughput(
     try:
         for _ in range(cycles):
             failed = naive.failed
-            started = time.perf_counter()
+            cpu, started = time.process_time(), time.perf_counter()
             polled = await naive.poll_all()
             seconds = time.perf_counter() - started
+            cpu = time.process_time() - cpu
             runs.append(
                 {
                     "polled": polled,
                     "failed": naive.failed - failed,
                     "seconds": round(seconds, 4),
                     "per_second": round(polled / seconds, 1),
+                    "cpu_share": round(cpu / seconds, 3),
                 }
             )
     finally:

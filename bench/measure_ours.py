@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from bench.common import malloc_trim, rss_kb, scrape_meta, summary_ms, throughput_result
-from bench.scrape import run_client
+from bench.scrape import run_client, transfer_floor
 from bench.sim import sim_post
 from exporter.config import parse_config
 from exporter.runtime import Exporter
@@ -153,6 +153,9 @@ async def measure_scale(
         rss_after = rss_kb()
         trimmed = malloc_trim()
         rss_trimmed = rss_kb()
+        floor = await transfer_floor(
+            exposition.openmetrics.gzipped, exposition.openmetrics.content_type, scrapes
+        )
     finally:
         if server is not None:
             await server.stop()
@@ -177,6 +180,7 @@ async def measure_scale(
             "samples_ms": [round(t * 1000, 2) for t in render_times],
         },
         "scrape": {**summary_ms(idle["latencies"]), **scrape_meta(idle)},
+        "scrape_transfer_floor": summary_ms(floor["latencies"]),
         "scrape_during_render": {
             **summary_ms(busy["latencies"]),
             **scrape_meta(busy),
@@ -208,13 +212,16 @@ async def measure_throughput(
     runs = []
     try:
         for _ in range(cycles):
+            cpu = time.process_time()
             result = await exporter.poller.run_cycle()
+            cpu = time.process_time() - cpu
             runs.append(
                 {
                     "polled": result.polled,
                     "failed": result.failed,
                     "seconds": round(result.duration, 4),
                     "per_second": round(result.polled / result.duration, 1),
+                    "cpu_share": round(cpu / result.duration, 3),
                 }
             )
     finally:

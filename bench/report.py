@@ -96,6 +96,17 @@ def _rows(scales: dict[int, dict[str, Any]], throughput: dict[str, Any]) -> list
             rows.append(Row("Scrape p50 (ms)", scale, p50, base_p50, target, met))
         else:
             rows.append(Row("Scrape p50 (ms)", scale, p50, base_p50, "", None))
+        floor = ours.get("scrape_transfer_floor") or {}
+        rows.append(
+            Row(
+                "Scrape p50, bare transfer of our page (ms)",
+                scale,
+                floor.get("p50_ms"),
+                None,
+                "",
+                None,
+            )
+        )
         rows.append(
             Row(
                 "Scrape p99 (ms)",
@@ -267,6 +278,8 @@ def markdown(document: dict[str, Any], rows: list[Row]) -> str:
         "- Scrape latency: sequential `GET /metrics` with Prometheus 3's `Accept` and "
         "`Accept-Encoding: gzip`, over one keep-alive connection, from a separate client process, "
         "body read in full. Ours is served by its real aiohttp server.",
+        "- Bare transfer: the same client fetching our gzipped page from a trivial aiohttp "
+        "handler that returns the bytes; the part of a scrape that only the page size decides.",
         "- Render per cycle: the median time of `Exporter.render()` (what runs in a worker thread "
         "after each poll cycle); for the baseline, `choose_encoder` + `generate_latest` + "
         "`gzip.compress`, which is what each of its scrapes does.",

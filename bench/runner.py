@@ -116,7 +116,12 @@ def measure_throughput(jobs: int, cycles: int, log: Any) -> dict[str, Any]:
             args = [impl, "--mode", "throughput", "--sim", sim.url]
             args += ["--concurrency", str(CONCURRENCY), "--cycles", str(cycles)]
             args += ["--throughput-jobs", str(jobs)]
+            sim_cpu = sim.cpu_seconds()
             out[impl] = run_worker(args, log)
+            # How busy the simulator was while this implementation polled it: near 1.0 means
+            # the simulator, not the client, limited the rate.
+            busy = sum(r["seconds"] for r in out[impl]["runs"])
+            out[impl]["sim_cpu_share"] = round((sim.cpu_seconds() - sim_cpu) / busy, 3)
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -76,6 +77,14 @@ class Simulator:
                     self.stop()
                     raise
                 time.sleep(0.1)
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the simulator process has used so far."""
+        if self._process is None:
+            return 0.0
+        with open(f"/proc/{self._process.pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         process, self._process = self._process, None
