@@ -38,6 +38,15 @@ class Row:
         return self.ours / self.baseline
 
 
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages: other work on the machine skews every number."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as loadavg:
+            return [float(x) for x in loadavg.read().split()[:3]]
+    except (OSError, ValueError):
+        return []
+
+
 def machine() -> dict[str, Any]:
     model = ""
     try:
@@ -254,7 +263,9 @@ def markdown(document: dict[str, Any], rows: list[Row]) -> str:
         f"Measured {m['date']}, {kind}, in {document['elapsed_seconds']:.0f} s.",
         "",
         f"Machine: {m['cpu_count']} CPUs ({m['cpu_model'] or 'unknown model'}), "
-        f"{m['memory_gb']} GB RAM, {m['platform']}, Python {m['python']}; {versions}.",
+        f"{m['memory_gb']} GB RAM, {m['platform']}, Python {m['python']}; {versions}. "
+        f"Load average (1 min) {_load(document, 'start')} at the start, "
+        f"{_load(document, 'end')} at the end.",
         "",
         markdown_table(rows),
         "",
@@ -336,3 +347,8 @@ def markdown(document: dict[str, Any], rows: list[Row]) -> str:
 
 
 CONCURRENCY_NOTE = "64"
+
+
+def _load(document: dict[str, Any], when: str) -> str:
+    values = document.get("load_average", {}).get(when) or []
+    return f"{values[0]:.2f}" if values else "unknown"

@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.monotonic() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
 
     machine = report.machine()
+    load_start = report.load_average()
     results: dict[str, Any] = {"scales": {}, "throughput": {}}
     for scale in scales:
         log(f"scale {scale:,} (simulator --scale {sim_scale_for(scale)})")
@@ -189,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         "scales": scales,
         "elapsed_seconds": elapsed,
         "machine": machine,
+        "load_average": {"start": load_start, "end": report.load_average()},
         "targets": report.rows_json(rows),
         "results": results,
     }
