@@ -99,13 +99,16 @@ class Discovery:
         )
 
     async def _list_collectors(self, client: BrightDataClient) -> list[Collector]:
-        collectors: list[Collector] = []
+        # Paging parameters are undocumented here: follow `total` with offsets, and stop when
+        # a page brings nothing new (an API that ignores `offset` repeats its first page).
+        collectors: dict[str, Collector] = {}
         while True:
             async with self._semaphore:
-                page = await client.list_collectors(offset=len(collectors) or 0)
-            collectors += page.items
-            if not page.items or page.total is None or len(collectors) >= page.total:
-                return collectors
+                page = await client.list_collectors(offset=len(collectors))
+            before = len(collectors)
+            collectors.update((c.collector_id, c) for c in page.items)
+            if page.total is None or len(collectors) >= page.total or len(collectors) == before:
+                return list(collectors.values())
 
     async def _studio_jobs(
         self, client: BrightDataClient, collector: str, window: tuple[str, str], full: bool

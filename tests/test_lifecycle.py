@@ -3,11 +3,13 @@ real simulator on a manual clock: the world moves only when a test says so, noth
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import respx
 
 from exporter.config import parse_config
 from exporter.exposition import render_text
@@ -223,3 +225,27 @@ async def test_evicted_static_job_is_not_rediscovered_and_counted(sim: Simulator
     await exporter.stop()
     assert ("brightdata", "job", finished_job["id"]) not in exporter.store
     assert finished(exporter) == truth(sim)
+
+
+@respx.mock
+async def test_collectors_list_that_ignores_offset_is_read_once() -> None:
+    from exporter.discovery import Discovery
+    from exporter.providers.brightdata import BrightDataClient
+    from exporter.providers.http import HttpClient
+    from exporter.telemetry import Telemetry
+
+    page = {"total": 5, "data": [{"id": "c_1", "active": True}, {"id": "c_2", "active": False}]}
+    route = respx.get("https://bd.test/dca/collectors_list").respond(json=page)
+    client = BrightDataClient(HttpClient("brightdata", "https://bd.test", {}, 5, Telemetry()))
+    config = parse_config("brightdata:\n  api_token: t\n  collectors: all\n", env={})
+    discovery = Discovery(config, exporter_store(), asyncio.Semaphore(4))
+    collectors = await discovery._list_collectors(client)
+    await client.http.aclose()
+    assert [c.collector_id for c in collectors] == ["c_1", "c_2"]
+    assert route.call_count == 2  # the second page brought nothing new
+
+
+def exporter_store() -> Any:
+    from exporter.state import Store
+
+    return Store()
