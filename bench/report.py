@@ -337,7 +337,7 @@ def markdown(document: dict[str, Any], rows: list[Row]) -> str:
         "## Reproduce",
         "",
         "```sh",
-        ".venv/bin/python -m bench                      # full run, about 10-15 minutes",
+        ".venv/bin/python -m bench                      # full run, about 8 minutes on 2 cores",
         ".venv/bin/python -m bench --quick              # smoke run, seconds",
         ".venv/bin/python -m bench --scales 10000 --out /tmp/bench   # one scale elsewhere",
         "```",
