@@ -267,6 +267,8 @@ def markdown(document: dict[str, Any], rows: list[Row]) -> str:
         f"Load average (1 min) {_load(document, 'start')} at the start, "
         f"{_load(document, 'end')} at the end.",
         "",
+        _git_line(document),
+        "",
         markdown_table(rows),
         "",
         "Targets met: "
@@ -347,6 +349,15 @@ def markdown(document: dict[str, Any], rows: list[Row]) -> str:
 
 
 CONCURRENCY_NOTE = "64"
+
+
+def _git_line(document: dict[str, Any]) -> str:
+    state = document.get("git", {})
+    start, end = state.get("start", {}), state.get("end", {})
+    commit = start.get("commit", "")[:12] or "unknown"
+    if start.get("exporter_dirty") or end.get("exporter_dirty") or start != end:
+        return f"Code: commit {commit}, but `exporter/` changed or had local edits during the run."
+    return f"Code: commit {commit}, `exporter/` unmodified throughout the run."
 
 
 def _load(document: dict[str, Any], when: str) -> str:

@@ -125,6 +125,25 @@ def measure_throughput(jobs: int, cycles: int, log: Any) -> dict[str, Any]:
     return out
 
 
+def git_state() -> dict[str, Any]:
+    """The commit measured, and whether exporter/ had uncommitted changes."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=30
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "exporter_dirty": bool(git("status", "--porcelain", "--", "exporter")),
+    }
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
@@ -164,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
 
     machine = report.machine()
     load_start = report.load_average()
+    git_start = git_state()
     results: dict[str, Any] = {"scales": {}, "throughput": {}}
     for scale in scales:
         log(f"scale {scale:,} (simulator --scale {sim_scale_for(scale)})")
@@ -191,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         "elapsed_seconds": elapsed,
         "machine": machine,
         "load_average": {"start": load_start, "end": report.load_average()},
+        "git": {"start": git_start, "end": git_state()},
         "targets": report.rows_json(rows),
         "results": results,
     }
