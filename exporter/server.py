@@ -104,12 +104,19 @@ def parse_listen_address(value: str) -> ListenAddress:
     return ListenAddress(host or None, int(port))
 
 
-async def metrics(request: web.Request) -> web.Response:
+async def metrics(request: web.Request) -> web.StreamResponse:
     exposition = request.app[EXPORTER_KEY].exposition.pick(request.headers.get("Accept"))
     headers = {"Content-Type": exposition.content_type, "Vary": "Accept, Accept-Encoding"}
     if wants_gzip(request.headers.get("Accept-Encoding")):
+        # The cached parts go out as they are: no per-scrape copy of a page of megabytes.
         headers["Content-Encoding"] = "gzip"
-        return web.Response(body=exposition.gzipped, headers=headers)
+        response = web.StreamResponse(headers=headers)
+        response.content_length = exposition.size
+        await response.prepare(request)
+        for part in exposition.parts:
+            await response.write(part)
+        await response.write_eof()
+        return response
     # Only gzipped bytes are kept; inflating a large page must not stall other requests.
     body = await asyncio.to_thread(lambda: exposition.body)
     return web.Response(body=body, headers=headers)

@@ -189,3 +189,33 @@ def test_per_target_help_is_the_same_in_both_formats() -> None:
 
     for per in PER_TARGET:
         assert '"' not in per.spec.help and "\\" not in per.spec.help, per.spec.name
+
+
+@pytest.mark.parametrize("isal", [True, False])
+def test_pages_are_single_valid_gzip_members_sharing_the_body(
+    isal: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+    import subprocess
+
+    from exporter import exposition as module
+    from exporter.exposition import render_per_target
+
+    if not isal:
+        monkeypatch.setattr(module, "isal_zlib", None)  # the zlib fallback
+    store = seeded_store()
+    rest = collect_families(store, Telemetry(), per_job=False)
+    exposition = Exposition.build(rest, render_per_target(store))
+    text, om = exposition.text, exposition.openmetrics
+    assert text.parts[1] is om.parts[1]  # the per-target body is stored once
+    for page in (text, om):
+        plain = gzip.decompress(page.gzipped)
+        assert plain == page.body and len(page.gzipped) == page.size
+        gunzip = shutil.which("gunzip")
+        if gunzip:  # the reference decoder agrees (CRC and length checked)
+            out = subprocess.run(
+                [gunzip, "-c"], input=page.gzipped, capture_output=True, check=True
+            )
+            assert out.stdout == plain
+    assert om.body.endswith(b"# EOF\n") and b"# EOF" not in text.body
+    assert b'brightdata_job_status{job_id="j_ma13y9ay1piehrso8r"' in text.body
