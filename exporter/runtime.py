@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 
@@ -153,6 +154,24 @@ def _connection(config: Config, provider: str) -> tuple[object, ...] | None:
     return None
 
 
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL("libc.so.6").malloc_trim
+        return trim
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_free_memory() -> None:
+    """Give memory freed by a cycle back to the system. A render's temporaries (a hundred MB
+    of text at 50,000 jobs, freed chunk by chunk) otherwise stay in glibc's arenas and in RSS."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
 class Exporter:
     """Everything one running exporter holds; the server and the CLI only talk to this."""
 
@@ -202,6 +221,7 @@ class Exporter:
             return self.render()
         finally:
             sys.setswitchinterval(previous)
+            release_free_memory()
 
     def render(self) -> Exposition:
         """The per-target families through the fast renderer, the rest through the reference."""
