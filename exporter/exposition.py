@@ -246,21 +246,16 @@ def render_per_target(store: Store) -> Iterator[str]:
 
 
 def _labels(target: Target, own: bool) -> str:
-    if own:
-        if target.own_labels is None:
-            target.own_labels = ",".join(
-                f'{n}="{_escape_label(v)}"'
-                for n, v in zip(("provider", "kind", "target"), target_labels(target), strict=True)
-            )
-        return target.own_labels
-    cache = target.label_cache
-    if cache is not None and cache[0] is target.model:
-        return cache[1]
+    if own:  # two series per target: not worth a cached string per target
+        provider, kind, target_id = target_labels(target)
+        return f'provider="{provider}",kind="{kind}",target="{_escape_label(target_id)}"'
+    if target.label_text is not None and target.label_model is target.model:
+        return target.label_text
     names = _BASE_NAMES[(target.provider, target.kind)]
     text = ",".join(
         f'{n}="{_escape_label(v)}"' for n, v in zip(names, base_labels(target), strict=True)
     )
-    target.label_cache = (target.model, text)
+    target.label_text, target.label_model = text, target.model
     return text
 
 
