@@ -26,7 +26,7 @@ from exporter.sharding import Shard
 from exporter.state import Store, TargetKey
 from exporter.telemetry import Telemetry
 
-RENDER_SWITCH_INTERVAL = 0.0005  # seconds
+RENDER_SWITCH_INTERVAL = 0.0001  # seconds: a 10 MB page needs ~50 loop turns to go out
 
 __all__ = ["Exporter", "build_providers"]
 
