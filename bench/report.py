@@ -63,7 +63,7 @@ def machine() -> dict[str, Any]:
             mem_kb = int(meminfo.readline().split()[1])
     except (OSError, ValueError, IndexError):
         pass
-    versions = {}
+    versions: dict[str, str | None] = {}
     for dist in ("prometheus_client", "httpx", "aiohttp", "sniffio", "isal"):
         try:
             versions[dist] = metadata.version(dist)

@@ -66,7 +66,8 @@ class Simulator:
         self.url = match.group(1)
         # Drain its output from now on so a chatty simulator never blocks on a full pipe.
         for stream in (process.stdout, process.stderr):
-            threading.Thread(target=stream.read, daemon=True).start()
+            if stream is not None:
+                threading.Thread(target=stream.read, daemon=True).start()
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             try:
