@@ -7,6 +7,7 @@ requires its TLS and basic-auth credentials.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import socket
@@ -36,6 +37,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 9842
+DEFAULT_SEND_BUFFER = 256 * 1024
+MAX_SEND_BUFFER = 8 * 1024 * 1024
 DEFAULT_LISTEN = f":{DEFAULT_PORT}"
 EXPORTER_KEY = web.AppKey("exporter", Exporter)
 PATH_KEY = web.AppKey("telemetry_path", str)
@@ -112,6 +115,7 @@ async def metrics(request: web.Request) -> web.StreamResponse:
         headers["Content-Encoding"] = "gzip"
         response = web.StreamResponse(headers=headers)
         response.content_length = exposition.size
+        _widen_send_buffer(request, exposition.size)
         await response.prepare(request)
         for part in exposition.parts:
             await response.write(part)
@@ -120,6 +124,17 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     # Only gzipped bytes are kept; inflating a large page must not stall other requests.
     body = await asyncio.to_thread(lambda: exposition.body)
     return web.Response(body=body, headers=headers)
+
+
+def _widen_send_buffer(request: web.Request, size: int) -> None:
+    """Let the kernel take a large page in a few writes. With the default buffer a 10 MB page
+    needs dozens of event-loop turns, each of which waits for the GIL while a render runs."""
+    if size <= DEFAULT_SEND_BUFFER or request.transport is None:
+        return
+    sock = request.transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):  # capped by net.core.wmem_max; best effort
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, min(size, MAX_SEND_BUFFER))
 
 
 async def healthz(request: web.Request) -> web.Response:
