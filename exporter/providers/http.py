@@ -104,27 +104,25 @@ class HttpClient:
         self.gate = gate or ProviderGate(provider, max_requests_per_minute, telemetry, policy)
         self._secrets = _secret_values(headers)
         # httpx spends time proportional to its pool size on every request, so a large
-        # concurrency is served by several small clients in turn rather than one big pool.
+        # concurrency is served by several small pools in turn rather than one big one. The
+        # pools' transports are used directly: httpx's Client adds auth, redirect, cookie and
+        # event-hook handling per request that these GETs and POSTs never need.
         count = max(1, math.ceil(max_connections / CONNECTIONS_PER_CLIENT))
-        per_client = math.ceil(max_connections / count)
-        self._clients = [
-            httpx.AsyncClient(
-                base_url=base_url,
-                headers={"User-Agent": f"scrapejobs-exporter/{__version__}", **headers},
-                timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-                limits=httpx.Limits(
-                    max_connections=per_client, max_keepalive_connections=per_client
-                ),
-                transport=transport,
-                follow_redirects=False,
-            )
-            for _ in range(count)
+        per_pool = math.ceil(max_connections / count)
+        limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
+        self._pools: list[httpx.AsyncBaseTransport] = [
+            transport or httpx.AsyncHTTPTransport(limits=limits) for _ in range(count)
         ]
         self._in_flight = [0] * count
+        agent = f"scrapejobs-exporter/{__version__}"
+        self._headers = httpx.Headers(
+            {"User-Agent": agent, "Accept": "application/json", **headers}
+        )
+        self._timeouts = httpx.Timeout(timeout, connect=min(timeout, 5.0)).as_dict()
 
     async def aclose(self) -> None:
-        for client in self._clients:
-            await client.aclose()
+        for pool in self._pools:
+            await pool.aclose()
 
     async def fetch(
         self,
@@ -230,13 +228,20 @@ class HttpClient:
     async def _send(
         self, method: str, path: str, params: dict[str, str | int] | None, body: Any
     ) -> tuple[httpx.Response, bytes]:
-        # The least busy client: a request queued behind a full pool costs scans of that pool.
-        index = min(range(len(self._clients)), key=self._in_flight.__getitem__)
-        client = self._clients[index]
-        request = client.build_request(method, path, params=params, json=body)
+        # The least busy pool: a request queued behind a full pool costs scans of that pool.
+        index = min(range(len(self._pools)), key=self._in_flight.__getitem__)
+        request = httpx.Request(
+            method,
+            self.base_url + path,
+            params=params,
+            headers=self._headers,
+            json=body,
+            extensions={"timeout": self._timeouts},
+        )
         self._in_flight[index] += 1
         try:
-            response = await client.send(request, stream=True)
+            response = await self._pools[index].handle_async_request(request)
+            response.request = request
             try:
                 content = await self._read_capped(response)
             finally:
