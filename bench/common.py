@@ -109,3 +109,20 @@ def malloc_trim() -> bool:
     except OSError:
         return False
     return bool(libc.malloc_trim(0))
+
+
+def rss_report(
+    before: int, after: int, trimmed: int | None, tracked: int, checkpoints: dict[str, int]
+) -> dict[str, Any]:
+    """RSS figures in KB; `trimmed` is the RSS after malloc_trim, a diagnostic only (the RSS
+    once glibc has returned the freed pages it kept)."""
+    return {
+        "before_kb": before,
+        "after_kb": after,
+        "per_tracked_kb": round((after - before) / max(1, tracked), 3),
+        "after_malloc_trim_kb": trimmed,
+        "per_tracked_kb_after_malloc_trim": None
+        if trimmed is None
+        else round((trimmed - before) / max(1, tracked), 3),
+        "checkpoints_kb": checkpoints,
+    }

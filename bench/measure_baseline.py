@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from bench.baseline import NaiveExporter, NaiveTarget, render_like_a_scrape
-from bench.common import malloc_trim, rss_kb, scrape_meta, summary_ms, throughput_result
+from bench.common import malloc_trim, rss_kb, rss_report, scrape_meta, summary_ms, throughput_result
 from bench.scrape import run_client
 from bench.sim import sim_post
 
@@ -93,19 +93,9 @@ async def measure_scale(
             "samples_ms": [round(t * 1000, 2) for t in render_times],
         },
         "scrape": {**summary_ms(idle["latencies"]), **scrape_meta(idle)},
-        "rss": {
-            "before_kb": rss_before,
-            "after_kb": rss_after,
-            "per_tracked_kb": round((rss_after - rss_before) / max(1, tracked), 3),
-            # Diagnostic only: the RSS once glibc has returned the freed pages it kept.
-            "after_malloc_trim_kb": rss_trimmed if trimmed else None,
-            "per_tracked_kb_after_malloc_trim": round(
-                (rss_trimmed - rss_before) / max(1, tracked), 3
-            )
-            if trimmed
-            else None,
-            "checkpoints_kb": checkpoints,
-        },
+        "rss": rss_report(
+            rss_before, rss_after, rss_trimmed if trimmed else None, tracked, checkpoints
+        ),
         "threads": threading.active_count(),
     }
 

@@ -82,14 +82,23 @@ def test_missing_fields_produce_no_series() -> None:
     assert 'brightdata_job_status{job_id="j_1",collector="",status="running"} 1' in text
 
 
-def test_label_values_are_escaped() -> None:
+WEIRD = 'c_"quoted"\\back\nline-ünï'
+
+
+def _weird_store() -> Store:
+    """A job whose collector id needs every kind of escaping."""
     store = Store()
-    weird = 'c_"quoted"\\back\nline-ünï'
     Store.record_success(
         store.add("brightdata", "job", "j_1"),
-        parse_job_log({"status": "done", "collector": weird}, "j_1"),
+        parse_job_log({"status": "done", "collector": WEIRD}, "j_1"),
         1.0,
     )
+    return store
+
+
+def test_label_values_are_escaped() -> None:
+    weird = WEIRD
+    store = _weird_store()
     text = render_text(collect_families(store, Telemetry())).decode()
     assert 'collector="c_\\"quoted\\"\\\\back\\nline-ünï"' in text
     parsed = samples(text)
@@ -142,13 +151,8 @@ def test_label_values_are_escaped_in_openmetrics() -> None:
 
     from exporter.exposition import render_openmetrics
 
-    store = Store()
-    weird = 'c_"quoted"\\back\nline-ünï'
-    Store.record_success(
-        store.add("brightdata", "job", "j_1"),
-        parse_job_log({"status": "done", "collector": weird}, "j_1"),
-        1.0,
-    )
+    weird = WEIRD
+    store = _weird_store()
     text = render_openmetrics(collect_families(store, Telemetry())).decode()
     assert 'collector="c_\\"quoted\\"\\\\back\\nline-ünï"' in text
     assert text.endswith("# EOF\n")
