@@ -229,10 +229,13 @@ def test_dashboard_queries_return_data(stack: Stack) -> None:
 
     empty = [
         (uid, title, expr)
-        for uid, title, expr in dashboard_queries(include_sparse=False)
+        for uid, title, expr in dashboard_queries(include_sparse=True)
         if not query(stack.prometheus, expr)
     ]
-    assert not empty, f"dashboard queries without data: {empty}"
+    # Every panel query returns data, but the count of targets that are down: the faults were
+    # cleared before the checks, so no target is down and that query is rightly empty.
+    assert [title for _, title, _ in empty] in ([], ["Targets up / down"]), empty
+    assert all("== 0" in expr for _, _, expr in empty)
 
 
 def test_exporter_logged_no_traceback_and_no_secret(stack: Stack) -> None:
