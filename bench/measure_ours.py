@@ -24,37 +24,30 @@ def is_list_endpoint(endpoint: str) -> bool:
     return endpoint in LIST_ENDPOINTS or endpoint.endswith("/scrape/jobs")
 
 
-def discovery_config(url: str, datasets: list[str], concurrency: int) -> str:
-    """Everything discovered, no request budget in the way, nothing evicted by count."""
+def _config(concurrency: int, brightdata: str, aitronos: str = "") -> str:
+    """No request budget in the way, nothing evicted by count; the sections are YAML text."""
     return f"""
 poll_interval: 1h
 concurrency: {concurrency}
 retention: {{max_tracked: 10000000}}
 brightdata:
   api_token: {DEFAULT_BRIGHTDATA_TOKEN}
-  base_url: {url}
-  collectors: all
-  datasets: {json.dumps(datasets)}
   max_requests_per_minute: 100000
-aitronos:
-  api_key: {DEFAULT_AITRONOS_KEY}
-  base_url: {url}
-  discover: true
-  max_requests_per_minute: 100000
-"""
+{brightdata}{aitronos}"""
+
+
+def discovery_config(url: str, datasets: list[str], concurrency: int) -> str:
+    """Everything discovered."""
+    brightdata = f"  base_url: {url}\n  collectors: all\n  datasets: {json.dumps(datasets)}\n"
+    aitronos = (
+        f"aitronos:\n  api_key: {DEFAULT_AITRONOS_KEY}\n  base_url: {url}\n  discover: true\n"
+        "  max_requests_per_minute: 100000\n"
+    )
+    return _config(concurrency, brightdata, aitronos)
 
 
 def static_config(url: str, job_ids: list[str], concurrency: int) -> str:
-    return f"""
-poll_interval: 1h
-concurrency: {concurrency}
-retention: {{max_tracked: 10000000}}
-brightdata:
-  api_token: {DEFAULT_BRIGHTDATA_TOKEN}
-  base_url: {url}
-  jobs: {json.dumps(job_ids)}
-  max_requests_per_minute: 100000
-"""
+    return _config(concurrency, f"  base_url: {url}\n  jobs: {json.dumps(job_ids)}\n")
 
 
 class Calls:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from exporter.config import Config
-from exporter.landing import SUCCEEDED, target_row
+from exporter.landing import SUCCEEDED, progress_text, target_row
 from exporter.providers import Providers
 from exporter.providers.brightdata import AiFlow
 from exporter.providers.http import ApiError
@@ -285,12 +285,13 @@ def _bar(ratio: float | None) -> str:
 
 
 def _progress_text(progress: dict[str, Any]) -> str:
+    """The landing page's wording, with the share done spelt out for a terminal."""
     done, total, unit = progress["done"], progress["total"], progress["unit"]
     if unit == "percent":
-        return "" if done is None else f"{done:.0f}%"
+        return progress_text(progress)
     if total is None:
-        return f"{done:g} {unit} done"
-    return f"{done:g} / {total:g} {unit} ({done / total:.0%})" if total else f"0 {unit}"
+        return f"{progress_text(progress)} done"
+    return f"{progress_text(progress)} ({done / total:.0%})" if total else f"0 {unit}"
 
 
 def _seconds(value: float) -> str:

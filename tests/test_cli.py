@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import require_binary
+from tests.e2e import free_port
 from tests.helpers import SEED_EXPOSITION_LINES, SeedServer, samples
 
 EXE = [sys.executable, "-m", "exporter"]
@@ -84,14 +84,8 @@ def test_once_exits_1_when_a_target_fails(tmp_path: Path) -> None:
     assert parsed[key] == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_run_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     with SeedServer() as server:
         path = tmp_path / "c.yml"
         path.write_text(server.config())
@@ -144,3 +138,33 @@ def test_log_formats(tmp_path: Path, flag: str) -> None:
         assert json.loads(line)["level"] == "warning"
     else:
         assert "WARNING" in line
+
+
+def test_run_serves_metrics_at_the_telemetry_path(tmp_path: Path) -> None:
+    port = free_port()
+    with SeedServer() as server:
+        path = tmp_path / "c.yml"
+        path.write_text(server.config())
+        proc = subprocess.Popen(
+            [*EXE, "run", "--config", str(path), "--web.listen-address", f"127.0.0.1:{port}",
+             "--web.telemetry-path", "/prom"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+            metrics = httpx.get(f"{base}/prom")
+            assert 'aitronos_job_items_found{job_id="job_abc123"} 13' in metrics.text
+            assert httpx.get(f"{base}/metrics").status_code == 404
+            assert 'href="/prom"' in httpx.get(f"{base}/").text
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=10)
+    assert proc.returncode == 0

@@ -11,31 +11,18 @@ from typing import Any
 import httpx
 import pytest
 
-from exporter.simulator import (
-    DEFAULT_AITRONOS_KEY,
-    DEFAULT_BRIGHTDATA_TOKEN,
-    SimulatorConfig,
-    SimulatorServer,
-)
+from exporter.simulator import SimulatorConfig, SimulatorServer
+from tests.test_simulator_api import AIT, BRD, client, config
 
-BRD = {"Authorization": f"Bearer {DEFAULT_BRIGHTDATA_TOKEN}"}
-AIT = {"X-API-Key": DEFAULT_AITRONOS_KEY}
+__all__ = ["client"]  # the shared fixture, used by the tests below
 
 
 @pytest.fixture
 async def server() -> AsyncIterator[SimulatorServer]:
-    sim = SimulatorServer(
-        SimulatorConfig(manual_clock=True, start_time=1_788_000_000.0, scale=200, seed=5)
-    )
+    sim = SimulatorServer(config(scale=200, seed=5))
     await sim.start()
     yield sim
     await sim.stop()
-
-
-@pytest.fixture
-async def client(server: SimulatorServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as c:
-        yield c
 
 
 async def add_fault(client: httpx.AsyncClient, **rule: Any) -> None:
