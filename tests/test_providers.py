@@ -10,6 +10,7 @@ from exporter.providers.aitronos import AitronosClient, auth_headers, parse_job_
 from exporter.providers.brightdata import (
     BrightDataClient,
     parse_ai_flow_progress,
+    parse_collector_jobs,
     parse_job_log,
     parse_snapshot_progress,
 )
@@ -168,6 +169,21 @@ def test_ai_flow_error_and_pending_answer() -> None:
     assert (gate.status, gate.step) == ("pending_answer", "user_approval")
     odd = parse_ai_flow_progress({"status": "running", "step": "new_fancy_step"}, "c")
     assert odd.step == "unknown" and odd.raw_step == "new_fancy_step"
+
+
+def test_job_row_times_are_exact_differences() -> None:
+    """A list row has no job_time/queue_time: they are the timestamps' differences, without
+    the float subtraction's noise (60.91799998283386 would be a wrong value on the page)."""
+    row = {
+        "id": "j_1",
+        "status": "done",
+        "queued": "2026-11-22T10:00:00.001Z",
+        "started": "2026-11-22T10:00:00.646Z",
+        "finished": "2026-11-22T10:01:01.564Z",
+    }
+    job = parse_collector_jobs({"data": [row]}, "c_1").items[0]
+    assert (job.queue_time, job.job_time) == (0.645, 60.918)
+    assert repr(job.job_time) == "60.918"
 
 
 @pytest.mark.parametrize(

@@ -401,10 +401,16 @@ def parse_job_row(row: Any, collector: str) -> StudioJob:
         created=created,
         started=started,
         finished=finished,
-        job_time=None if finished is None or started is None else finished - started,
-        queue_time=None if started is None or created is None else started - created,
+        job_time=_elapsed(started, finished),
+        queue_time=_elapsed(created, started),
     )
     return _with_invalid(job, f)
+
+
+def _elapsed(start: float | None, end: float | None) -> float | None:
+    """`end - start` of two timestamps, exact: they have microsecond resolution, and rounding
+    drops the float subtraction's noise (60.918, not 60.91799998283386)."""
+    return None if start is None or end is None else round(end - start, 6)
 
 
 def parse_collector_jobs(body: Any, collector: str) -> Page[StudioJob]:
