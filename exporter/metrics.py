@@ -327,7 +327,7 @@ TARGET_UP = _spec(
 TARGET_LAST_SUCCESS = _spec(
     "scrapejobs_exporter_target_last_success_timestamp_seconds",
     "gauge",
-    "When the target was last polled successfully.",
+    "When the target was last polled successfully; for targets still polled.",
     TGT,
     S_SELF,
     unit="seconds",
@@ -477,8 +477,11 @@ def _up(target: Target) -> float | None:
     return None if target.up is None else (1.0 if target.up else 0.0)
 
 
+# Only for targets still polled. A final target is never polled again: its last success would
+# grow stale without bound on the staleness panel (`time() - last_success`), and at 50,000
+# finished jobs these frozen series would be a tenth of the page.
 def _last_success(target: Target) -> float | None:
-    return None if target.up is None else target.last_success
+    return None if target.up is None or target.final else target.last_success
 
 
 BD_JOB_KIND, BD_SNAP_KIND = ("brightdata", "job"), ("brightdata", "snapshot")

@@ -71,9 +71,13 @@ async def test_failing_target_is_down_while_others_stay_up() -> None:
     assert _up(parsed, "job", "j_ma13y9ay1piehrso8r") == 1
     assert _up(parsed, "snapshot", "s_m4x7enmven8djfqak") == 1
     assert _up(parsed, "job", "job_abc123", "aitronos") == 1
-    key = ("scrapejobs_exporter_target_last_success_timestamp_seconds",
-           (("kind", "ai_flow"), ("provider", "brightdata"), ("target", "c_m9im5n7v82p2y35la")))  # fmt: skip
-    assert parsed[key] == 1234.0
+    # The last success is shown for what is still polled (the running snapshot), not for a
+    # final target (the finished AI flow), whose value would only grow stale.
+    name = "scrapejobs_exporter_target_last_success_timestamp_seconds"
+    running = (("kind", "snapshot"), ("provider", "brightdata"), ("target", "s_m4x7enmven8djfqak"))
+    final = (("kind", "ai_flow"), ("provider", "brightdata"), ("target", "c_m9im5n7v82p2y35la"))
+    assert parsed[(name, running)] == 1234.0
+    assert (name, final) not in parsed
     assert exporter.poller.ready.is_set()
     target = exporter.store.get(("brightdata", "job", "j_broken"))
     assert target is not None and target.last_error == "HTTP 500: oops"
