@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from exporter import __version__
+from exporter import __version__, priority
 from exporter.config import Config, ConfigError, load_config, parse_duration
 from exporter.exposition import render_text
 from exporter.logs import LOG_FORMATS, LOG_LEVELS, setup_logging
@@ -308,7 +308,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     ok, web_config = _load_web_config(args.web_config)
     if not ok:
         return EXIT_USAGE
-    return asyncio.run(
+    return priority.run(
         serve(
             config,
             args.listen,
@@ -324,7 +324,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from exporter.demo import run_demo
 
-    return asyncio.run(run_demo(args.listen, speed=args.speed, scale=args.scale, seed=args.seed))
+    return priority.run(run_demo(args.listen, speed=args.speed, scale=args.scale, seed=args.seed))
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -81,6 +81,11 @@ def _escape_help(text: str, openmetrics: bool) -> str:
 
 
 def _render(families: Iterable[Family], openmetrics: bool) -> bytes:
+    return "".join(_render_chunks(families, openmetrics)).encode("utf-8")
+
+
+def _render_chunks(families: Iterable[Family], openmetrics: bool) -> Iterator[str]:
+    """The page in chunks of at most about CHUNK_SAMPLES lines, each ending with a newline."""
     lines: list[str] = []
     append = lines.append
     for family in families:
@@ -88,19 +93,26 @@ def _render(families: Iterable[Family], openmetrics: bool) -> bytes:
         kind = spec.exposition_type
         # OpenMetrics names a counter family without `_total`; the text format with it.
         name = spec.name.removesuffix("_total") if openmetrics and kind == "counter" else spec.name
-        append(f"# HELP {name} {_escape_help(spec.help, openmetrics)}")
-        append(f"# TYPE {name} {kind}")
+        append(f"# HELP {name} {_escape_help(spec.help, openmetrics)}\n")
+        append(f"# TYPE {name} {kind}\n")
         for sample_name, names, values, value in family.samples:
             if names:
                 pairs = ",".join(
                     f'{n}="{_escape_label(v)}"' for n, v in zip(names, values, strict=True)
                 )
-                append(f"{sample_name}{{{pairs}}} {format_value(value)}")
+                append(f"{sample_name}{{{pairs}}} {format_value(value)}\n")
             else:
-                append(f"{sample_name} {format_value(value)}")
+                append(f"{sample_name} {format_value(value)}\n")
+            if len(lines) >= CHUNK_SAMPLES:
+                yield "".join(lines)
+                lines.clear()
     if openmetrics:
-        append("# EOF")
-    return ("\n".join(lines) + "\n").encode("utf-8")
+        append("# EOF\n")
+    if lines:
+        yield "".join(lines)
+
+
+CHUNK_SAMPLES = 1024
 
 
 def render_text(families: Iterable[Family]) -> bytes:
@@ -170,19 +182,36 @@ class Exposition:
     openmetrics: RenderedFormat
 
     @classmethod
-    def build(cls, families: list[Family], shared: Iterable[str] = ()) -> Exposition:
+    def build(
+        cls,
+        families: list[Family],
+        shared: Iterable[str] = (),
+        pause: Callable[[], object] | None = None,
+    ) -> Exposition:
         """`shared` chunks (the per-target families, identical in both formats) come first and
-        are compressed once; then `families`, rendered and compressed for each format."""
+        are compressed once; then `families`, rendered and compressed for each format. `pause`
+        is called before each chunk is made (see `exporter.priority`)."""
         body = _SharedDeflate()
-        for chunk in shared:
-            body.add(chunk.encode())
-        return cls(
-            RenderedFormat(TEXT_TYPE, body.gzip_member(render_text(families))),
-            RenderedFormat(OPENMETRICS_TYPE, body.gzip_member(render_openmetrics(families))),
-        )
+        for chunk in _encoded(shared, pause):
+            body.add(chunk)
+        text = body.gzip_member(_encoded(_render_chunks(families, False), pause))
+        openmetrics = body.gzip_member(_encoded(_render_chunks(families, True), pause))
+        return cls(RenderedFormat(TEXT_TYPE, text), RenderedFormat(OPENMETRICS_TYPE, openmetrics))
 
     def pick(self, accept: str | None) -> RenderedFormat:
         return self.openmetrics if choose_format(accept) == "openmetrics" else self.text
+
+
+def _encoded(chunks: Iterable[str], pause: Callable[[], object] | None) -> Iterator[bytes]:
+    """Each chunk as UTF-8, with `pause()` called before each one is made."""
+    source = iter(chunks)
+    while True:
+        if pause is not None:
+            pause()
+        chunk = next(source, None)
+        if chunk is None:
+            return
+        yield chunk.encode()
 
 
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, mtime 0
@@ -195,27 +224,45 @@ class _SharedDeflate:
 
     def __init__(self) -> None:
         self._compressor = _deflate_compressor()
-        self._out: list[bytes] = []
+        self._parts: list[bytes] = []
+        self._pending: list[bytes] = []
+        self._pending_size = 0
         self._crc = 0
         self._size = 0
-        self._segment: bytes | None = None
+        self._segment: tuple[bytes, ...] | None = None
 
     def add(self, data: bytes) -> None:
-        self._out.append(self._compressor.compress(data))
+        self._collect(self._compressor.compress(data))
         self._crc = zlib.crc32(data, self._crc)
         self._size += len(data)
 
-    def gzip_member(self, tail: bytes) -> tuple[bytes, ...]:
+    def _collect(self, compressed: bytes) -> None:
+        # Small outputs are joined into parts of about PART_SIZE: few writes per scrape, and no
+        # join of the whole page (a join holds the GIL, and scrapes wait on it during a render).
+        self._pending.append(compressed)
+        self._pending_size += len(compressed)
+        if self._pending_size >= PART_SIZE:
+            self._parts.append(b"".join(self._pending))
+            self._pending, self._pending_size = [], 0
+
+    def gzip_member(self, tail: Iterable[bytes]) -> tuple[bytes, ...]:
+        """The shared segment followed by `tail`, as the parts of one gzip member."""
         if self._segment is None:
-            self._out.append(self._compressor.flush(zlib.Z_FULL_FLUSH))
-            self._segment, self._out = b"".join(self._out), []
+            self._collect(self._compressor.flush(zlib.Z_FULL_FLUSH))
+            self._segment = (*self._parts, b"".join(self._pending))
+            self._parts, self._pending = [], []
         finish = _deflate_compressor()
-        end = finish.compress(tail) + finish.flush()
-        trailer = struct.pack("<II", zlib.crc32(tail, self._crc), (self._size + len(tail)) & MASK)
-        return (_GZIP_HEADER, self._segment, end + trailer)
+        end, crc, size = [], self._crc, self._size
+        for chunk in tail:
+            end.append(finish.compress(chunk))
+            crc, size = zlib.crc32(chunk, crc), size + len(chunk)
+        end.append(finish.flush())
+        end.append(struct.pack("<II", crc, size & MASK))
+        return (_GZIP_HEADER, *self._segment, b"".join(end))
 
 
 MASK = 0xFFFFFFFF
+PART_SIZE = 1 << 20
 
 
 def _deflate_compressor() -> Any:
@@ -231,18 +278,24 @@ def _deflate_compressor() -> Any:
 
 
 def render_per_target(store: Store) -> Iterator[str]:
-    """One chunk per non-empty per-target family, from the same `PER_TARGET` declarations
-    `collect_families` reads; the escaped label string of each target is cached on it."""
+    """The non-empty per-target families in chunks of bounded size, from the same `PER_TARGET`
+    declarations `collect_families` reads; the escaped label string of each target is cached on
+    it."""
     groups = group_targets(store)
     for per in PER_TARGET:
-        targets = groups.get(per.kind, ())
-        lines = _lines(per, targets) if targets else []
-        if lines:
-            spec = per.spec
-            head = (
-                f"# HELP {spec.name} {_escape_help(spec.help, False)}\n# TYPE {spec.name} gauge\n"
-            )
-            yield head + "".join(lines)
+        targets = groups.get(per.kind, [])
+        head = f"# HELP {per.spec.name} {_escape_help(per.spec.help, False)}\n"
+        head += f"# TYPE {per.spec.name} gauge\n"
+        # In slices of targets: joining and encoding hold the GIL, and a whole family (megabytes
+        # at 50,000 jobs) would hold it for tens of ms; a render can also pause between slices.
+        for start in range(0, len(targets), CHUNK_TARGETS):
+            lines = _lines(per, targets[start : start + CHUNK_TARGETS])
+            if lines:
+                yield head + "".join(lines)
+                head = ""
+
+
+CHUNK_TARGETS = 512
 
 
 def _labels(target: Target, own: bool) -> str:

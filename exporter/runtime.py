@@ -17,6 +17,7 @@ from exporter.config import Config
 from exporter.exposition import Exposition, render_per_target
 from exporter.metrics import Family, collect_families
 from exporter.poller import Clock, Poller
+from exporter.priority import ServeFirst, background_executor
 from exporter.providers import Providers
 from exporter.providers.aitronos import AitronosClient, auth_headers
 from exporter.providers.brightdata import BrightDataClient
@@ -188,6 +189,8 @@ class Exporter:
         self._transport = transport
         self._retiring: set[asyncio.Task[None]] = set()
         self.telemetry = Telemetry()
+        self.serve_first = ServeFirst()
+        self._render_thread = background_executor("render")
         self.aggregates = Aggregates(config.histogram_buckets)
         self.store = Store(self.aggregates, config.stall)
         _add_static_targets(self.store, config, self.shard)
@@ -209,26 +212,33 @@ class Exporter:
         return self.poller.ready.is_set()
 
     async def refresh_exposition(self) -> None:
-        """Re-render both formats in a worker thread so scrapes keep being answered."""
-        self.exposition = await asyncio.to_thread(self._render_in_background)
+        """Re-render both formats in the render thread, which steps aside for scrapes."""
+        pause = self.serve_first.pause_point(ServeFirst.loop_asleep())
+        loop = asyncio.get_running_loop()
+        self.exposition = await loop.run_in_executor(
+            self._render_thread, self._render_in_background, pause
+        )
 
-    def _render_in_background(self) -> Exposition:
+    def _render_in_background(self, pause: Callable[[], object]) -> Exposition:
         # The render thread holds the GIL for up to the switch interval at a time (5 ms by
         # default); a shorter one lets a scrape on the event loop through within a few ms.
         previous = sys.getswitchinterval()
         sys.setswitchinterval(min(previous, RENDER_SWITCH_INTERVAL))
         try:
-            return self.render()
+            return self.render(pause)
         finally:
             sys.setswitchinterval(previous)
             release_free_memory()
 
-    def render(self) -> Exposition:
-        """The per-target families through the fast renderer, the rest through the reference."""
+    def render(self, pause: Callable[[], object] | None = None) -> Exposition:
+        """The per-target families through the fast renderer, the rest through the reference;
+        `pause` is called between chunks."""
+        if pause is not None:
+            pause()
         per_job = self.config.per_job_metrics
         rest = collect_families(self.store, self.telemetry, self.aggregates, per_job=False)
         shared = render_per_target(self.store) if per_job else ()
-        return Exposition.build(rest, shared)
+        return Exposition.build(rest, shared, pause)
 
     def families(self) -> list[Family]:
         return collect_families(
@@ -245,6 +255,7 @@ class Exporter:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.providers.aclose()
+        self._render_thread.shutdown(wait=False)
 
     # --- reload ------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from exporter.config import ConfigError, load_config
-from exporter.exposition import wants_gzip
+from exporter.exposition import Exposition, wants_gzip
 from exporter.landing import api_response, page_response
 from exporter.runtime import Exporter
 from exporter.webconfig import BasicAuth, WebConfig
@@ -108,7 +108,13 @@ def parse_listen_address(value: str) -> ListenAddress:
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
-    exposition = request.app[EXPORTER_KEY].exposition.pick(request.headers.get("Accept"))
+    exporter = request.app[EXPORTER_KEY]
+    with exporter.serve_first.serving():  # a render in progress waits meanwhile
+        return await _serve_exposition(request, exporter.exposition)
+
+
+async def _serve_exposition(request: web.Request, page: Exposition) -> web.StreamResponse:
+    exposition = page.pick(request.headers.get("Accept"))
     headers = {"Content-Type": exposition.content_type, "Vary": "Accept, Accept-Encoding"}
     if wants_gzip(request.headers.get("Accept-Encoding")):
         # The cached parts go out as they are: no per-scrape copy of a page of megabytes.

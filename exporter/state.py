@@ -4,8 +4,10 @@ target counts as finished (once), and when its series expire."""
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from exporter.config import StallConfig
@@ -125,8 +127,8 @@ class Store:
 
     def count_by_kind(self) -> dict[tuple[str, str], int]:
         counts = dict.fromkeys(KINDS, 0)
-        for provider, kind, _ in self._targets:
-            counts[(provider, kind)] = counts.get((provider, kind), 0) + 1
+        # All in C (map, itemgetter, Counter): this runs in the render, 50,000 keys at a time.
+        counts.update(Counter(map(_PROVIDER_KIND, self._targets)))
         return counts
 
     # --- transitions ---------------------------------------------------------------------------
@@ -234,6 +236,9 @@ def _work_left(model: Model) -> float | None:
     if isinstance(model, AitronosJob) and model.progress_percentage is not None:
         return max(0.0, 100.0 - model.progress_percentage)
     return None
+
+
+_PROVIDER_KIND = itemgetter(0, 1)
 
 
 def _intern(value: str | None) -> str | None:

@@ -160,9 +160,14 @@ def test_label_values_are_escaped_in_openmetrics() -> None:
     assert weird in collectors
 
 
-async def test_fast_renderer_matches_prometheus_client_on_a_simulated_store() -> None:
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_fast_renderer_matches_prometheus_client_on_a_simulated_store(
+    chunked: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """What /metrics serves (the fast path) against prometheus_client rendering the same
-    store through the reference path, sample by sample, in both formats."""
+    store through the reference path, sample by sample, in both formats; also in tiny
+    chunks, which must not change a byte and give the render a pause point before each."""
+    from exporter import exposition as module
     from exporter.simulator import SimulatorConfig, SimulatorServer
     from tests.test_lifecycle import exporter_for, run
 
@@ -175,7 +180,15 @@ async def test_fast_renderer_matches_prometheus_client_on_a_simulated_store() ->
         await exporter.stop()
     finally:
         await sim.stop()
-    served = exporter.render()
+    whole_pauses: list[None] = []
+    whole = exporter.render(pause=lambda: whole_pauses.append(None))
+    pauses: list[None] = []
+    if chunked:
+        monkeypatch.setattr(module, "CHUNK_TARGETS", 7)
+        monkeypatch.setattr(module, "CHUNK_SAMPLES", 5)
+    served = exporter.render(pause=lambda: pauses.append(None))
+    assert len(pauses) > 10 * len(whole_pauses) if chunked else pauses == whole_pauses
+    assert (served.text.body, served.openmetrics.body) == (whole.text.body, whole.openmetrics.body)
     reference = collect_families(exporter.store, exporter.telemetry, exporter.aggregates)
     ours = samples(served.text.body.decode())
     assert ours == samples(reference_render(reference).decode())

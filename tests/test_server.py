@@ -92,3 +92,27 @@ def test_parse_listen_address() -> None:
         except ValueError:
             continue
         raise AssertionError(bad)
+
+
+async def test_a_scrape_holds_the_render_while_it_is_sent() -> None:
+    """The render steps aside while a scrape is served (`exporter.priority`): the handler
+    marks it from before the page is picked until it has been written."""
+    exporter = Exporter(parse_config(CONFIG, env={}))
+    seen: list[bool] = []
+    page = exporter.exposition
+
+    class Watching:
+        def pick(self, accept: str | None) -> object:
+            seen.append(exporter.serve_first.serving_now)
+            return page.pick(accept)
+
+    exporter.exposition = Watching()  # type: ignore[assignment]
+    client = await _client(exporter)
+    try:
+        for encoding in ("gzip", "identity"):
+            response = await client.get("/metrics", headers={"Accept-Encoding": encoding})
+            assert response.status == 200
+    finally:
+        await client.close()
+        await exporter.stop()
+    assert seen == [True, True] and not exporter.serve_first.serving_now
