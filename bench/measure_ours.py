@@ -129,12 +129,14 @@ async def measure_scale(
 
         stop = asyncio.Event()
         background: list[float] = []
+        spans: list[tuple[float, float]] = []  # (start, end) of each render, time.monotonic
 
         async def render_loop() -> None:
             while not stop.is_set():
-                started = time.perf_counter()
+                started, at = time.perf_counter(), time.monotonic()
                 await exporter.refresh_exposition()
                 background.append(time.perf_counter() - started)
+                spans.append((at, time.monotonic()))
 
         loop_task = asyncio.create_task(render_loop())
         await asyncio.sleep(0.05)  # let the first render get under way
@@ -181,6 +183,9 @@ async def measure_scale(
             "render_median_ms": round(statistics.median(background) * 1000, 2)
             if background
             else None,
+            # Scrapes counted as "while rendering" must have started while a render was under
+            # way (it steps aside for them, and so takes longer than alone).
+            "in_render": sum(any(a <= t <= b for a, b in spans) for t in busy["starts"]),
         },
         "rss": rss_report(
             rss_before, rss_after, rss_trimmed if trimmed else None, tracked, checkpoints

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from typing import Any
 
+from bench.client import WARMUP
+
 # The issue's acceptance targets.
 SCRAPE_P50_MS = 5.0
 SCRAPE_SPEEDUP_AT_10K = 200.0
@@ -140,17 +142,39 @@ def _rows(scales: dict[int, dict[str, Any]], throughput: dict[str, Any]) -> list
         )
         busy = ours["scrape_during_render"]
         has_target = scale in RENDER_MS
+        # Only scrapes that started while a render was under way count for the target.
+        all_in_render = busy.get("in_render") == busy["n"]
         rows.append(
             Row(
                 "Scrape p99 while rendering (ms)",
                 scale,
                 busy["p99_ms"],
                 None,
-                f"<= {BUSY_SCRAPE_MS:g} ms" if has_target else "",
-                busy["p99_ms"] <= BUSY_SCRAPE_MS if has_target else None,
+                f"<= {BUSY_SCRAPE_MS:g} ms, all {busy['n']} during a render" if has_target else "",
+                busy["p99_ms"] <= BUSY_SCRAPE_MS and all_in_render if has_target else None,
             )
         )
         rows.append(Row("Scrape max while rendering (ms)", scale, busy["max_ms"], None, "", None))
+        rows.append(
+            Row(
+                "Scrapes that started during a render",
+                scale,
+                busy.get("in_render"),
+                None,
+                f"of {busy['n']}",
+                None,
+            )
+        )
+        rows.append(
+            Row(
+                "Render, scraped back to back meanwhile (ms)",
+                scale,
+                busy.get("render_median_ms"),
+                None,
+                "",
+                None,
+            )
+        )
         per_job, base_per_job = ours["rss"]["per_tracked_kb"], base["rss"]["per_tracked_kb"]
         rows.append(
             Row(
@@ -192,7 +216,7 @@ def _fmt(value: float | None) -> str:
         return "-"
     if value == 0:
         return "0"
-    if abs(value) >= 100:
+    if isinstance(value, int) or abs(value) >= 100:
         return f"{value:,.0f}"
     if abs(value) >= 10:
         return f"{value:.1f}"
@@ -290,15 +314,22 @@ def markdown(document: dict[str, Any], rows: list[Row]) -> str:
         "counts are below.",
         "- Scrape latency: sequential `GET /metrics` with Prometheus 3's `Accept` and "
         "`Accept-Encoding: gzip`, over one keep-alive connection, from a separate client process, "
-        "body read in full. Ours is served by its real aiohttp server.",
+        "body read in full. Ours is served by its real aiohttp server. The first "
+        f"{WARMUP} scrapes of each connection (1 for the baseline, whose scrapes take seconds) "
+        "are not counted: a new connection moves a page of megabytes more slowly while the "
+        "kernel grows its TCP windows, and Prometheus keeps its connection open.",
         "- Bare transfer: the same client fetching our gzipped page from a trivial aiohttp "
         "handler that returns the bytes; the part of a scrape that only the page size decides.",
         "- Render per cycle: the median time of `Exporter.render()` (what runs in a worker thread "
         "after each poll cycle); for the baseline, `choose_encoder` + `generate_latest` + "
         "`gzip.compress`, which is what each of its scrapes does.",
         "- Scrapes while rendering: the same client scraping while the exporter re-renders "
-        "back to back (`refresh_exposition()` in its worker thread); the target is read as the "
-        "p99, the max is shown too.",
+        "back to back (`refresh_exposition()` in its render thread); the target is read as the "
+        "p99 and holds only if every counted scrape started while a render was under way; the "
+        "max is shown too. The render steps aside for the event loop and for scrapes "
+        "(`exporter/priority.py`: it waits at its chunk boundaries while the loop is awake or a "
+        "scrape is being sent, at most 2 s per render), so under back-to-back scraping it takes "
+        "longer than alone; that time is shown as well.",
         "- RSS per tracked job: (VmRSS in steady state after `gc.collect()` - VmRSS after imports) "
         "/ tracked jobs, exposition caches, HTTP clients and server included.",
         "- API calls per cycle: from the exporter's own `api_requests` counter, averaged over "

@@ -6,14 +6,20 @@ import asyncio
 import sys
 from typing import Any
 
+from bench.client import WARMUP
 from bench.common import child_env, parse_result
 
 
-async def run_client(url: str, count: int, *, max_seconds: float) -> dict[str, Any]:
-    """`count` sequential Prometheus-style scrapes of `url` from another process."""
+async def run_client(
+    url: str, count: int, *, max_seconds: float, warmup: int = WARMUP
+) -> dict[str, Any]:
+    """`count` sequential Prometheus-style scrapes of `url` from another process, after
+    `warmup` more that are not counted (see `bench.client`)."""
     if count <= 0:
         return {
             "latencies": [],
+            "starts": [],
+            "warmup": 0,
             "statuses": [],
             "content_type": "",
             "content_encoding": "",
@@ -26,6 +32,8 @@ async def run_client(url: str, count: int, *, max_seconds: float) -> dict[str, A
         url,
         "--count",
         str(count),
+        "--warmup",
+        str(warmup),
         "--max-seconds",
         str(max_seconds),
         stdout=asyncio.subprocess.PIPE,
