@@ -5,8 +5,9 @@ event loop shares the GIL and the CPU with it: every GIL hand-over costs the loo
 interval, and a scrape of a 10 MB page takes two to three times as long. So the render waits at
 its chunk boundaries while the loop is awake (it has I/O or callbacks to handle), while a scrape
 is being sent and for a few ms after one (the next scrape of a client that scrapes back to back
-then starts on a loop that has the GIL to itself); it runs while the loop sleeps. The waiting is bounded per render (`PAUSE_BUDGET`), so
-a loop that never sleeps, or clients scraping back to back, cannot starve it.
+then starts on a loop that has the GIL to itself); it runs while the loop sleeps. The waiting is
+bounded per render (`PAUSE_BUDGET`), so a loop that never sleeps, or clients scraping back to
+back, cannot starve it.
 
 The loop reports when it sleeps through its selector: `run()` runs a coroutine on a
 `ServingLoop`. On any other loop only the scrape signal is used. The render thread itself runs at
