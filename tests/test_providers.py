@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 import respx
@@ -333,3 +335,37 @@ async def test_ids_are_quoted_into_paths() -> None:
     await client.job_log("j/../x")
     await client.http.aclose()
     assert route.called
+
+
+@pytest.mark.parametrize("server_closes_idle", [False, True])
+async def test_real_connections_through_the_fast_streams(server_closes_idle: bool) -> None:
+    """Against a real server on 127.0.0.1: requests go through our network backend, and a
+    keep-alive connection the server closed while idle is seen as such (its socket reads as
+    readable) and replaced, not failed on."""
+    from aiohttp import web
+
+    from exporter.providers.streams import _Backend
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response({"status": "running"})
+
+    app = web.Application()
+    app.router.add_get("/dca/log/{job}", handler)
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=0.05)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    http = HttpClient("brightdata", f"http://127.0.0.1:{port}", {}, 5.0, Telemetry())
+    try:
+        pools = [p._pool for p in http._pools]  # type: ignore[attr-defined]
+        assert all(isinstance(pool._network_backend, _Backend) for pool in pools)
+        for _ in range(3):
+            if server_closes_idle:
+                await asyncio.sleep(0.2)  # past the server's keep-alive timeout
+            assert await http.get_json("/dca/log/{job_id}", "/dca/log/j_1") == {"status": "running"}
+        errors = http.telemetry.api_errors.values
+        assert not errors
+    finally:
+        await http.aclose()
+        await runner.cleanup()

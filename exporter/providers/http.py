@@ -22,6 +22,7 @@ import httpx
 
 from exporter import __version__
 from exporter.providers.fields import ParseError
+from exporter.providers.streams import use_fast_streams
 from exporter.resilience import DEFAULT_POLICY, RETRYABLE, Policy, ProviderGate, Refused, Turn
 from exporter.telemetry import Telemetry
 
@@ -111,7 +112,7 @@ class HttpClient:
         per_pool = math.ceil(max_connections / count)
         limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
         self._pools: list[httpx.AsyncBaseTransport] = [
-            transport or httpx.AsyncHTTPTransport(limits=limits) for _ in range(count)
+            transport or _transport(limits) for _ in range(count)
         ]
         self._in_flight = [0] * count
         agent = f"scrapejobs-exporter/{__version__}"
@@ -284,6 +285,12 @@ class HttpClient:
             number = _to_float(value)
             if number is not None:
                 gauge.set((self.provider,), number)
+
+
+def _transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    use_fast_streams(transport)
+    return transport
 
 
 def _report(turn: Turn, exc: ApiError) -> None:
