@@ -104,7 +104,7 @@ class Poller:
             full = self.cycles % self.config.discovery.full_scan_every == 0
             self._apply_rows(await self.discovery.run(self.providers, now, full), now)
         targets = [t for t in self.store if _needs_poll(t)]
-        results = await asyncio.gather(*(self._poll(t) for t in targets))
+        results = await self._poll_all(targets)
         self._expire(self.clock())
         duration = time.perf_counter() - started
         self.telemetry.poll_cycle_duration.observe((), duration)
@@ -140,6 +140,20 @@ class Poller:
         self.store.prune_forgotten(
             now - self.config.discovery.lookback - retention.finished_ttl - DAY
         )
+
+    async def _poll_all(self, targets: list[Target]) -> list[bool]:
+        """`concurrency` workers take the targets in turn. (A task per target, each waiting on
+        the semaphore, costs thousands of tasks per cycle at scale, all made at once.)"""
+        results: list[bool] = []
+        queue = iter(targets)
+
+        async def worker() -> None:
+            for target in queue:  # shared: each worker takes the next target
+                results.append(await self._poll(target))
+
+        workers = min(self.config.concurrency, len(targets))
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        return results
 
     async def _poll(self, target: Target) -> bool:
         async with self._semaphore:
