@@ -24,6 +24,7 @@ from exporter.simulator.world import World
 
 REQUEST_LOG_SIZE = 100_000
 AITRONOS_RATE_LIMIT = 1000  # the documented Premium plan: requests per minute
+TIMER_SLACK = 0.0005  # seconds: half of the event loop's timer resolution (epoll's 1 ms)
 AioHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -69,8 +70,11 @@ class SimulatorApp:
         endpoint = f"{method} {path}"
 
         async def serve(request: web.Request) -> web.StreamResponse:
+            arrival = asyncio.get_running_loop().time()
             entry = self._record(request.method, endpoint)
             response = await self._answer(request, family, handler)
+            if self.config.latency > 0:
+                await self._pause_until(arrival + self.config.latency)
             entry["status"] = response.status if response is not None else 0
             return response if response is not None else web.Response(status=499)
 
@@ -101,8 +105,6 @@ class SimulatorApp:
         self, request: web.Request, family: Family, handler: Handler
     ) -> web.StreamResponse | None:
         """The response, or None when the connection was dropped or held."""
-        if self.config.latency > 0:
-            await self._pause(self.config.latency)
         rule = self.faults.pick(request.path)
         if rule is not None and rule.fault in fx.TRANSPORT_FAULTS:
             return await self._transport_fault(request, family, rule)
@@ -155,6 +157,14 @@ class SimulatorApp:
             if transport is None or transport.is_closing():
                 return
             await self._pause(0.2)
+
+    async def _pause_until(self, deadline: float) -> None:
+        """Sleep until `deadline` (the loop's clock), so that the latency asked for is the time
+        from a request's arrival to its answer, the work in between included. The loop wakes on
+        whole milliseconds, half a millisecond late on average: it is asked that much early."""
+        seconds = deadline - TIMER_SLACK - asyncio.get_running_loop().time()
+        if seconds > 0:
+            await self._pause(seconds)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake up at once when the server is stopping."""
