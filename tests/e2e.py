@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 
 LOOPBACK = "127.0.0.1"
+ROOT = Path(__file__).parent.parent
+RULES = [ROOT / "prometheus/rules/recording.rules.yml", ROOT / "prometheus/rules/alerts.rules.yml"]
 
 
 def free_port() -> int:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import require_binary
-from tests.e2e import free_port
+from tests.e2e import free_port, wait_for
 from tests.helpers import SEED_EXPOSITION_LINES, SeedServer, samples
 
 EXE = [sys.executable, "-m", "exporter"]
@@ -84,30 +84,31 @@ def test_once_exits_1_when_a_target_fails(tmp_path: Path) -> None:
     assert parsed[key] == 0
 
 
+def _serve(config: Path, port: int, *flags: str) -> subprocess.Popen[str]:
+    """`run` as a user starts it, returned once it is ready."""
+    proc = subprocess.Popen(
+        [*EXE, "run", "--config", str(config), "--web.listen-address", f"127.0.0.1:{port}", *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/readyz", timeout=20)
+    except TimeoutError:
+        proc.kill()
+        proc.communicate(timeout=10)
+        raise
+    return proc
+
+
 def test_run_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     with SeedServer() as server:
         path = tmp_path / "c.yml"
         path.write_text(server.config())
-        proc = subprocess.Popen(
-            [*EXE, "run", "--config", str(path), "--web.listen-address", f"127.0.0.1:{port}"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = _serve(path, port)
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 20
-            ready = None
-            while time.monotonic() < deadline:
-                try:
-                    ready = httpx.get(f"{base}/readyz", timeout=1)
-                    if ready.status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
-            assert ready is not None and ready.status_code == 200
             assert httpx.get(f"{base}/healthz").text == "OK\n"
             metrics = httpx.get(f"{base}/metrics")
             assert 'aitronos_job_items_found{job_id="job_abc123"} 13' in metrics.text
@@ -145,21 +146,9 @@ def test_run_serves_metrics_at_the_telemetry_path(tmp_path: Path) -> None:
     with SeedServer() as server:
         path = tmp_path / "c.yml"
         path.write_text(server.config())
-        proc = subprocess.Popen(
-            [*EXE, "run", "--config", str(path), "--web.listen-address", f"127.0.0.1:{port}",
-             "--web.telemetry-path", "/prom"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        proc = _serve(path, port, "--web.telemetry-path", "/prom")
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
             metrics = httpx.get(f"{base}/prom")
             assert 'aitronos_job_items_found{job_id="job_abc123"} 13' in metrics.text
             assert httpx.get(f"{base}/metrics").status_code == 404

@@ -20,6 +20,7 @@ from exporter.simulator import SimulatorConfig, run_simulator_in_thread
 from tests.conftest import require_binary
 from tests.e2e import (
     LOOPBACK,
+    RULES,
     Process,
     free_port,
     prometheus_args,
@@ -28,9 +29,6 @@ from tests.e2e import (
 )
 
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).parent.parent
-RULES = [ROOT / "prometheus/rules/recording.rules.yml", ROOT / "prometheus/rules/alerts.rules.yml"]
 
 
 class Webhook:

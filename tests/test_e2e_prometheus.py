@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +22,8 @@ from exporter.simulator import SimulatorConfig, run_simulator_in_thread
 from tests.conftest import require_binary
 from tests.e2e import (
     LOOPBACK,
+    ROOT,
+    RULES,
     Process,
     free_port,
     prometheus_args,
@@ -33,8 +34,7 @@ from tests.e2e import (
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).parent.parent
-RULES = [ROOT / "prometheus/rules/recording.rules.yml", ROOT / "prometheus/rules/alerts.rules.yml"]
+
 ADVANCES, ADVANCE_SECONDS = 24, 15.0  # six simulated minutes, in half-second steps
 
 
