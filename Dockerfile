@@ -21,7 +21,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
-COPY exporter ./exporter
+COPY scrapejobs_exporter ./scrapejobs_exporter
 RUN pip wheel --wheel-dir /wheels .
 
 # --- final: install the wheels into a virtual environment ----------------------------------

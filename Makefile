@@ -32,4 +32,4 @@ lint-docker:
 	$(HADOLINT) --config .hadolint.yaml Dockerfile
 
 check: rules-test alertmanager-check lint-docker
-	$(PYTHON) -m pytest tests/test_dashboards.py tests/test_rules.py tests/test_deploy.py
+	$(PYTHON) -m pytest tests/e2e/test_dashboards.py tests/e2e/test_rules.py tests/e2e/test_deploy.py

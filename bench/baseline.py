@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.exposition import choose_encoder, start_http_server
 
 from bench.common import PROMETHEUS_ACCEPT
-from exporter.metrics import (
+from scrapejobs_exporter.metrics import (
     AIT_GAUGES,
     AIT_REASON,
     AIT_STATUS,
@@ -37,15 +37,15 @@ from exporter.metrics import (
     TARGET_UP,
     MetricSpec,
 )
-from exporter.providers import aitronos, brightdata
-from exporter.providers.aitronos import AitronosJob, parse_job_progress
-from exporter.providers.brightdata import (
+from scrapejobs_exporter.providers import aitronos, brightdata
+from scrapejobs_exporter.providers.aitronos import AitronosJob, parse_job_progress
+from scrapejobs_exporter.providers.brightdata import (
     Snapshot,
     StudioJob,
     parse_job_log,
     parse_snapshot_progress,
 )
-from exporter.simulator import DEFAULT_AITRONOS_KEY, DEFAULT_BRIGHTDATA_TOKEN
+from scrapejobs_exporter.simulator import DEFAULT_AITRONOS_KEY, DEFAULT_BRIGHTDATA_TOKEN
 
 __all__ = ["NaiveExporter", "NaiveTarget", "render_like_a_scrape"]
 

@@ -12,10 +12,10 @@ from typing import Any
 from bench.common import malloc_trim, rss_kb, rss_report, scrape_meta, summary_ms, throughput_result
 from bench.scrape import run_client, transfer_floor
 from bench.sim import sim_post
-from exporter.config import parse_config
-from exporter.runtime import Exporter
-from exporter.server import ListenAddress, Server
-from exporter.simulator import DEFAULT_AITRONOS_KEY, DEFAULT_BRIGHTDATA_TOKEN
+from scrapejobs_exporter.config import parse_config
+from scrapejobs_exporter.exporter import Exporter
+from scrapejobs_exporter.server import ListenAddress, Server
+from scrapejobs_exporter.simulator import DEFAULT_AITRONOS_KEY, DEFAULT_BRIGHTDATA_TOKEN
 
 LIST_ENDPOINTS = ("/dca/collectors_list", "/dca/collector/jobs", "/datasets/v3/snapshots")
 

@@ -327,7 +327,8 @@ def markdown(document: dict[str, Any], rows: list[Row]) -> str:
         "back to back (`refresh_exposition()` in its render thread); the target is read as the "
         "p99 and holds only if every counted scrape started while a render was under way; the "
         "max is shown too. The render steps aside for the event loop and for scrapes "
-        "(`exporter/priority.py`: it waits at its chunk boundaries while the loop is awake or a "
+        "(`scrapejobs_exporter/render_scheduling.py`: it waits at its chunk boundaries while the "
+        "loop is awake or a "
         "scrape is being sent, at most 2 s per render), so under back-to-back scraping it takes "
         "longer than alone; that time is shown as well.",
         "- RSS per tracked job: (VmRSS in steady state after `gc.collect()` - VmRSS after imports) "
@@ -387,8 +388,11 @@ def _git_line(document: dict[str, Any]) -> str:
     start, end = state.get("start", {}), state.get("end", {})
     commit = start.get("commit", "")[:12] or "unknown"
     if start.get("exporter_dirty") or end.get("exporter_dirty") or start != end:
-        return f"Code: commit {commit}, but `exporter/` changed or had local edits during the run."
-    return f"Code: commit {commit}, `exporter/` unmodified throughout the run."
+        return (
+            f"Code: commit {commit}, but `scrapejobs_exporter/` changed or had local edits "
+            "during the run."
+        )
+    return f"Code: commit {commit}, `scrapejobs_exporter/` unmodified throughout the run."
 
 
 def _load(document: dict[str, Any], when: str) -> str:

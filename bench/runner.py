@@ -126,7 +126,7 @@ def measure_throughput(jobs: int, cycles: int, log: Any) -> dict[str, Any]:
 
 
 def git_state() -> dict[str, Any]:
-    """The commit measured, and whether exporter/ had uncommitted changes."""
+    """The commit measured, and whether scrapejobs_exporter/ had uncommitted changes."""
     root = Path(__file__).resolve().parent.parent
 
     def git(*args: str) -> str:
@@ -140,7 +140,7 @@ def git_state() -> dict[str, Any]:
 
     return {
         "commit": git("rev-parse", "HEAD"),
-        "exporter_dirty": bool(git("status", "--porcelain", "--", "exporter")),
+        "exporter_dirty": bool(git("status", "--porcelain", "--", "scrapejobs_exporter")),
     }
 
 

@@ -22,7 +22,7 @@ START_TIMEOUT = 60.0
 
 
 class Simulator:
-    """`python -m exporter simulate` on 127.0.0.1, a free port, the manual clock."""
+    """`python -m scrapejobs_exporter simulate` on 127.0.0.1, a free port, the manual clock."""
 
     def __init__(
         self, scale: int, *, latency: float = 0.0, running_fraction: float = 0.02, seed: int = 1
@@ -30,7 +30,7 @@ class Simulator:
         self.args = [
             sys.executable,
             "-m",
-            "exporter",
+            "scrapejobs_exporter",
             "simulate",
             "--listen",
             "127.0.0.1:0",

@@ -9,14 +9,14 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as om_exposition
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.metrics import Family
-from exporter.providers.aitronos import parse_job_progress
-from exporter.providers.brightdata import (
+from scrapejobs_exporter.metrics import Family
+from scrapejobs_exporter.providers.aitronos import parse_job_progress
+from scrapejobs_exporter.providers.brightdata import (
     parse_ai_flow_progress,
     parse_job_log,
     parse_snapshot_progress,
 )
-from exporter.state import Store
+from scrapejobs_exporter.store import Store
 from tests.conftest import seed
 
 

@@ -1,0 +1,92 @@
+"""Aggregates that outlive jobs: counted once per job, when it is first seen finished."""
+
+from __future__ import annotations
+
+from scrapejobs_exporter.config import BucketsConfig
+from scrapejobs_exporter.providers.aitronos import JOB_TERMINAL as AITRONOS_TERMINAL
+from scrapejobs_exporter.providers.aitronos import AitronosJob
+from scrapejobs_exporter.providers.brightdata import (
+    AI_FLOW_TERMINAL,
+    JOB_TERMINAL,
+    SNAPSHOT_TERMINAL,
+    AiFlow,
+    Snapshot,
+    StudioJob,
+)
+from scrapejobs_exporter.series import CounterVec, GaugeVec, HistogramVec
+from scrapejobs_exporter.store import Model
+
+__all__ = ["Aggregates"]
+
+
+class Aggregates:
+    def __init__(self, buckets: BucketsConfig) -> None:
+        self.jobs_finished = CounterVec()  # collector, status
+        self.snapshots_finished = CounterVec()  # dataset_id, status
+        self.ai_flows_finished = CounterVec()  # status
+        self.aitronos_finished = CounterVec()  # status
+        self.collector_lines = CounterVec()  # collector
+        self.collector_failures = CounterVec()  # collector
+        self.aitronos_items = CounterVec()  # (no labels)
+        self.job_duration = HistogramVec(buckets.job_duration)  # collector
+        self.job_queue = HistogramVec(buckets.job_queue)  # collector
+        self.aitronos_processing = HistogramVec(buckets.aitronos_processing)
+        self.collector_last_success = GaugeVec()  # collector
+        self.evicted = CounterVec()  # provider, kind
+
+    def ensure_labels(self, model: Model, collector: str | None) -> None:
+        """Start every counter of a newly seen collector or dataset at 0, so that `increase()`
+        sees its first finished job and the series exist before anything finishes."""
+        if isinstance(model, StudioJob):
+            key = (model.collector or collector or "",)
+            if key not in self.collector_lines.values:
+                for status in JOB_TERMINAL:
+                    self.jobs_finished.inc((*key, status), 0)
+                self.collector_lines.inc(key, 0)
+                self.collector_failures.inc(key, 0)
+                self.job_duration.ensure(key)
+                self.job_queue.ensure(key)
+        elif isinstance(model, Snapshot):
+            for status in SNAPSHOT_TERMINAL:
+                self.snapshots_finished.inc((model.dataset_id or "", status), 0)
+        elif isinstance(model, AiFlow):
+            for status in AI_FLOW_TERMINAL:
+                self.ai_flows_finished.inc((status,), 0)
+        elif isinstance(model, AitronosJob) and () not in self.aitronos_items.values:
+            for status in AITRONOS_TERMINAL:
+                self.aitronos_finished.inc((status,), 0)
+            self.aitronos_items.inc((), 0)
+            self.aitronos_processing.ensure(())
+
+    def record_finished(self, model: Model, collector: str | None, now: float) -> None:
+        """Count one finished target; the caller guarantees it happens once per target."""
+        if isinstance(model, StudioJob):
+            self._job(model, model.collector or collector or "", now)
+        elif isinstance(model, Snapshot):
+            self.snapshots_finished.inc((model.dataset_id or "", model.status))
+        elif isinstance(model, AiFlow):
+            self.ai_flows_finished.inc((model.status or "unknown",))
+        elif isinstance(model, AitronosJob):
+            self.aitronos_finished.inc((model.status,))
+            if model.items_found is not None:
+                self.aitronos_items.inc((), model.items_found)
+            if model.processing_time is not None:
+                self.aitronos_processing.observe((), model.processing_time)
+
+    def _job(self, job: StudioJob, collector: str, now: float) -> None:
+        labels = (collector,)
+        self.jobs_finished.inc((collector, job.status))
+        # Counters only go up: a missing or nonsensical negative count adds nothing.
+        if job.lines is not None and job.lines > 0:
+            self.collector_lines.inc(labels, job.lines)
+        if job.fails is not None and job.fails > 0:
+            self.collector_failures.inc(labels, job.fails)
+        if job.job_time is not None and job.job_time >= 0:
+            self.job_duration.observe(labels, job.job_time)
+        if job.queue_time is not None and job.queue_time >= 0:
+            self.job_queue.observe(labels, job.queue_time)
+        if job.status == "done":
+            finished = job.finished if job.finished is not None else now
+            previous = self.collector_last_success.get(labels)
+            if previous is None or finished > previous:
+                self.collector_last_success.set(labels, finished)

@@ -1,0 +1,78 @@
+"""`scrapejobs-exporter demo`: the simulator and the exporter together, nothing to configure."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from scrapejobs_exporter.config import Config, parse_config
+from scrapejobs_exporter.exporter import Exporter
+from scrapejobs_exporter.server import ListenAddress, Server
+from scrapejobs_exporter.simulator import SimulatorConfig, SimulatorServer
+
+__all__ = ["demo_config", "run_demo"]
+
+log = logging.getLogger(__name__)
+
+
+def demo_config(base_url: str, state: dict[str, Any], config: SimulatorConfig) -> Config:
+    """A config that discovers everything the simulator has, as on a real account."""
+    bd = state["brightdata"]
+    datasets = sorted({str(s["dataset_id"]) for s in bd["snapshots"]})
+    flows = sorted({str(f["collector"]) for f in bd["ai_flows"]})
+    text = f"""
+poll_interval: 5s
+request_timeout: 5s
+concurrency: 16
+brightdata:
+  api_token: {config.brightdata_token}
+  base_url: {base_url}
+  collectors: all
+  datasets: {datasets}
+  ai_flows: {flows}
+  max_requests_per_minute: 6000
+aitronos:
+  api_key: {config.aitronos_key}
+  base_url: {base_url}
+  path_prefix: /v1
+  auth_header: X-API-Key
+  discover: true
+  max_requests_per_minute: 6000
+stall:
+  no_worker_after: 1m
+  no_progress_after: 2m
+"""
+    return parse_config(text, source="<demo>", env={})
+
+
+async def run_demo(listen: ListenAddress, *, speed: float, scale: int, seed: int) -> int:
+    from scrapejobs_exporter.cli import EXIT_FAILED, EXIT_OK, wait_for_signal
+
+    sim_config = SimulatorConfig(seed=seed, speed=speed, scale=scale)
+    simulator = SimulatorServer(sim_config)
+    await simulator.start()
+    exporter = Exporter(demo_config(simulator.url, simulator.state(), sim_config))
+    server = Server(exporter, listen, "/metrics")
+    try:
+        await server.start()
+    except OSError as exc:
+        log.error("cannot listen on %s: %s (try --web.listen-address 127.0.0.1:0)", listen, exc)
+        await simulator.stop()
+        await exporter.stop()
+        return EXIT_FAILED
+    await exporter.start()
+    url = f"http://127.0.0.1:{server.port}"
+    print(
+        f"scrapejobs-exporter demo is running (simulated APIs at {simulator.url}, "
+        f"{speed:g}x speed)\n"
+        f"  landing page:  {url}/\n"
+        f"  metrics:       {url}/metrics\n"
+        f"  ground truth:  {simulator.url}/_sim/state\n"
+        "Press Ctrl-C to stop.",
+        flush=True,
+    )
+    await wait_for_signal()
+    await exporter.stop()
+    await server.stop()
+    await simulator.stop()
+    return EXIT_OK

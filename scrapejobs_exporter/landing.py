@@ -1,0 +1,573 @@
+"""The landing page (`/`) and its JSON twin (`/api/targets`): one row per tracked target.
+
+Everything shown is built here, from the store, so the HTTP handlers stay one line each. Values
+from the providers (ids, statuses, error texts) are escaped on the server and only ever set as
+text by the page's script. No secrets: the config summary names settings, never credentials.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from aiohttp import web
+
+from scrapejobs_exporter import __version__
+from scrapejobs_exporter.config import Config
+from scrapejobs_exporter.providers.aitronos import AitronosJob
+from scrapejobs_exporter.providers.brightdata import AiFlow, Snapshot, StudioJob
+from scrapejobs_exporter.store import Target
+
+if TYPE_CHECKING:
+    from scrapejobs_exporter.exporter import Exporter
+
+__all__ = [
+    "MAX_PAGE_ROWS",
+    "api_response",
+    "config_summary",
+    "page_response",
+    "render_page",
+    "target_row",
+    "targets_payload",
+]
+
+# Rows rendered into the page; the JSON has them all. A browser copes with a few hundred rows
+# refreshed every few seconds, not with twenty thousand.
+MAX_PAGE_ROWS = 500
+REFRESH_SECONDS = 5
+ACTIVE = frozenset({"running", "processing", "building", "starting", "queued", "pending"})
+FAILED = frozenset({"failed", "cancelled"})
+SUCCEEDED = frozenset({"done", "ready", "completed"})
+
+
+# --- view data -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    done: float | None
+    total: float | None
+    unit: str  # pages, steps or percent
+    ratio: float | None  # 0..1 when known
+
+
+def target_row(target: Target, now: float) -> dict[str, Any]:
+    """One target as plain JSON values; the page and `watch --json` show exactly this."""
+    model = target.model
+    error = None
+    if target.up is False:
+        error = {
+            "status": target.last_error_status,
+            "reason": target.last_error_reason,
+            "message": target.last_error,
+        }
+    progress = _progress(model)
+    return {
+        "provider": target.provider,
+        "kind": target.kind,
+        "id": target.target_id,
+        "collector": _collector(target),
+        "dataset": model.dataset_id if isinstance(model, Snapshot) else None,
+        "status": _status(target),
+        "step": model.step if isinstance(model, AiFlow) else None,
+        "up": target.up,
+        "stalled": target.stalled,
+        "final": target.final,
+        "progress": None if progress is None else _progress_json(progress),
+        "items": _items(model),
+        "success_ratio": _success_ratio(model),
+        "duration_seconds": _duration(target, now),
+        "eta_seconds": _round(target.eta),
+        "last_success": target.last_success,
+        "last_error": error,
+    }
+
+
+def _progress_json(progress: Bar) -> dict[str, Any]:
+    return {
+        "done": progress.done,
+        "total": progress.total,
+        "unit": progress.unit,
+        "ratio": _round(progress.ratio, 4),
+    }
+
+
+def _status(target: Target) -> str | None:
+    if target.model is None:
+        return None  # never polled successfully
+    return target.model.status or "none"  # an AI flow that never ran: `{}`
+
+
+def _collector(target: Target) -> str | None:
+    model = target.model
+    if isinstance(model, StudioJob | AiFlow) and model.collector:
+        return model.collector
+    return target.collector
+
+
+def _progress(model: object) -> Bar | None:
+    if isinstance(model, StudioJob) and model.pages:
+        # A job known only from a list row has no pages_left: no bar, unless it is done.
+        left = 0 if model.status == "done" else model.pages_left
+        if left is None:
+            return None
+        done = max(0, model.pages - left)
+        return Bar(done, model.pages, "pages", min(1.0, done / model.pages))
+    if isinstance(model, AitronosJob) and model.progress_percentage is not None:
+        percent = max(0.0, min(100.0, model.progress_percentage))
+        return Bar(percent, 100.0, "percent", percent / 100.0)
+    if isinstance(model, AiFlow) and model.completed_steps is not None:
+        # Steps may repeat and the pipeline length varies: no total until it is over.
+        ratio = 1.0 if model.status == "done" else None
+        return Bar(model.completed_steps, None, "steps", ratio)
+    if isinstance(model, Snapshot) and model.status == "ready":
+        return Bar(None, None, "percent", 1.0)
+    return None
+
+
+def _items(model: object) -> int | None:
+    if isinstance(model, StudioJob):
+        return model.lines
+    if isinstance(model, Snapshot):
+        return model.records
+    if isinstance(model, AitronosJob):
+        return model.items_found
+    return None
+
+
+def _success_ratio(model: object) -> float | None:
+    if not isinstance(model, StudioJob):
+        return None
+    if model.success_rate is not None:
+        return _round(model.success_rate, 4)
+    if model.success is None or model.fails is None:
+        return None
+    return _round(model.success / max(1, model.success + model.fails), 4)
+
+
+def _duration(target: Target, now: float) -> float | None:
+    """Provider-reported run time when finished; while running, since the provider's start
+    time, or (when that is ahead of our clock) since we first saw it running."""
+    model = target.model
+    if isinstance(model, StudioJob):
+        if model.job_time is not None:
+            return _round(model.job_time)
+        if model.started is not None and model.started <= now and not model.terminal:
+            return _round(now - model.started)
+    if isinstance(model, AitronosJob):
+        return _round(model.processing_time if model.terminal else model.running_time)
+    if target.progress is not None:
+        return _round(now - target.progress.running_since)
+    return None
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _rank(row: Mapping[str, Any]) -> int:
+    """Failing and stalled first, then active, then failed jobs, then the rest."""
+    if row["up"] is False or row["stalled"]:
+        return 0
+    if row["status"] in ACTIVE:
+        return 1
+    if row["status"] in FAILED:
+        return 2
+    return 4 if row["status"] in SUCCEEDED else 3
+
+
+def _matches(row: Mapping[str, Any], needle: str) -> bool:
+    if not needle:
+        return True
+    error = row["last_error"] or {}
+    fields = (row["provider"], row["kind"], row["id"], row["collector"], row["dataset"],
+              row["status"], error.get("message"))  # fmt: skip
+    return any(needle in str(value).lower() for value in fields if value is not None)
+
+
+def sorted_rows(targets: Iterable[Target], now: float) -> list[dict[str, Any]]:
+    rows = [target_row(t, now) for t in targets]
+    rows.sort(key=lambda r: (_rank(r), r["provider"], r["kind"], r["id"]))
+    return rows
+
+
+def _count(rows: list[dict[str, Any]]) -> dict[str, int]:
+    return {
+        "active": sum(r["status"] in ACTIVE for r in rows),
+        "failing": sum(r["up"] is False for r in rows),
+        "stalled": sum(bool(r["stalled"]) for r in rows),
+        "failed": sum(r["status"] in FAILED for r in rows),
+    }
+
+
+def config_summary(config: Config) -> dict[str, Any]:
+    """What the exporter watches and how; settings only, never a credential."""
+    summary: dict[str, Any] = {
+        "poll_interval_seconds": config.poll_interval,
+        "request_timeout_seconds": config.request_timeout,
+        "concurrency": config.concurrency,
+        "per_job_metrics": config.per_job_metrics,
+    }
+    if config.brightdata is not None:
+        bd = config.brightdata
+        summary["brightdata"] = {
+            "base_url": _public_url(bd.base_url),
+            "max_requests_per_minute": bd.max_requests_per_minute,
+            "jobs": len(bd.jobs),
+            "snapshots": len(bd.snapshots),
+            "ai_flows": bd.ai_flows if bd.ai_flows == "all" else len(bd.ai_flows),
+            "collectors": bd.collectors if bd.collectors == "all" else len(bd.collectors),
+            "datasets": len(bd.datasets),
+        }
+    if config.aitronos is not None:
+        ait = config.aitronos
+        summary["aitronos"] = {
+            "base_url": _public_url(ait.base_url),
+            "path_prefix": ait.path_prefix,
+            "max_requests_per_minute": ait.max_requests_per_minute,
+            "jobs": len(ait.jobs),
+            "discover": ait.discover,
+        }
+    return summary
+
+
+def _public_url(url: str) -> str:
+    """A base URL without any `user:password@` it may carry."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def targets_payload(
+    exporter: Exporter, query: str = "", limit: int | None = None
+) -> dict[str, Any]:
+    """The `/api/targets` document (docs/api.md): every target unless `q` or `limit` say."""
+    now = exporter.poller.clock()
+    rows = sorted_rows(exporter.store, now)
+    needle = query.strip().lower()
+    matched = [r for r in rows if _matches(r, needle)]
+    shown = matched if limit is None else matched[:limit]
+    return {
+        "version": __version__,
+        "generated_at": now,
+        "ready": exporter.ready,
+        "config": config_summary(exporter.config),
+        "counts": {"total": len(rows), "matched": len(matched), **_count(rows)},
+        "targets": shown,
+    }
+
+
+# --- HTTP ------------------------------------------------------------------------------------
+
+
+def api_response(exporter: Exporter, query: Mapping[str, str]) -> web.Response:
+    limit_text = query.get("limit", "")
+    if limit_text and not limit_text.isdigit():
+        return web.json_response({"error": "limit must be a non-negative integer"}, status=400)
+    payload = targets_payload(exporter, query.get("q", ""), int(limit_text) if limit_text else None)
+    return web.json_response(payload, headers={"Cache-Control": "no-store"})
+
+
+def page_response(exporter: Exporter, telemetry_path: str) -> web.Response:
+    body = render_page(targets_payload(exporter, limit=MAX_PAGE_ROWS), telemetry_path)
+    return web.Response(
+        text=body, content_type="text/html", headers={"Content-Security-Policy": _CSP}
+    )
+
+
+# --- HTML ------------------------------------------------------------------------------------
+
+COLUMNS = ("Provider", "Kind", "Id", "Collector / dataset", "Status", "Progress", "Success",
+           "Duration", "ETA", "Last success", "Last error", "Stalled")  # fmt: skip
+
+
+def render_page(payload: Mapping[str, Any], telemetry_path: str) -> str:
+    counts = payload["counts"]
+    rows = payload["targets"]
+    now = float(payload["generated_at"])
+    body_rows = "\n".join(_html_row(row, now) for row in rows)
+    header = "".join(f"<th>{c}</th>" for c in COLUMNS)
+    return _PAGE.format(
+        version=_e(payload["version"]),
+        metrics=_e(telemetry_path),
+        config=_html_config(payload["config"]),
+        summary=_html_summary(counts),
+        note=_e(_cap_note(len(rows), counts["matched"])),
+        header=header,
+        rows=body_rows or _EMPTY_ROW,
+        cap=MAX_PAGE_ROWS,
+        refresh=REFRESH_SECONDS * 1000,
+        style=_STYLE,
+        script=_SCRIPT,
+    )
+
+
+def _cap_note(shown: int, matched: int) -> str:
+    if shown >= matched:
+        return ""
+    return f"Showing the first {shown} of {matched} targets; filter to narrow, or use /api/targets."
+
+
+def _html_summary(counts: Mapping[str, int]) -> str:
+    parts = [f"{counts['total']} targets"]
+    parts += [f"{counts[k]} {k}" for k in ("active", "failing", "stalled", "failed")]
+    return _e(" · ".join(parts))
+
+
+def _html_config(config: Mapping[str, Any]) -> str:
+    items = []
+    for key, value in config.items():
+        if isinstance(value, dict):
+            text = ", ".join(f"{k}: {_fmt_value(v)}" for k, v in value.items())
+        else:
+            text = _fmt_value(value)
+        items.append(f"<dt>{_e(key)}</dt><dd>{_e(text)}</dd>")
+    return "".join(items)
+
+
+def _html_row(row: Mapping[str, Any], now: float) -> str:
+    cells = [
+        _e(row["provider"]),
+        _e(row["kind"]),
+        f"<code>{_e(row['id'])}</code>",
+        _e(row["collector"] or row["dataset"] or ""),
+        f'<span class="st st-{_e(_status_class(row))}">{_e(row["status"] or "not polled")}</span>',
+        _html_progress(row["progress"]),
+        _e(_fmt_ratio(row["success_ratio"])),
+        _e(_fmt_seconds(row["duration_seconds"])),
+        _e(_fmt_seconds(row["eta_seconds"])),
+        _e(_fmt_ago(row["last_success"], now)),
+        _e(_fmt_error(row["last_error"])),
+        "stalled" if row["stalled"] else "",
+    ]
+    key = f"{row['provider']}/{row['kind']}/{row['id']}"
+    tds = "".join(f"<td>{c}</td>" for c in cells)
+    return f'<tr data-key="{_e(key)}" data-status="{_e(row["status"] or "")}">{tds}</tr>'
+
+
+def _html_progress(progress: Mapping[str, Any] | None) -> str:
+    if progress is None:
+        return ""
+    ratio = progress["ratio"]
+    width = "" if ratio is None else f' style="width:{ratio * 100:.1f}%"'
+    value = "" if ratio is None else f' aria-valuenow="{ratio * 100:.1f}"'
+    return (
+        f'<div class="bar{" indeterminate" if ratio is None else ""}" role="progressbar"'
+        f' aria-valuemin="0" aria-valuemax="100"{value}><span{width}></span></div>'
+        f"<small>{_e(progress_text(progress))}</small>"
+    )
+
+
+def _status_class(row: Mapping[str, Any]) -> str:
+    status = row["status"]
+    if row["up"] is False or row["stalled"] or status in FAILED:
+        return "bad"
+    if status in ACTIVE:
+        return "run"
+    if status in SUCCEEDED:
+        return "ok"
+    return "other"
+
+
+def progress_text(progress: Mapping[str, Any]) -> str:
+    """`42 / 90 pages`, `8 steps`, `37%`: a progress value as people read it."""
+    done, total, unit = progress["done"], progress["total"], progress["unit"]
+    if unit == "percent":
+        return "" if done is None else f"{done:.0f}%"
+    if total is None:
+        return f"{done:g} {unit}"
+    return f"{done:g} / {total:g} {unit}"
+
+
+def _fmt_value(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _fmt_ratio(value: float | None) -> str:
+    return "" if value is None else f"{value * 100:.1f}%"
+
+
+def _fmt_seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    seconds = round(value)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def _fmt_ago(at: float | None, now: float) -> str:
+    return "" if at is None else f"{_fmt_seconds(max(0.0, now - at))} ago"
+
+
+def _fmt_error(error: Mapping[str, Any] | None) -> str:
+    return "" if error is None else str(error["message"] or error["reason"] or "error")
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+_EMPTY_ROW = f'<tr class="empty"><td colspan="{len(COLUMNS)}">No targets tracked yet.</td></tr>'
+
+_STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1d2733;background:#fafbfc}
+h1{font-size:1.4em;margin:0 0 .2em}header p{margin:.2em 0;color:#556}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.1em 1em;margin:.8em 0;font-size:.9em}
+dt{font-weight:600}dd{margin:0;color:#445}
+#filter{padding:.35em .6em;width:22em;border:1px solid #bbc;border-radius:4px}
+table{border-collapse:collapse;width:100%;margin-top:.8em;background:#fff}
+th,td{padding:.3em .5em;border-bottom:1px solid #e3e6ea;text-align:left;vertical-align:top}
+th{background:#eef1f4;position:sticky;top:0}code{font-size:.92em}
+.st{padding:0 .4em;border-radius:3px;font-weight:600}.st-ok{background:#dff3e4;color:#17663a}
+.st-run{background:#e1ecfb;color:#1a4f9c}.st-bad{background:#fbe3e3;color:#a32020}
+.st-other{background:#f1efe3;color:#6b5a12}
+.bar{width:7em;height:.7em;background:#e6e9ee;border-radius:4px;overflow:hidden}
+.bar span{display:block;height:100%;background:#3b82c4}
+.bar.indeterminate span{width:35%;background:#9bbce0}small{color:#667}
+.note{color:#8a5a00}nav a{margin-right:1em}
+td:nth-child(3),td:nth-child(11){overflow-wrap:anywhere;max-width:18em}
+"""
+
+_SCRIPT = """
+(function () {
+  "use strict";
+  var table = document.getElementById("targets");
+  var filter = document.getElementById("filter");
+  var cap = Number(table.dataset.cap), refresh = Number(table.dataset.refresh);
+  function secs(v) {
+    if (v === null || v === undefined) return "";
+    var s = Math.round(v);
+    if (s < 60) return s + "s";
+    var m = Math.floor(s / 60); s = s % 60;
+    if (m < 60) return m + "m" + (s < 10 ? "0" : "") + s + "s";
+    var h = Math.floor(m / 60); m = m % 60;
+    return h + "h" + (m < 10 ? "0" : "") + m + "m";
+  }
+  function ratio(v) { return v === null ? "" : (v * 100).toFixed(1) + "%"; }
+  function progressText(p) {
+    if (p.unit === "percent") return p.done === null ? "" : p.done.toFixed(0) + "%";
+    return p.total === null ? p.done + " " + p.unit : p.done + " / " + p.total + " " + p.unit;
+  }
+  function statusClass(r) {
+    if (r.up === false || r.stalled || r.status === "failed" || r.status === "cancelled")
+      return "bad";
+    if (["running", "processing", "building", "starting", "queued", "pending"]
+        .indexOf(r.status) >= 0) return "run";
+    if (["done", "ready", "completed"].indexOf(r.status) >= 0) return "ok";
+    return "other";
+  }
+  function el(tag, text, cls) {
+    var node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    if (cls) node.className = cls;
+    return node;
+  }
+  function progressCell(td, p) {
+    if (!p) return;
+    var bar = el("div", null, p.ratio === null ? "bar indeterminate" : "bar");
+    bar.setAttribute("role", "progressbar");
+    bar.setAttribute("aria-valuemin", "0");
+    bar.setAttribute("aria-valuemax", "100");
+    var fill = el("span");
+    if (p.ratio !== null) {
+      bar.setAttribute("aria-valuenow", (p.ratio * 100).toFixed(1));
+      fill.style.width = (p.ratio * 100).toFixed(1) + "%";
+    }
+    bar.appendChild(fill);
+    td.appendChild(bar);
+    td.appendChild(el("small", progressText(p)));
+  }
+  function row(r, now) {
+    var tr = document.createElement("tr");
+    tr.dataset.key = r.provider + "/" + r.kind + "/" + r.id;
+    tr.dataset.status = r.status || "";
+    var err = r.last_error ? (r.last_error.message || r.last_error.reason || "error") : "";
+    var cells = [r.provider, r.kind, null, r.collector || r.dataset || "", null, null,
+      ratio(r.success_ratio), secs(r.duration_seconds), secs(r.eta_seconds),
+      r.last_success === null ? "" : secs(Math.max(0, now - r.last_success)) + " ago",
+      err, r.stalled ? "stalled" : ""];
+    cells.forEach(function (text, i) {
+      var td = el("td", text);
+      if (i === 2) td.appendChild(el("code", r.id));
+      if (i === 4) td.appendChild(el("span", r.status || "not polled", "st st-" + statusClass(r)));
+      if (i === 5) progressCell(td, r.progress);
+      tr.appendChild(td);
+    });
+    return tr;
+  }
+  function render(data) {
+    var body = document.createElement("tbody");
+    data.targets.forEach(function (r) { body.appendChild(row(r, data.generated_at)); });
+    if (!data.targets.length) {
+      var td = el("td", "No targets match.");
+      td.colSpan = table.tHead.rows[0].cells.length;
+      body.appendChild(el("tr")).appendChild(td);
+    }
+    table.replaceChild(body, table.tBodies[0]);
+    var c = data.counts;
+    document.getElementById("summary").textContent = [c.total + " targets", c.active + " active",
+      c.failing + " failing", c.stalled + " stalled", c.failed + " failed"].join(" · ");
+    document.getElementById("note").textContent = data.targets.length < c.matched
+      ? "Showing the first " + data.targets.length + " of " + c.matched +
+        " targets; filter to narrow, or use /api/targets." : "";
+    table.dataset.source = "api";
+    table.dataset.updated = String(data.generated_at);
+  }
+  var pending = null;
+  function load() {
+    var q = encodeURIComponent(filter.value);
+    fetch("api/targets?limit=" + cap + "&q=" + q, {cache: "no-store"})
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+      .then(render)
+      .catch(function (e) {
+        document.getElementById("note").textContent = "refresh failed: " + e;
+      });
+  }
+  filter.addEventListener("input", function () {
+    clearTimeout(pending);
+    pending = setTimeout(load, 250);
+  });
+  load();
+  setInterval(load, refresh);
+})();
+"""
+
+_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; "
+    "form-action 'none'; script-src 'sha256-"
+    + base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
+    + "'"
+)
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>scrapejobs-exporter</title><style>{style}</style></head>
+<body><header><h1>scrapejobs-exporter</h1><p>Version {version}</p>
+<nav><a href="{metrics}">Metrics</a><a href="api/targets">JSON</a><a href="healthz">Health</a>
+<a href="readyz">Readiness</a></nav></header>
+<dl id="config">{config}</dl>
+<p id="summary">{summary}</p>
+<input id="filter" type="search" placeholder="Filter by id, collector, status, error"
+ aria-label="Filter targets"> <span id="note" class="note">{note}</span>
+<table id="targets" data-cap="{cap}" data-refresh="{refresh}" data-source="server">
+<thead><tr>{header}</tr></thead>
+<tbody>
+{rows}
+</tbody></table>
+<script>{script}</script>
+</body></html>
+"""

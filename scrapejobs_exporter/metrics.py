@@ -1,0 +1,707 @@
+"""The catalogue of every metric the exporter serves, and how the store becomes samples.
+
+`CATALOGUE` is the single source for names, types, help texts and labels: the exposition
+renderers, `docs/metrics.md` and the tests all read it. `collect_families()` turns the store and
+the exporter's telemetry into families of samples; it does no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any, Literal
+
+from scrapejobs_exporter import __version__
+from scrapejobs_exporter.aggregates import Aggregates
+from scrapejobs_exporter.providers import aitronos, brightdata
+from scrapejobs_exporter.providers.aitronos import AitronosJob
+from scrapejobs_exporter.providers.brightdata import AiFlow, Snapshot, StudioJob
+from scrapejobs_exporter.series import CounterVec, HistogramVec
+from scrapejobs_exporter.store import Store, Target
+from scrapejobs_exporter.telemetry import Telemetry
+
+__all__ = ["CATALOGUE", "Family", "MetricSpec", "collect_families", "markdown_table"]
+
+MetricType = Literal["gauge", "counter", "histogram", "stateset", "info"]
+CACHED = " Cached from the last poll."
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    name: str
+    type: MetricType
+    help: str
+    labels: tuple[str, ...]
+    section: str
+    source: str = ""
+    unit: str = ""
+
+    @property
+    def exposition_type(self) -> str:
+        """State sets and info metrics are served as gauges: that keeps `status="done"` labels."""
+        return "gauge" if self.type in ("stateset", "info") else self.type
+
+
+CATALOGUE: dict[str, MetricSpec] = {}
+
+
+def _spec(
+    name: str,
+    type_: MetricType,
+    help_: str,
+    labels: tuple[str, ...],
+    section: str,
+    source: str = "",
+    unit: str = "",
+) -> MetricSpec:
+    spec = MetricSpec(name, type_, help_, labels, section, source, unit)
+    assert name not in CATALOGUE, name
+    CATALOGUE[name] = spec
+    return spec
+
+
+# --- Bright Data Scraper Studio jobs (GET /dca/log/{job_id}) ---------------------------------
+
+JOB = ("job_id", "collector")
+S_JOB = "Bright Data Scraper Studio jobs"
+BD_JOB_STATUS = _spec(
+    "brightdata_job_status",
+    "stateset",
+    "Scraper Studio job status; exactly one status is 1 (unknown: missing or unrecognised)."
+    + CACHED,
+    (*JOB, "status"),
+    S_JOB,
+    "status",
+)
+BD_JOB_INFO = _spec(
+    "brightdata_job_info",
+    "info",
+    "Scraper Studio job metadata; always 1." + CACHED,
+    (*JOB, "template"),
+    S_JOB,
+    "template",
+)
+# (metric, model attribute, help, source field, unit)
+_JOB_GAUGES: tuple[tuple[str, str, str, str, str], ...] = (
+    ("brightdata_job_inputs", "inputs", "Input rows submitted.", "inputs", ""),
+    ("brightdata_job_duplicate_inputs", "dup_inputs", "Inputs dropped as duplicates.", "dup_inputs", ""),
+    ("brightdata_job_lines", "lines", "Output records produced.", "lines", ""),
+    ("brightdata_job_failures", "fails", "Failed inputs or pages.", "fails", ""),
+    ("brightdata_job_successes", "success", "Successful inputs or pages.", "success", ""),
+    ("brightdata_job_pages", "pages", "Pages (tasks) in the job.", "pages", ""),
+    ("brightdata_job_pages_left", "pages_left", "Pages still to process.", "pages_left", ""),
+    ("brightdata_job_navigations", "navigations", "Page loads performed.", "navigations", ""),
+    ("brightdata_job_success_ratio", "success_rate", "Success rate, 0 to 1.", "success_rate", "ratio"),
+    ("brightdata_job_duration_seconds", "job_time", "Run time (finished - started).", "job_time (ms)", "seconds"),
+    ("brightdata_job_queue_seconds", "queue_time", "Time queued (started - created).", "queue_time (ms)", "seconds"),
+    ("brightdata_job_created_timestamp_seconds", "created", "When the job was created.", "created", "seconds"),
+    ("brightdata_job_started_timestamp_seconds", "started", "When the job started.", "started", "seconds"),
+    ("brightdata_job_finished_timestamp_seconds", "finished", "When the job finished.", "finished", "seconds"),
+)  # fmt: skip
+JOB_GAUGES = tuple(
+    (_spec(name, "gauge", help_ + CACHED, JOB, S_JOB, source, unit), attr)
+    for name, attr, help_, source, unit in _JOB_GAUGES
+)
+BD_JOB_STALLED = _spec(
+    "brightdata_job_stalled",
+    "gauge",
+    "1 if the running job looks stuck: navigations still 0 after stall.no_worker_after (no "
+    "worker allocated) or pages_left unchanged for stall.no_progress_after; present while running.",
+    JOB,
+    S_JOB,
+    "navigations, pages_left over time",
+)
+BD_JOB_ETA = _spec(
+    "brightdata_job_eta_seconds",
+    "gauge",
+    "Estimated time to completion from the observed rate of pages done; absent without enough data.",
+    JOB,
+    S_JOB,
+    "pages_left over time",
+    "seconds",
+)
+
+# --- Bright Data Web Scraper API snapshots (GET /datasets/v3/progress/{snapshot_id}) ---------
+
+S_SNAP = "Bright Data Web Scraper API snapshots"
+BD_SNAPSHOT_STATUS = _spec(
+    "brightdata_snapshot_status",
+    "stateset",
+    "Snapshot status; exactly one status is 1." + CACHED,
+    ("snapshot_id", "dataset_id", "status"),
+    S_SNAP,
+    "status",
+)
+
+# --- Bright Data AI flows (GET /dca/collectors/{id}/automate_template/progress) --------------
+
+S_AI = "Bright Data AI flows"
+BD_AI_STATUS = _spec(
+    "brightdata_ai_flow_status",
+    "stateset",
+    "Status of the collector's latest AI flow; absent when it never ran one." + CACHED,
+    ("collector", "status"),
+    S_AI,
+    "status",
+)
+BD_AI_STEP = _spec(
+    "brightdata_ai_flow_step",
+    "stateset",
+    "Current or last step of the collector's latest AI flow." + CACHED,
+    ("collector", "step"),
+    S_AI,
+    "step",
+)
+BD_AI_COMPLETED = _spec(
+    "brightdata_ai_flow_completed_steps",
+    "gauge",
+    "Number of AI flow steps completed so far (repeats included)." + CACHED,
+    ("collector",),
+    S_AI,
+    "len(completed_steps)",
+)
+
+# --- Aitronos scrape jobs (GET {prefix}/scrape/jobs/{job_id}/progress) -----------------------
+
+AJOB = ("job_id",)
+S_AIT = "Aitronos scrape jobs"
+AIT_STATUS = _spec(
+    "aitronos_job_status",
+    "stateset",
+    "Aitronos job status; exactly one status is 1." + CACHED,
+    (*AJOB, "status"),
+    S_AIT,
+    "status",
+)
+AIT_REASON = _spec(
+    "aitronos_job_completion_reason",
+    "stateset",
+    "Why the job completed; all 0 while it runs." + CACHED,
+    (*AJOB, "reason"),
+    S_AIT,
+    "completion_reason",
+)
+_AIT_GAUGES: tuple[tuple[str, Callable[[AitronosJob], float | None], str, str, str], ...] = (
+    ("aitronos_job_progress_ratio", lambda j: None if j.progress_percentage is None else j.progress_percentage / 100, "Progress, 0 to 1.", "progress_percentage / 100", "ratio"),
+    ("aitronos_job_current_page", lambda j: j.current_page, "Page being processed.", "current_page", ""),
+    ("aitronos_job_pages_scraped", lambda j: j.pages_scraped, "Pages scraped so far.", "total_pages_scraped", ""),
+    ("aitronos_job_items_found", lambda j: j.items_found, "Items extracted so far.", "total_properties_found", ""),
+    ("aitronos_job_pagination_complete", lambda j: None if j.pagination_complete is None else float(j.pagination_complete), "1 when pagination finished.", "pagination_complete", ""),
+    ("aitronos_job_processing_seconds", lambda j: j.processing_time, "Total processing time (final).", "processing_time", "seconds"),
+    ("aitronos_job_running_seconds", lambda j: j.running_time, "Running time while processing.", "running_time", "seconds"),
+    ("aitronos_job_created_timestamp_seconds", lambda j: j.created, "When the job was created.", "created_at", "seconds"),
+    ("aitronos_job_completed_timestamp_seconds", lambda j: j.completed, "When the job completed.", "completed_at", "seconds"),
+)  # fmt: skip
+AIT_GAUGES = tuple(
+    (_spec(name, "gauge", help_ + CACHED, AJOB, S_AIT, source, unit), get)
+    for name, get, help_, source, unit in _AIT_GAUGES
+)
+AIT_STALLED = _spec(
+    "aitronos_job_stalled",
+    "gauge",
+    "1 if the processing job's progress_percentage has not moved for stall.no_progress_after; "
+    "present while processing.",
+    AJOB,
+    S_AIT,
+    "progress_percentage over time",
+)
+AIT_ETA = _spec(
+    "aitronos_job_eta_seconds",
+    "gauge",
+    "Estimated time to completion from the observed rate of progress; absent without enough data.",
+    AJOB,
+    S_AIT,
+    "progress_percentage over time",
+    "seconds",
+)
+
+# --- Aggregates: counted once per finished job, kept when the job's own series expire --------
+
+S_AGG = "Aggregates over finished targets"
+COL = ("collector",)
+AGG_JOBS_FINISHED = _spec(
+    "brightdata_collector_jobs_finished_total",
+    "counter",
+    "Scraper Studio jobs seen finishing, by final status.",
+    (*COL, "status"),
+    S_AGG,
+    "status",
+)
+AGG_LINES = _spec(
+    "brightdata_collector_lines_total",
+    "counter",
+    "Output records of finished Scraper Studio jobs.",
+    COL,
+    S_AGG,
+    "lines",
+)
+AGG_FAILURES = _spec(
+    "brightdata_collector_failures_total",
+    "counter",
+    "Failures of finished Scraper Studio jobs.",
+    COL,
+    S_AGG,
+    "fails",
+)
+AGG_DURATION = _spec(
+    "brightdata_finished_job_duration_seconds",
+    "histogram",
+    "Run time of finished Scraper Studio jobs.",
+    COL,
+    S_AGG,
+    "job_time (ms)",
+    "seconds",
+)
+AGG_QUEUE = _spec(
+    "brightdata_finished_job_queue_seconds",
+    "histogram",
+    "Queue time of finished Scraper Studio jobs.",
+    COL,
+    S_AGG,
+    "queue_time (ms)",
+    "seconds",
+)
+AGG_LAST_SUCCESS = _spec(
+    "brightdata_collector_last_success_timestamp_seconds",
+    "gauge",
+    "When a job of the collector last finished done.",
+    COL,
+    S_AGG,
+    "finished",
+    "seconds",
+)
+AGG_SNAPSHOTS_FINISHED = _spec(
+    "brightdata_dataset_snapshots_finished_total",
+    "counter",
+    "Snapshots seen finishing, by final status.",
+    ("dataset_id", "status"),
+    S_AGG,
+    "status",
+)
+AGG_AI_FLOWS_FINISHED = _spec(
+    "brightdata_ai_flows_finished_total",
+    "counter",
+    "AI flows seen finishing, by final status.",
+    ("status",),
+    S_AGG,
+    "status",
+)
+AGG_AIT_FINISHED = _spec(
+    "aitronos_jobs_finished_total",
+    "counter",
+    "Aitronos jobs seen finishing, by final status.",
+    ("status",),
+    S_AGG,
+    "status",
+)
+AGG_AIT_ITEMS = _spec(
+    "aitronos_items_found_total",
+    "counter",
+    "Items extracted by finished Aitronos jobs.",
+    (),
+    S_AGG,
+    "total_properties_found",
+)
+AGG_AIT_PROCESSING = _spec(
+    "aitronos_finished_job_processing_seconds",
+    "histogram",
+    "Processing time of finished Aitronos jobs.",
+    (),
+    S_AGG,
+    "processing_time",
+    "seconds",
+)
+
+# --- The exporter itself ---------------------------------------------------------------------
+
+TGT = ("provider", "kind", "target")
+S_SELF = "The exporter itself"
+TARGET_UP = _spec(
+    "scrapejobs_exporter_target_up",
+    "gauge",
+    "1 if the latest poll of the target worked, 0 if it failed.",
+    TGT,
+    S_SELF,
+)
+TARGET_LAST_SUCCESS = _spec(
+    "scrapejobs_exporter_target_last_success_timestamp_seconds",
+    "gauge",
+    "When the target was last polled successfully; for targets still polled.",
+    TGT,
+    S_SELF,
+    unit="seconds",
+)
+API_REQUESTS = _spec(
+    "scrapejobs_exporter_api_requests_total",
+    "counter",
+    "Provider API requests by endpoint template and HTTP status (or timeout/connect).",
+    ("provider", "endpoint", "code"),
+    S_SELF,
+)
+API_DURATION = _spec(
+    "scrapejobs_exporter_api_request_duration_seconds",
+    "histogram",
+    "Provider API request latency.",
+    ("provider", "endpoint"),
+    S_SELF,
+    unit="seconds",
+)
+API_ERRORS = _spec(
+    "scrapejobs_exporter_api_errors_total",
+    "counter",
+    "Failed provider API calls by reason: timeout, connect, http_4xx, http_5xx, rate_limited, "
+    "bad_body, too_large.",
+    ("provider", "endpoint", "reason"),
+    S_SELF,
+)
+RATE_LIMIT_LIMIT = _spec(
+    "scrapejobs_exporter_api_rate_limit_limit",
+    "gauge",
+    "Request limit the provider announced in its X-RateLimit-Limit header.",
+    ("provider",),
+    S_SELF,
+)
+RATE_LIMIT_REMAINING = _spec(
+    "scrapejobs_exporter_api_rate_limit_remaining",
+    "gauge",
+    "Requests left the provider announced in its X-RateLimit-Remaining header.",
+    ("provider",),
+    S_SELF,
+)
+POLL_CYCLE = _spec(
+    "scrapejobs_exporter_poll_cycle_duration_seconds",
+    "histogram",
+    "Time one poll cycle over all targets took.",
+    (),
+    S_SELF,
+    unit="seconds",
+)
+TRACKED = _spec(
+    "scrapejobs_exporter_tracked_targets",
+    "gauge",
+    "Targets currently tracked.",
+    ("provider", "kind"),
+    S_SELF,
+)
+UNKNOWN_STATUS = _spec(
+    "scrapejobs_exporter_unknown_status_total",
+    "counter",
+    "Polled responses whose status was missing or not recognised (exported as unknown).",
+    ("provider", "kind"),
+    S_SELF,
+)
+EVICTED = _spec(
+    "scrapejobs_exporter_evicted_targets_total",
+    "counter",
+    "Targets dropped by retention.finished_ttl or retention.max_tracked.",
+    ("provider", "kind"),
+    S_SELF,
+)
+BUILD_INFO = _spec(
+    "scrapejobs_exporter_build_info",
+    "info",
+    "Build information; always 1.",
+    ("version",),
+    S_SELF,
+)
+API_RETRIES = _spec(
+    "scrapejobs_exporter_api_retries_total",
+    "counter",
+    "Provider API calls retried after a timeout, a dropped connection or a 5xx.",
+    ("provider", "endpoint"),
+    S_SELF,
+)
+RATE_LIMIT_WAIT = _spec(
+    "scrapejobs_exporter_rate_limit_wait_seconds_total",
+    "counter",
+    "Time calls spent waiting for the provider's request budget or a pause after a 429.",
+    ("provider",),
+    S_SELF,
+    unit="seconds",
+)
+CIRCUIT_OPEN = _spec(
+    "scrapejobs_exporter_circuit_open",
+    "gauge",
+    "1 while calls to the provider are suspended after repeated failures (probing at a low rate).",
+    ("provider",),
+    S_SELF,
+)
+RELOAD_OK = _spec(
+    "scrapejobs_exporter_config_last_reload_successful",
+    "gauge",
+    "1 if the last configuration reload attempt succeeded.",
+    (),
+    S_SELF,
+)
+RELOAD_TIME = _spec(
+    "scrapejobs_exporter_config_last_reload_success_timestamp_seconds",
+    "gauge",
+    "When the configuration was last loaded successfully.",
+    (),
+    S_SELF,
+    unit="seconds",
+)
+
+
+# --- per-target families: one declaration, read by both renderers ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PerTarget:
+    """How one per-target family's samples come from each target of `kind`.
+
+    A gauge has `value`; a state set has `states` and `current` (the state that is 1); an info
+    metric has only `current` (the value of its last label). They read the target's model, or
+    the target itself with `of_target`. `kind` None means every target (the exporter's own
+    per-target metrics, present even before a first successful poll).
+    """
+
+    spec: MetricSpec
+    kind: tuple[str, str] | None
+    value: Callable[[Any], float | None] | None = None
+    states: tuple[str, ...] = ()
+    current: Callable[[Any], str | None] | None = None
+    of_target: bool = False
+
+
+def _stalled(target: Target) -> float | None:
+    return None if target.progress is None else (1.0 if target.stalled else 0.0)
+
+
+def _eta(target: Target) -> float | None:
+    return None if target.progress is None else target.eta
+
+
+def _up(target: Target) -> float | None:
+    return None if target.up is None else (1.0 if target.up else 0.0)
+
+
+# Only for targets still polled. A final target is never polled again: its last success would
+# grow stale without bound on the staleness panel (`time() - last_success`), and at 50,000
+# finished jobs these frozen series would be a tenth of the page.
+def _last_success(target: Target) -> float | None:
+    return None if target.up is None or target.final else target.last_success
+
+
+BD_JOB_KIND, BD_SNAP_KIND = ("brightdata", "job"), ("brightdata", "snapshot")
+BD_AI_KIND, AIT_KIND = ("brightdata", "ai_flow"), ("aitronos", "job")
+PER_TARGET: tuple[PerTarget, ...] = (
+    PerTarget(
+        BD_JOB_STATUS, BD_JOB_KIND, states=brightdata.JOB_STATUSES, current=attrgetter("status")
+    ),
+    PerTarget(BD_JOB_INFO, BD_JOB_KIND, current=attrgetter("template")),
+    *(PerTarget(spec, BD_JOB_KIND, value=attrgetter(attr)) for spec, attr in JOB_GAUGES),
+    PerTarget(BD_JOB_STALLED, BD_JOB_KIND, value=_stalled, of_target=True),
+    PerTarget(BD_JOB_ETA, BD_JOB_KIND, value=_eta, of_target=True),
+    PerTarget(
+        BD_SNAPSHOT_STATUS,
+        BD_SNAP_KIND,
+        states=brightdata.SNAPSHOT_STATUSES,
+        current=attrgetter("status"),
+    ),
+    PerTarget(
+        BD_AI_STATUS, BD_AI_KIND, states=brightdata.AI_FLOW_STATUSES, current=attrgetter("status")
+    ),
+    PerTarget(BD_AI_STEP, BD_AI_KIND, states=brightdata.AI_FLOW_STEPS, current=attrgetter("step")),
+    PerTarget(BD_AI_COMPLETED, BD_AI_KIND, value=attrgetter("completed_steps")),
+    PerTarget(AIT_STATUS, AIT_KIND, states=aitronos.JOB_STATUSES, current=attrgetter("status")),
+    # No reason yet (still running): every reason is 0, hence "" rather than None.
+    PerTarget(
+        AIT_REASON,
+        AIT_KIND,
+        states=aitronos.COMPLETION_REASONS,
+        current=lambda j: j.completion_reason or "",
+    ),
+    *(PerTarget(spec, AIT_KIND, value=get) for spec, get in AIT_GAUGES),
+    PerTarget(AIT_STALLED, AIT_KIND, value=_stalled, of_target=True),
+    PerTarget(AIT_ETA, AIT_KIND, value=_eta, of_target=True),
+    PerTarget(TARGET_UP, None, value=_up, of_target=True),
+    PerTarget(TARGET_LAST_SUCCESS, None, value=_last_success, of_target=True),
+)
+PER_TARGET_NAMES = frozenset(p.spec.name for p in PER_TARGET)
+
+
+def group_targets(store: Store) -> dict[tuple[str, str] | None, list[Target]]:
+    """Targets with a model by (provider, kind), and every target under None."""
+    groups: dict[tuple[str, str] | None, list[Target]] = {None: []}
+    for target in store:
+        groups[None].append(target)
+        if target.model is not None:
+            groups.setdefault((target.provider, target.kind), []).append(target)
+    return groups
+
+
+def base_labels(target: Target) -> tuple[str, ...]:
+    """The identifying label values of a target's own series (see each family's labels)."""
+    model = target.model
+    if target.kind == "job" and isinstance(model, StudioJob):
+        return (model.job_id, model.collector or target.collector or "")
+    if isinstance(model, Snapshot):
+        return (model.snapshot_id, model.dataset_id or "")
+    if isinstance(model, AiFlow):
+        return (model.collector,)
+    if isinstance(model, AitronosJob):
+        return (model.job_id,)
+    raise ValueError(f"no model to label {target.key}")
+
+
+def target_labels(target: Target) -> tuple[str, str, str]:
+    """`provider`, `kind`, `target` of the exporter's own per-target series."""
+    return (target.provider, target.kind, target.target_id)
+
+
+# --- samples ---------------------------------------------------------------------------------
+
+Sample = tuple[str, tuple[str, ...], tuple[str, ...], float]  # name, label names, values, value
+
+
+@dataclass(slots=True)
+class Family:
+    spec: MetricSpec
+    samples: list[Sample] = field(default_factory=list)
+
+    def add(self, values: tuple[str, ...], value: float) -> None:
+        self.samples.append((self.spec.name, self.spec.labels, values, value))
+
+
+def collect_families(
+    store: Store,
+    telemetry: Telemetry,
+    aggregates: Aggregates | None = None,
+    *,
+    per_job: bool = True,
+) -> list[Family]:
+    """Every non-empty family, in catalogue order, from one pass over the store."""
+    families = {name: Family(spec) for name, spec in CATALOGUE.items()}
+    if per_job:
+        _per_target_samples(families, store)
+    if aggregates is not None:
+        _aggregate_samples(families, aggregates)
+    _telemetry_samples(families, store, telemetry)
+    return [f for f in families.values() if f.samples]
+
+
+def _per_target_samples(families: dict[str, Family], store: Store) -> None:
+    groups = group_targets(store)
+    for per in PER_TARGET:
+        family = families[per.spec.name]
+        for target in groups.get(per.kind, ()):
+            subject = target if per.of_target else target.model
+            base = base_labels(target) if per.kind else target_labels(target)
+            if per.states:
+                current = per.current(subject) if per.current else None
+                if current is not None:
+                    for state in per.states:
+                        family.add((*base, state), 1.0 if state == current else 0.0)
+            elif per.current is not None:
+                label = per.current(subject)
+                if label is not None:
+                    family.add((*base, label), 1.0)
+            elif per.value is not None:
+                value = per.value(subject)
+                if value is not None:
+                    family.add(base, float(value))
+
+
+def _aggregate_samples(families: dict[str, Family], a: Aggregates) -> None:
+    for spec, counter in (
+        (AGG_JOBS_FINISHED, a.jobs_finished),
+        (AGG_LINES, a.collector_lines),
+        (AGG_FAILURES, a.collector_failures),
+        (AGG_SNAPSHOTS_FINISHED, a.snapshots_finished),
+        (AGG_AI_FLOWS_FINISHED, a.ai_flows_finished),
+        (AGG_AIT_FINISHED, a.aitronos_finished),
+        (AGG_AIT_ITEMS, a.aitronos_items),
+        (EVICTED, a.evicted),
+    ):
+        _counter(families[spec.name], counter)
+    _histogram(families[AGG_DURATION.name], a.job_duration)
+    _histogram(families[AGG_QUEUE.name], a.job_queue)
+    _histogram(families[AGG_AIT_PROCESSING.name], a.aitronos_processing)
+    for labels, value in sorted(a.collector_last_success.values.items()):
+        families[AGG_LAST_SUCCESS.name].add(labels, value)
+
+
+def _telemetry_samples(families: dict[str, Family], store: Store, t: Telemetry) -> None:
+    _counter(families[API_REQUESTS.name], t.api_requests)
+    _histogram(families[API_DURATION.name], t.api_request_duration)
+    _counter(families[API_ERRORS.name], t.api_errors)
+    for spec, gauge in ((RATE_LIMIT_LIMIT, t.rate_limit_limit), (RATE_LIMIT_REMAINING, t.rate_limit_remaining)):  # fmt: skip
+        for labels, value in sorted(gauge.values.items()):
+            families[spec.name].add(labels, value)
+    _histogram(families[POLL_CYCLE.name], t.poll_cycle_duration)
+    for (provider, kind), count in store.count_by_kind().items():
+        families[TRACKED.name].add((provider, kind), float(count))
+    _counter(families[UNKNOWN_STATUS.name], t.unknown_status)
+    families[BUILD_INFO.name].add((__version__,), 1.0)
+    _counter(families[API_RETRIES.name], t.api_retries)
+    _counter(families[RATE_LIMIT_WAIT.name], t.rate_limit_wait)
+    for spec, gauge in ((CIRCUIT_OPEN, t.circuit_open), (RELOAD_OK, t.config_reload_successful), (RELOAD_TIME, t.config_reload_timestamp)):  # fmt: skip
+        for labels, value in sorted(gauge.values.items()):
+            families[spec.name].add(labels, value)
+
+
+def _counter(family: Family, counter: CounterVec) -> None:
+    for labels, value in sorted(counter.values.items()):
+        family.add(labels, value)
+
+
+def _histogram(family: Family, histogram: HistogramVec) -> None:
+    name, names = family.spec.name, family.spec.labels
+    bucket_names = (*names, "le")
+    les = [*(format_le(b) for b in histogram.bounds), "+Inf"]
+    for labels in sorted(histogram.values):
+        counts, count, total = histogram.cumulative(labels)
+        for le, n in zip(les, counts, strict=True):
+            family.samples.append((name + "_bucket", bucket_names, (*labels, le), n))
+        family.samples.append((name + "_count", names, labels, count))
+        family.samples.append((name + "_sum", names, labels, total))
+
+
+def format_le(bound: float) -> str:
+    """Bucket bounds as Prometheus clients print them (`0.5`, `1.0`, `+Inf`)."""
+    return repr(float(bound))
+
+
+def markdown_table() -> str:
+    """The metric reference for docs/metrics.md, generated so it cannot drift."""
+    out: list[str] = []
+    section = ""
+    for spec in CATALOGUE.values():
+        if spec.section != section:
+            section = spec.section
+            out += ["", f"### {section}", "", "| Metric | Type | Labels | Source | Unit | Help |"]
+            out.append("| --- | --- | --- | --- | --- | --- |")
+        labels = ", ".join(f"`{label}`" for label in spec.labels) or "-"
+        source = f"`{spec.source}`" if spec.source else "-"
+        help_ = spec.help.removesuffix(CACHED)
+        row = (
+            f"| `{spec.name}` | {spec.type} | {labels} | {source} | {spec.unit or '-'} | {help_} |"
+        )
+        out.append(row)
+    return "\n".join(out).strip() + "\n"
+
+
+def update_doc(path: str) -> None:
+    """Rewrite the generated block of docs/metrics.md in place."""
+    import re
+    from pathlib import Path
+
+    doc = Path(path)
+    block = f"<!-- BEGIN CATALOGUE -->\n{markdown_table()}<!-- END CATALOGUE -->"
+    text = re.sub(
+        r"<!-- BEGIN CATALOGUE -->\n.*<!-- END CATALOGUE -->", block, doc.read_text(), flags=re.S
+    )
+    doc.write_text(text)
+
+
+if (
+    __name__ == "__main__"
+):  # pragma: no cover - `python -m scrapejobs_exporter.metrics [--update FILE]`
+    import sys
+
+    if sys.argv[1:2] == ["--update"]:
+        update_doc(sys.argv[2] if len(sys.argv) > 2 else "docs/metrics.md")
+    else:
+        print(markdown_table(), end="")

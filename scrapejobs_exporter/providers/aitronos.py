@@ -1,0 +1,166 @@
+"""Aitronos (Freddy) scrape jobs: `GET {prefix}/scrape/jobs/{job_id}/progress`.
+
+The progress body is documented wrapped in `{success, data}` while the field table lists it flat;
+both are accepted. See ../shared/api-reference.md (AI-1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import quote
+
+from scrapejobs_exporter.providers.brightdata import UNKNOWN, Page, normalize_status
+from scrapejobs_exporter.providers.fields import Fields, ParseError
+from scrapejobs_exporter.providers.http import HttpClient
+
+__all__ = [
+    "COMPLETION_REASONS",
+    "JOB_STATUSES",
+    "AitronosClient",
+    "AitronosJob",
+    "parse_job_progress",
+    "parse_job_row",
+    "parse_jobs_list",
+    "unwrap_envelope",
+]
+
+JOB_STATUSES = ("pending", "processing", "completed", "failed", "cancelled", UNKNOWN)
+JOB_TERMINAL = frozenset({"completed", "failed", "cancelled"})
+COMPLETION_REASONS = ("done", "timeout", "error")
+_ALIASES = {"canceled": "cancelled"}
+
+EP_JOB_PROGRESS = "{prefix}/scrape/jobs/{job_id}/progress"
+
+
+@dataclass(frozen=True, slots=True)
+class AitronosJob:
+    job_id: str
+    status: str
+    raw_status: str | None
+    completion_reason: str | None = None
+    url: str | None = None
+    current_page: int | None = None
+    pages_scraped: int | None = None
+    items_found: int | None = None
+    progress_percentage: float | None = None
+    pagination_complete: bool | None = None
+    processing_time: float | None = None
+    running_time: float | None = None
+    created: float | None = None
+    completed: float | None = None
+    error_message: str | None = None
+    invalid: tuple[str, ...] = ()
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in JOB_TERMINAL
+
+
+def unwrap_envelope(body: Any) -> Any:
+    """`{"success": true, "data": {...}}` -> the inner object; a flat body passes through."""
+    if isinstance(body, dict):
+        lowered = {str(k).lower(): v for k, v in body.items()}
+        data = lowered.get("data")
+        if "success" in lowered and lowered["success"] is False:
+            raise ParseError(f"provider answered success=false: {_error_text(lowered)}")
+        if isinstance(data, dict) and "success" in lowered:
+            return data
+    return body
+
+
+def _error_text(body: dict[str, Any]) -> str:
+    error = body.get("error")
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("code") or "no message")[:120]
+    return str(error or body.get("detail") or "no message")[:120]
+
+
+def parse_job_progress(body: Any, job_id: str) -> AitronosJob:
+    f = Fields(unwrap_envelope(body), "job progress")
+    raw_status = f.text("status")
+    reason = f.text("completion_reason")
+    job = AitronosJob(
+        job_id=f.text("job_id") or job_id,
+        status=normalize_status(raw_status, JOB_STATUSES, _ALIASES),
+        raw_status=raw_status,
+        completion_reason=None if reason is None else reason.strip().lower(),
+        url=f.text("url"),
+        current_page=f.integer("current_page"),
+        pages_scraped=f.integer("total_pages_scraped"),
+        items_found=f.integer("total_properties_found"),
+        progress_percentage=f.number("progress_percentage"),
+        pagination_complete=f.boolean("pagination_complete"),
+        processing_time=f.number("processing_time"),
+        running_time=f.number("running_time"),
+        created=f.timestamp("created_at"),
+        completed=f.timestamp("completed_at"),
+        error_message=f.text("error_message"),
+    )
+    return replace(job, invalid=tuple(f.invalid)) if f.invalid else job
+
+
+EP_JOBS_LIST = "{prefix}/scrape/jobs"
+
+
+def parse_job_row(row: Any) -> AitronosJob:
+    """A jobs-list row (or `GET /scrape/jobs/{id}`): status and times, no progress counters."""
+    f = Fields(row, "job row")
+    raw_status = f.text("status")
+    metadata = f.raw("metadata")
+    processing = (
+        Fields(metadata, "metadata").number("processing_time")
+        if isinstance(metadata, dict)
+        else None
+    )
+    job = AitronosJob(
+        job_id=f.text("job_id") or "",
+        status=normalize_status(raw_status, JOB_STATUSES, _ALIASES),
+        raw_status=raw_status,
+        url=f.text("url"),
+        processing_time=processing,
+        created=f.timestamp("created_at"),
+        completed=f.timestamp("completed_at"),
+        error_message=f.text("error_message"),
+    )
+    return replace(job, invalid=tuple(f.invalid)) if f.invalid else job
+
+
+def parse_jobs_list(body: Any) -> Page[AitronosJob]:
+    """`GET {prefix}/scrape/jobs`: `{jobs, total, limit, offset}`, not wrapped."""
+    f = Fields(unwrap_envelope(body), "jobs list")
+    rows = f.raw("jobs")
+    if not isinstance(rows, list):
+        raise ParseError("jobs list: no `jobs` array")
+    jobs = [parse_job_row(row) for row in rows]
+    return Page(tuple(j for j in jobs if j.job_id), f.integer("total"))
+
+
+class AitronosClient:
+    provider = "aitronos"
+
+    def __init__(self, http: HttpClient, path_prefix: str) -> None:
+        self.http = http
+        self.prefix = path_prefix
+
+    def _endpoint(self, template: str) -> str:
+        return template.replace("{prefix}", self.prefix)
+
+    async def list_jobs(self, offset: int, limit: int) -> Page[AitronosJob]:
+        params: dict[str, str | int] = {"offset": offset, "limit": limit}
+        return await self.http.fetch(
+            self._endpoint(EP_JOBS_LIST), f"{self.prefix}/scrape/jobs", parse_jobs_list, params
+        )
+
+    async def job_progress(self, job_id: str) -> AitronosJob:
+        path = f"{self.prefix}/scrape/jobs/{quote(job_id, safe='')}/progress"
+        return await self.http.fetch(
+            self._endpoint(EP_JOB_PROGRESS), path, lambda body: parse_job_progress(body, job_id)
+        )
+
+
+def auth_headers(header: str, key: str) -> dict[str, str]:
+    """The documented styles: `X-API-Key: k`, `api-key: k` or `Authorization: Bearer k`."""
+    if header == "Authorization":
+        return {"Authorization": f"Bearer {key}"}
+    return {header: key}

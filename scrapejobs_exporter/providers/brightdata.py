@@ -1,0 +1,439 @@
+"""Bright Data: Scraper Studio job log, Web Scraper API snapshot progress, AI-flow progress.
+
+Parsers are pure: JSON in, frozen model out. See ../shared/api-reference.md (BD-1, BD-5, BD-6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+from scrapejobs_exporter.providers.fields import Fields, ParseError
+from scrapejobs_exporter.providers.http import ApiError, HttpClient
+
+__all__ = [
+    "AI_FLOW_STATUSES",
+    "AI_FLOW_STEPS",
+    "JOB_STATUSES",
+    "SNAPSHOT_STATUSES",
+    "AiFlow",
+    "AiFlowTrigger",
+    "BrightDataClient",
+    "Snapshot",
+    "StudioJob",
+    "parse_ai_flow_progress",
+    "parse_job_log",
+    "parse_snapshot_progress",
+    "parse_trigger",
+]
+
+UNKNOWN = "unknown"
+JOB_STATUSES = ("building", "running", "done", "failed", "cancelled", "paused", UNKNOWN)
+JOB_TERMINAL = frozenset({"done", "failed", "cancelled"})
+SNAPSHOT_STATUSES = ("starting", "running", "ready", "failed", UNKNOWN)
+SNAPSHOT_TERMINAL = frozenset({"ready", "failed"})
+AI_FLOW_STATUSES = ("queued", "running", "done", "failed", "pending_answer", UNKNOWN)
+AI_FLOW_TERMINAL = frozenset({"done", "failed"})
+# Generation pipeline steps (docs example plus the longer compiled list), then the approval gate.
+AI_FLOW_STEPS = (
+    "prepare_intent_analyzer",
+    "user_intent_analyzer",
+    "planner",
+    "discovery",
+    "collector_maintainer",
+    "output_schema_generator",
+    "code_generator",
+    "input_schema_generator",
+    "preview_runner",
+    "preview_picker",
+    "user_approval",
+    UNKNOWN,
+)
+_STEP_ALIASES = {"collector_mainatiner": "collector_maintainer"}  # the docs' own typo
+_JOB_ALIASES = {"canceled": "cancelled"}
+# The official CLI's rule: error/cancel end a flow as a failure.
+_AI_FLOW_ALIASES = {"error": "failed", "cancelled": "failed", "canceled": "failed"}
+
+EP_JOB_LOG = "/dca/log/{job_id}"
+EP_SNAPSHOT_PROGRESS = "/datasets/v3/progress/{snapshot_id}"
+EP_AI_FLOW_PROGRESS = "/dca/collectors/{collector_id}/automate_template/progress"
+EP_AI_FLOW_TRIGGER = "/dca/collectors/{collector_id}/automate_template"
+
+
+def normalize_status(raw: str | None, known: tuple[str, ...], aliases: dict[str, str]) -> str:
+    """Map a provider status onto a known state; anything else (or none) is `unknown`."""
+    if raw is None:
+        return UNKNOWN
+    value = raw.strip().lower()
+    value = aliases.get(value, value)
+    return value if value in known else UNKNOWN
+
+
+@dataclass(frozen=True, slots=True)
+class StudioJob:
+    """`GET /dca/log/{job_id}`. Times are seconds; the PII `trigger` field is never kept."""
+
+    job_id: str
+    collector: str | None
+    status: str
+    raw_status: str | None
+    template: str | None = None
+    inputs: int | None = None
+    dup_inputs: int | None = None
+    lines: int | None = None
+    fails: int | None = None
+    pages: int | None = None
+    pages_left: int | None = None
+    success: int | None = None
+    navigations: int | None = None
+    success_rate: float | None = None
+    job_time: float | None = None
+    queue_time: float | None = None
+    created: float | None = None
+    started: float | None = None
+    finished: float | None = None
+    invalid: tuple[str, ...] = ()
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in JOB_TERMINAL
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """`GET /datasets/v3/progress/{snapshot_id}`."""
+
+    snapshot_id: str
+    dataset_id: str | None
+    status: str
+    raw_status: str | None
+    error_message: str | None = None
+    records: int | None = None
+    errors: int | None = None
+    invalid: tuple[str, ...] = ()
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in SNAPSHOT_TERMINAL
+
+
+@dataclass(frozen=True, slots=True)
+class AiFlow:
+    """`GET /dca/collectors/{id}/automate_template/progress`: the collector's latest AI job.
+
+    `status` is None when the collector never ran an AI flow (the API answers `{}`).
+    """
+
+    collector: str
+    status: str | None
+    raw_status: str | None
+    step: str | None = None
+    raw_step: str | None = None
+    completed_steps: int | None = None
+    error: str | None = None
+    ai_job_id: str | None = None
+    invalid: tuple[str, ...] = ()
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in AI_FLOW_TERMINAL
+
+
+def _ms_to_seconds(value: float | None) -> float | None:
+    return None if value is None else value / 1000.0
+
+
+def parse_job_log(body: Any, job_id: str, collector: str | None = None) -> StudioJob:
+    """Parse a `/dca/log` body (lower-case or legacy Capitalised keys)."""
+    f = Fields(body, "job log")
+    raw_status = f.text("status")
+    job = StudioJob(
+        job_id=f.text("id") or job_id,
+        collector=f.text("collector") or collector,
+        status=normalize_status(raw_status, JOB_STATUSES, _JOB_ALIASES),
+        raw_status=raw_status,
+        template=f.text("template"),
+        inputs=f.integer("inputs"),
+        dup_inputs=f.integer("dup_inputs"),
+        lines=f.integer("lines"),
+        fails=f.integer("fails"),
+        pages=f.integer("pages"),
+        pages_left=f.integer("pages_left"),
+        success=f.integer("success"),
+        navigations=f.integer("navigations"),
+        success_rate=f.number("success_rate"),
+        job_time=_ms_to_seconds(f.number("job_time")),
+        queue_time=_ms_to_seconds(f.number("queue_time")),
+        created=f.timestamp("created"),
+        started=f.timestamp("started"),
+        finished=f.timestamp("finished"),
+    )
+    return _with_invalid(job, f)
+
+
+def parse_snapshot_progress(body: Any, snapshot_id: str) -> Snapshot:
+    f = Fields(body, "snapshot progress")
+    raw_status = f.text("status")
+    snapshot = Snapshot(
+        snapshot_id=f.text("snapshot_id") or snapshot_id,
+        dataset_id=f.text("dataset_id"),
+        status=normalize_status(raw_status, SNAPSHOT_STATUSES, {}),
+        raw_status=raw_status,
+        error_message=f.text("error_message") or f.text("error"),
+        records=f.integer("records"),
+        errors=f.integer("errors"),
+    )
+    return _with_invalid(snapshot, f)
+
+
+def parse_ai_flow_progress(body: Any, collector: str) -> AiFlow:
+    f = Fields(body, "AI flow progress")
+    if len(f) == 0:
+        return AiFlow(collector=collector, status=None, raw_status=None)
+    raw_status, raw_step = f.text("status"), f.text("step")
+    steps = f.text_list("completed_steps")
+    status = normalize_status(raw_status, AI_FLOW_STATUSES, _AI_FLOW_ALIASES)
+    status_as_step = _normalize_step(raw_status)
+    if status == UNKNOWN and status_as_step != UNKNOWN:
+        # Some responses put the current step name in `status`: the flow is running.
+        status = "running"
+        raw_step = raw_step or raw_status
+    flow = AiFlow(
+        collector=collector,
+        status=status,
+        raw_status=raw_status,
+        step=None if raw_step is None else _normalize_step(raw_step),
+        raw_step=raw_step,
+        completed_steps=None if steps is None else len(steps),
+        error=f.text("error"),
+        ai_job_id=f.text("id"),
+    )
+    return _with_invalid(flow, f)
+
+
+@dataclass(frozen=True, slots=True)
+class AiFlowTrigger:
+    """`POST /dca/collectors/{id}/automate_template`: `queued` means it waits for a slot."""
+
+    ai_job_id: str
+    queued: bool
+
+
+def parse_trigger(body: Any) -> AiFlowTrigger:
+    f = Fields(body, "AI flow trigger")
+    ai_job_id = f.text("id")
+    if not ai_job_id:
+        raise ParseError("AI flow trigger: no `id` in the answer")
+    return AiFlowTrigger(ai_job_id, bool(f.boolean("queued")))
+
+
+def _normalize_step(raw: str | None) -> str:
+    if raw is None:
+        return UNKNOWN
+    value = raw.strip().lower()
+    value = _STEP_ALIASES.get(value, value)
+    return value if value in AI_FLOW_STEPS else UNKNOWN
+
+
+_Model = TypeVar("_Model", StudioJob, Snapshot, AiFlow)
+T = TypeVar("T")
+
+
+def _with_invalid(model: _Model, f: Fields) -> _Model:
+    return replace(model, invalid=tuple(f.invalid)) if f.invalid else model
+
+
+class BrightDataClient:
+    """One method per Bright Data endpoint; each returns a parsed model."""
+
+    provider = "brightdata"
+
+    def __init__(self, http: HttpClient) -> None:
+        self.http = http
+
+    async def job_log(self, job_id: str, collector: str | None = None) -> StudioJob:
+        path = f"/dca/log/{quote(job_id, safe='')}"
+        return await self.http.fetch(
+            EP_JOB_LOG, path, lambda body: parse_job_log(body, job_id, collector)
+        )
+
+    async def snapshot_progress(self, snapshot_id: str) -> Snapshot:
+        path = f"/datasets/v3/progress/{quote(snapshot_id, safe='')}"
+        return await self.http.fetch(
+            EP_SNAPSHOT_PROGRESS, path, lambda body: parse_snapshot_progress(body, snapshot_id)
+        )
+
+    async def list_collectors(self, offset: int = 0, limit: int | None = None) -> Page[Collector]:
+        params: dict[str, str | int] = {"offset": offset} if offset else {}
+        if limit is not None:
+            params["limit"] = limit
+        return await self.http.fetch(
+            EP_COLLECTORS_LIST, EP_COLLECTORS_LIST, parse_collectors_list, params or None
+        )
+
+    async def list_collector_jobs(
+        self, collector: str, from_date: str, to_date: str, offset: int, limit: int
+    ) -> Page[StudioJob]:
+        params: dict[str, str | int] = {
+            "collector": collector,
+            "from_date": from_date,
+            "to_date": to_date,
+            "offset": offset,
+            "limit": limit,
+            "sort_asc": -1,
+        }
+        return await self.http.fetch(
+            EP_COLLECTOR_JOBS,
+            EP_COLLECTOR_JOBS,
+            lambda body: parse_collector_jobs(body, collector),
+            params,
+        )
+
+    async def list_snapshots(
+        self, dataset_id: str, from_date: str, skip: int, limit: int
+    ) -> Page[Snapshot]:
+        params: dict[str, str | int] = {
+            "dataset_id": dataset_id,
+            "from_date": from_date,
+            "skip": skip,
+            "limit": limit,
+        }
+        return await self.http.fetch(
+            EP_SNAPSHOTS_LIST,
+            EP_SNAPSHOTS_LIST,
+            lambda body: parse_snapshots_list(body, dataset_id),
+            params,
+        )
+
+    async def ai_flow_progress(self, collector: str) -> AiFlow:
+        path = f"/dca/collectors/{quote(collector, safe='')}/automate_template/progress"
+        return await self.http.fetch(
+            EP_AI_FLOW_PROGRESS, path, lambda body: parse_ai_flow_progress(body, collector)
+        )
+
+    async def trigger_ai_flow(self, collector: str, description: str, url: str) -> AiFlowTrigger:
+        """Start an AI flow. A 429 (3 flows already running account-wide) is not retried: the
+        HTTP client retries only timeouts, dropped connections and 5xx."""
+        path = f"/dca/collectors/{quote(collector, safe='')}/automate_template"
+        body = await self.http.request_json(
+            "POST", EP_AI_FLOW_TRIGGER, path, body={"description": description, "urls": [url]}
+        )
+        try:
+            return parse_trigger(body)
+        except ParseError as exc:
+            raise ApiError("bad_body", str(exc)) from None
+
+
+# --- discovery: list endpoints ---------------------------------------------------------------
+
+EP_COLLECTORS_LIST = "/dca/collectors_list"
+EP_COLLECTOR_JOBS = "/dca/collector/jobs"
+EP_SNAPSHOTS_LIST = "/datasets/v3/snapshots"
+
+
+@dataclass(frozen=True, slots=True)
+class Collector:
+    collector_id: str
+    name: str | None
+    active: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a list endpoint; `total` is None when the API does not say."""
+
+    items: tuple[T, ...]
+    total: int | None
+
+
+def _rows(body: Any, keys: tuple[str, ...], what: str) -> list[Any]:
+    """A bare array, or the array under one of `keys` (the docs and clients disagree)."""
+    if isinstance(body, list):
+        return body
+    f = Fields(body, what)
+    for key in keys:
+        rows = f.raw(key)
+        if isinstance(rows, list):
+            return rows
+    raise ParseError(f"{what}: no list of rows under {' or '.join(keys)}")
+
+
+def _total(body: Any) -> int | None:
+    return Fields(body, "list").integer("total") if isinstance(body, dict) else None
+
+
+def parse_collectors_list(body: Any) -> Page[Collector]:
+    """`GET /dca/collectors_list`: `{total, offset, limit, data}`, `{collectors}` or an array."""
+    items = []
+    for row in _rows(body, ("data", "collectors"), "collectors list"):
+        f = Fields(row, "collector row")
+        collector_id = f.text("id")
+        if collector_id:
+            items.append(Collector(collector_id, f.text("name"), f.boolean("active")))
+    return Page(tuple(items), _total(body))
+
+
+def parse_job_row(row: Any, collector: str) -> StudioJob:
+    """A `/dca/collector/jobs` row as a job model; the rows omit `collector`, it is added back.
+
+    Row fields map onto the job log's: `data_lines` -> lines, `failed_pages` -> fails,
+    `total_pages` -> pages, `page_loads` -> navigations, `queued` -> created; the times
+    follow from the documented definitions (job_time = finished - started, ...).
+    """
+    f = Fields(row, "job row")
+    raw_status = f.text("status")
+    created, started, finished = (
+        f.timestamp("queued"),
+        f.timestamp("started"),
+        f.timestamp("finished"),
+    )
+    job = StudioJob(
+        job_id=f.text("id") or "",
+        collector=collector,
+        status=normalize_status(raw_status, JOB_STATUSES, _JOB_ALIASES),
+        raw_status=raw_status,
+        inputs=f.integer("inputs"),
+        lines=f.integer("data_lines"),
+        fails=f.integer("failed_pages"),
+        pages=f.integer("total_pages"),
+        navigations=f.integer("page_loads"),
+        created=created,
+        started=started,
+        finished=finished,
+        job_time=_elapsed(started, finished),
+        queue_time=_elapsed(created, started),
+    )
+    return _with_invalid(job, f)
+
+
+def _elapsed(start: float | None, end: float | None) -> float | None:
+    """`end - start` of two timestamps, exact: they have microsecond resolution, and rounding
+    drops the float subtraction's noise (60.918, not 60.91799998283386)."""
+    return None if start is None or end is None else round(end - start, 6)
+
+
+def parse_collector_jobs(body: Any, collector: str) -> Page[StudioJob]:
+    jobs = [parse_job_row(row, collector) for row in _rows(body, ("data",), "collector jobs")]
+    return Page(tuple(j for j in jobs if j.job_id), _total(body))
+
+
+def parse_snapshots_list(body: Any, dataset_id: str) -> Page[Snapshot]:
+    """`GET /datasets/v3/snapshots`: a bare array of `{id, created, status, dataset_id, ...}`."""
+    items = []
+    for row in _rows(body, ("data", "snapshots"), "snapshots list"):
+        f = Fields(row, "snapshot row")
+        snapshot_id = f.text("id") or f.text("snapshot_id")
+        if not snapshot_id:
+            continue
+        raw_status = f.text("status")
+        snapshot = Snapshot(
+            snapshot_id=snapshot_id,
+            dataset_id=f.text("dataset_id") or dataset_id,
+            status=normalize_status(raw_status, SNAPSHOT_STATUSES, {}),
+            raw_status=raw_status,
+            error_message=f.text("error_message"),
+            records=f.integer("dataset_size"),
+        )
+        items.append(_with_invalid(snapshot, f))
+    return Page(tuple(items), _total(body))

@@ -1,0 +1,421 @@
+"""The one place where the exporter talks HTTP to a provider.
+
+Every call is measured (`api_requests_total`, `api_request_duration_seconds`) and every failure is
+turned into an `ApiError` whose `reason` comes from a small fixed set, so that errors become metric
+label values without exploding cardinality. Every call, retries included, passes the provider's
+`ProviderGate` (token bucket, 429 pauses, circuit breaker; see `exporter.resilience`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Callable
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import httpx
+
+from scrapejobs_exporter import __version__
+from scrapejobs_exporter.providers.fields import ParseError
+from scrapejobs_exporter.providers.httpcore_backend import use_fast_streams
+from scrapejobs_exporter.resilience import (
+    DEFAULT_POLICY,
+    RETRYABLE,
+    Policy,
+    ProviderGate,
+    Refused,
+    Turn,
+)
+from scrapejobs_exporter.telemetry import Telemetry
+
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_REQUESTS_PER_MINUTE",
+    "ApiError",
+    "HttpClient",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_REQUESTS_PER_MINUTE = 100  # Bright Data's limit for trial accounts
+_ERROR_HEADERS = ("x-brd-error", "x-luminati-error")
+T = TypeVar("T")
+CONNECTIONS_PER_CLIENT = 8
+
+
+class ApiError(Exception):
+    """A provider call that did not yield a usable body.
+
+    `reason` is one of `telemetry.ERROR_REASONS`, or `circuit_open` / `rate_limited` when the
+    gate refused the call without sending it (`sent` is then False, and no error is counted);
+    `status` is the HTTP status when there was one: `not_found` (404) on a job that had been seen
+    means it expired.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+        sent: bool = True,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+        self.sent = sent
+
+    @property
+    def not_found(self) -> bool:
+        """The provider answered 404: the id is unknown or its retention window has passed."""
+        return self.status == 404
+
+    @property
+    def short(self) -> str:
+        """`HTTP 404: Job not found`, or `timeout: ...` for transport errors."""
+        head = f"HTTP {self.status}" if self.status is not None else self.reason
+        return f"{head}: {self}"
+
+
+class HttpClient:
+    """A thin wrapper around one shared `httpx.AsyncClient` per provider."""
+
+    def __init__(
+        self,
+        provider: str,
+        base_url: str,
+        headers: dict[str, str],
+        timeout: float,
+        telemetry: Telemetry,
+        *,
+        max_connections: int = 16,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_requests_per_minute: int = DEFAULT_MAX_REQUESTS_PER_MINUTE,
+        policy: Policy = DEFAULT_POLICY,
+        gate: ProviderGate | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.provider = provider
+        self.base_url = base_url
+        self.timeout = timeout
+        self.telemetry = telemetry
+        self.max_body_bytes = max_body_bytes
+        self.policy = policy
+        # A gate handed over from a replaced client keeps its budget and pauses across a reload.
+        self.gate = gate or ProviderGate(provider, max_requests_per_minute, telemetry, policy)
+        self._secrets = _secret_values(headers)
+        # httpx spends time proportional to its pool size on every request, so a large
+        # concurrency is served by several small pools in turn rather than one big one. The
+        # pools' transports are used directly: httpx's Client adds auth, redirect, cookie and
+        # event-hook handling per request that these GETs and POSTs never need.
+        count = max(1, math.ceil(max_connections / CONNECTIONS_PER_CLIENT))
+        per_pool = math.ceil(max_connections / count)
+        limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
+        self._pools: list[httpx.AsyncBaseTransport] = [
+            transport or _transport(limits) for _ in range(count)
+        ]
+        self._in_flight = [0] * count
+        agent = f"scrapejobs-exporter/{__version__}"
+        self._headers = httpx.Headers(
+            {"User-Agent": agent, "Accept": "application/json", **headers}
+        )
+        self._timeouts = httpx.Timeout(timeout, connect=min(timeout, 5.0)).as_dict()
+
+    async def aclose(self) -> None:
+        for pool in self._pools:
+            await pool.aclose()
+
+    async def fetch(
+        self,
+        endpoint: str,
+        path: str,
+        parse: Callable[[Any], T],
+        params: dict[str, str | int] | None = None,
+    ) -> T:
+        """GET `path` and parse it; a body the parser rejects counts as a `bad_body` error."""
+        body = await self.get_json(endpoint, path, params)
+        try:
+            return parse(body)
+        except ParseError as exc:
+            self._count_error(endpoint, "bad_body")
+            raise ApiError("bad_body", self._redact(str(exc))) from None
+
+    async def get_json(
+        self, endpoint: str, path: str, params: dict[str, str | int] | None = None
+    ) -> Any:
+        """GET `path` and return its decoded JSON; `endpoint` is the path template for labels."""
+        return await self.request_json("GET", endpoint, path, params=params)
+
+    async def request_json(
+        self,
+        method: str,
+        endpoint: str,
+        path: str,
+        *,
+        params: dict[str, str | int] | None = None,
+        body: Any = None,
+    ) -> Any:
+        """Send with retries: timeouts, dropped connections and 5xx only, with jittered backoff.
+
+        Only GETs are retried: a POST that timed out may have reached the provider (a second
+        AI-flow trigger would start a second flow)."""
+        attempts = self.policy.attempts if method == "GET" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self._through_gate(method, endpoint, path, params, body)
+            except ApiError as exc:
+                if exc.reason not in RETRYABLE or attempt >= attempts:
+                    raise
+                delay = self.policy.retry_delay(attempt)
+                log.debug(
+                    "%s %s: %s; retry %d in %.2fs",
+                    self.provider,
+                    endpoint,
+                    exc.short,
+                    attempt,
+                    delay,
+                )
+                self.telemetry.api_retries.inc((self.provider, endpoint))
+                await self.gate.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _through_gate(
+        self, method: str, endpoint: str, path: str, params: dict[str, str | int] | None, body: Any
+    ) -> Any:
+        try:
+            async with self.gate.turn() as turn:
+                try:
+                    return await self._attempt(method, endpoint, path, params, body)
+                except ApiError as exc:
+                    _report(turn, exc)
+                    raise
+        except Refused as exc:
+            raise ApiError(exc.reason, str(exc), sent=False) from None
+
+    async def _attempt(
+        self, method: str, endpoint: str, path: str, params: dict[str, str | int] | None, body: Any
+    ) -> Any:
+        started = time.perf_counter()
+        code = "error"
+        try:
+            async with asyncio.timeout(self.timeout):
+                response, content = await self._send(method, path, params, body)
+            code = str(response.status_code)
+            self._note_rate_limit_headers(response)
+            _raise_for_response(response, content)
+            return _decode_json(response, content)
+        except ApiError as exc:
+            code = str(exc.status) if exc.status is not None else exc.reason
+            self._count_error(endpoint, exc.reason)
+            exc.args = (self._redact(str(exc)),)
+            raise
+        except TimeoutError:
+            code = "timeout"
+            self._count_error(endpoint, "timeout")
+            raise ApiError("timeout", f"no answer within {self.timeout:g}s") from None
+        except httpx.TimeoutException as exc:
+            code = "timeout"
+            self._count_error(endpoint, "timeout")
+            raise ApiError("timeout", _describe(exc)) from None
+        except httpx.TransportError as exc:
+            code = "connect"
+            self._count_error(endpoint, "connect")
+            raise ApiError("connect", _describe(exc)) from None
+        finally:
+            labels = (self.provider, endpoint)
+            self.telemetry.api_requests.inc((self.provider, endpoint, code))
+            self.telemetry.api_request_duration.observe(labels, time.perf_counter() - started)
+
+    async def _send(
+        self, method: str, path: str, params: dict[str, str | int] | None, body: Any
+    ) -> tuple[httpx.Response, bytes]:
+        # The least busy pool: a request queued behind a full pool costs scans of that pool.
+        index = min(range(len(self._pools)), key=self._in_flight.__getitem__)
+        request = httpx.Request(
+            method,
+            self.base_url + path,
+            params=params,
+            headers=self._headers,
+            json=body,
+            extensions={"timeout": self._timeouts},
+        )
+        self._in_flight[index] += 1
+        try:
+            response = await self._pools[index].handle_async_request(request)
+            response.request = request
+            try:
+                content = await self._read_capped(response)
+            finally:
+                await response.aclose()
+        finally:
+            self._in_flight[index] -= 1
+        return response, _decompress(response, content)
+
+    async def _read_capped(self, response: httpx.Response) -> bytes:
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise _too_large(response, self.max_body_bytes)
+        chunks, size = [], 0
+        async for chunk in response.aiter_raw():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise _too_large(response, self.max_body_bytes)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _redact(self, text: str) -> str:
+        """Error texts quote response bodies: keep our credentials and e-mail addresses out."""
+        for secret in self._secrets:
+            text = text.replace(secret, "<secret>")
+        return _EMAIL.sub("<e-mail>", text)
+
+    def _count_error(self, endpoint: str, reason: str) -> None:
+        self.telemetry.api_errors.inc((self.provider, endpoint, reason))
+
+    def _note_rate_limit_headers(self, response: httpx.Response) -> None:
+        headers = response.headers
+        limit = headers.get("x-ratelimit-limit") or headers.get("x-ratelimit-limit-requests")
+        remaining = headers.get("x-ratelimit-remaining") or headers.get(
+            "x-ratelimit-remaining-requests"
+        )
+        for value, gauge in (
+            (limit, self.telemetry.rate_limit_limit),
+            (remaining, self.telemetry.rate_limit_remaining),
+        ):
+            number = _to_float(value)
+            if number is not None:
+                gauge.set((self.provider,), number)
+
+
+def _transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    use_fast_streams(transport)
+    return transport
+
+
+def _report(turn: Turn, exc: ApiError) -> None:
+    """Tell the gate what a failure says about the provider."""
+    if exc.reason == "rate_limited":
+        turn.rate_limited(exc.retry_after)
+    elif exc.reason in RETRYABLE:
+        turn.failure()
+    # Anything else is an answer from a working API: the call counts as a success for the breaker.
+
+
+def _secret_values(headers: dict[str, str]) -> tuple[str, ...]:
+    values = {v for v in headers.values() if v}
+    values |= {v.split(" ", 1)[1] for v in values if v.startswith("Bearer ") and len(v) > 7}
+    # Longest first, so a token inside `Bearer token` is not left half-replaced.
+    return tuple(sorted(values, key=len, reverse=True))
+
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def _too_large(response: httpx.Response, cap: int) -> ApiError:
+    return ApiError(
+        "too_large", f"response body exceeds {cap} bytes; refused", status=response.status_code
+    )
+
+
+def _decompress(response: httpx.Response, raw: bytes) -> bytes:
+    # aiter_raw keeps the size check honest on the wire; decoding happens once it passed.
+    encoding = response.headers.get("content-encoding", "").lower()
+    if encoding in ("gzip", "deflate", "br"):
+        decoder = httpx.Response(200, headers={"content-encoding": encoding}, content=raw)
+        try:
+            return decoder.read()
+        except httpx.DecodingError as exc:
+            raise ApiError("bad_body", f"cannot decode {encoding} body: {exc}") from None
+    return raw
+
+
+def _raise_for_response(response: httpx.Response, content: bytes) -> None:
+    status = response.status_code
+    headers = response.headers
+    error_header = next((headers[h] for h in _ERROR_HEADERS if h in headers), None)
+    if status == 429:
+        raise ApiError(
+            "rate_limited",
+            _snippet(content) or "Too Many Requests",
+            status=status,
+            retry_after=_retry_after(response),
+        )
+    if status >= 500:
+        raise ApiError("http_5xx", _snippet(content) or response.reason_phrase, status=status)
+    if status >= 400:
+        raise ApiError("http_4xx", _snippet(content) or response.reason_phrase, status=status)
+    if error_header is not None:
+        # Bright Data flags refusals in headers, sometimes on a 2xx; the body is then meaningless.
+        code = response.headers.get("x-brd-error-code", "")
+        rate = "rate" in error_header.lower() or code == "client_10110"
+        detail = _one_line(error_header)
+        extra = [x for x in (code, _one_line(headers.get("x-brd-err-msg", ""))) if x]
+        if extra:
+            detail += f" ({'; '.join(extra)})"
+        raise ApiError(
+            "rate_limited" if rate else "http_4xx",
+            f"provider error header on HTTP {status}: {detail[:200]}",
+            status=status,
+            retry_after=_retry_after(response),
+        )
+    if status >= 300:
+        raise ApiError("http_4xx", f"unexpected redirect ({status})", status=status)
+
+
+def _decode_json(response: httpx.Response, content: bytes) -> Any:
+    if not content.strip():
+        raise ApiError("bad_body", "empty response body", status=response.status_code)
+    try:
+        return json.loads(content)
+    # ValueError also covers integers past Python's digit limit; RecursionError, deep nesting.
+    except (ValueError, RecursionError):
+        kind = response.headers.get("content-type", "unknown type").split(";")[0]
+        raise ApiError(
+            "bad_body", f"response is not JSON ({kind}): {_snippet(content)}", response.status_code
+        ) from None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after") or response.headers.get("x-ratelimit-retry-after")
+    if not value:
+        return None
+    number = _to_float(value)
+    if number is not None:
+        return max(0.0, number)
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _to_float(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def _snippet(content: bytes, limit: int = 120) -> str:
+    text = content.decode("utf-8", "replace")
+    return _one_line(_TAGS.sub(" ", text))[:limit]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

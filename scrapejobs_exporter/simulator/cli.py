@@ -1,0 +1,98 @@
+"""`scrapejobs-exporter simulate`: command-line flags and the serving loop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from scrapejobs_exporter.simulator.config import (
+    DEFAULT_AITRONOS_KEY,
+    DEFAULT_BRIGHTDATA_TOKEN,
+    NonLoopbackAddressError,
+    SimulatorConfig,
+    check_address,
+)
+from scrapejobs_exporter.simulator.server import SimulatorServer
+
+DEFAULT_LISTEN = "127.0.0.1:8765"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT", help="address to serve on")
+    add("--seed", type=int, default=1, help="random seed (same seed => same world)")
+    add("--speed", type=float, default=1.0, help="simulated seconds per real second")
+    add("--scale", type=int, default=200, help="Scraper Studio jobs at start; sizes everything")
+    add("--running-fraction", type=float, default=0.02, help="share of jobs running at start")
+    add("--stuck-fraction", type=float, default=0.05, help="share of running jobs that are stuck")
+    add("--latency", type=float, default=0.0, metavar="SECONDS", help="delay every API answer")
+    add("--brightdata-token", default=DEFAULT_BRIGHTDATA_TOKEN, help="accepted Bearer token")
+    add("--aitronos-key", default=DEFAULT_AITRONOS_KEY, help="accepted Aitronos API key")
+    add("--clock", choices=("real", "manual"), default="real", help="manual: POST /_sim/advance")
+    add("--start-time", type=float, default=None, metavar="UNIX", help="simulated start time")
+    add("--legacy-capitalised", action="store_true", help="/dca/log with Capitalised keys")
+    add("--allow-non-loopback", action="store_true", help="allow binding a public address")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """`HOST:PORT` or `[IPv6]:PORT`."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"--listen must be HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
+    host, port = parse_listen(args.listen)
+    return SimulatorConfig(
+        host=host,
+        port=port,
+        seed=args.seed,
+        speed=args.speed,
+        scale=args.scale,
+        running_fraction=args.running_fraction,
+        stuck_fraction=args.stuck_fraction,
+        latency=args.latency,
+        brightdata_token=args.brightdata_token,
+        aitronos_key=args.aitronos_key,
+        manual_clock=args.clock == "manual",
+        legacy_capitalised=args.legacy_capitalised,
+        allow_non_loopback=args.allow_non_loopback,
+        start_time=getattr(args, "start_time", None),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM; 2 for a bad address or flag."""
+    try:
+        config = config_from_args(args)
+        check_address(config)
+    except (ValueError, NonLoopbackAddressError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(config))
+    except OSError as exc:
+        print(f"error: cannot listen on {args.listen}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _serve(config: SimulatorConfig) -> None:
+    server = SimulatorServer(config)
+    await server.start()
+    print(
+        f"simulator listening on {server.url} (seed {config.seed}, scale {config.scale}, "
+        f"{'manual clock' if config.manual_clock else f'speed {config.speed}x'})",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()

@@ -1,0 +1,396 @@
+"""The simulated world: every entity, its lifecycle, arrivals and ground truth.
+
+Pure and synchronous: no I/O and no wall clock. The caller moves time forward
+with `advance_to`; work is proportional to what happened since the last call
+(new arrivals, objects reaching a terminal state), never to the world's size.
+Each kind of arrival has its own seeded RNG stream, and arrivals are generated
+in time order, so the state only depends on the seed, the start time and the
+instants the world was advanced to, not on how those advances were chunked.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from scrapejobs_exporter.simulator.aiflow import PARALLEL_LIMIT, AiFlow, new_ai_flow
+from scrapejobs_exporter.simulator.aitronos import MEAN_AITRONOS_S, AitronosJob, new_aitronos_job
+from scrapejobs_exporter.simulator.collectors import Collector, Dataset, new_collector, new_dataset
+from scrapejobs_exporter.simulator.datasets import MEAN_SNAPSHOT_S, Snapshot, new_snapshot
+from scrapejobs_exporter.simulator.studio import (
+    TERMINAL_STATUSES,
+    StudioJob,
+    mean_job_seconds,
+    new_studio_job,
+    shift_job,
+    stuck_arrival_probability,
+)
+
+HISTORY_MS = 86_400_000
+AI_FLOW_MEAN_S = 420.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorldParams:
+    seed: int = 1
+    scale: int = 200
+    running_fraction: float = 0.02
+    stuck_fraction: float = 0.05
+    start_ms: int = 1_788_000_000_000
+
+
+class AiFlowLimitError(Exception):
+    """The account already has PARALLEL_LIMIT AI flows queued or running."""
+
+
+class Arrivals:
+    """A Poisson arrival process with its own RNG stream."""
+
+    def __init__(self, rng: random.Random, per_second: float, start_ms: int) -> None:
+        self.rng = rng
+        self._per_ms = per_second / 1000.0
+        self.next_at = start_ms + self._gap()
+
+    def _gap(self) -> int:
+        return max(1, int(self.rng.expovariate(self._per_ms))) if self._per_ms > 0 else 1 << 62
+
+    def step(self) -> None:
+        self.next_at += self._gap()
+
+
+class World:
+    def __init__(self, params: WorldParams) -> None:
+        self.params = params
+        self.now_ms = params.start_ms
+        self._streams = _Streams(params.seed)
+        self.collectors: list[Collector] = []
+        self.collector_by_id: dict[str, Collector] = {}
+        self.datasets: list[Dataset] = []
+        self.dataset_by_id: dict[str, Dataset] = {}
+        self.jobs: list[StudioJob] = []
+        self.job_by_id: dict[str, StudioJob] = {}
+        self.snapshots: list[Snapshot] = []
+        self.snapshot_by_id: dict[str, Snapshot] = {}
+        self.ai_flows: list[AiFlow] = []
+        self.latest_flow: dict[str, AiFlow] = {}
+        self.aitronos_jobs: list[AitronosJob] = []
+        self.aitronos_by_id: dict[str, AitronosJob] = {}
+        self._endings: list[tuple[int, int, str, Any]] = []
+        self._seq = itertools.count()
+        self.finished_jobs: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.finished_snapshots: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.finished_flows: Counter[str] = Counter()
+        self.finished_aitronos: Counter[str] = Counter()
+        self._stuck_p = stuck_arrival_probability(params.stuck_fraction)
+        self._populate()
+        # `finished` is ground truth for what happened since the start: the generated history
+        # finished before anyone could watch it, so it is not part of the counts.
+        self._reset_finished_counts()
+        self._arrivals = self._make_arrivals()
+        self._arrival_pick = self._collector_picker(self._streams.jobs)
+        self._dataset_cum = list(itertools.accumulate(d.weight for d in self.datasets))
+
+    def _reset_finished_counts(self) -> None:
+        self.finished_jobs.clear()
+        self.finished_snapshots.clear()
+        self.finished_flows.clear()
+        self.finished_aitronos.clear()
+
+    # ----- construction -------------------------------------------------
+
+    def _populate(self) -> None:
+        p, rng, now = self.params, self._streams.setup, self.params.start_ms
+        n_collectors = max(3, p.scale // 200)
+        for i in range(n_collectors):
+            self._add_collector(new_collector(rng, i, n_collectors, now))
+        for i in range(max(2, p.scale // 1000)):
+            dataset = new_dataset(rng, i, now)
+            self.datasets.append(dataset)
+            self.dataset_by_id[dataset.id] = dataset
+        self._populate_studio_jobs(rng)
+        self._populate_snapshots(rng)
+        self._populate_ai_flows(rng)
+        self._populate_aitronos(rng)
+
+    def _add_collector(self, collector: Collector) -> None:
+        self.collectors.append(collector)
+        self.collector_by_id[collector.id] = collector
+
+    def _running_count(self, total: int) -> int:
+        return min(total, max(1, round(total * self.params.running_fraction)))
+
+    def _populate_studio_jobs(self, rng: random.Random) -> None:
+        total = max(1, self.params.scale)
+        running = self._running_count(total)
+        pick = self._collector_picker(rng)
+        jobs = [self._past_job(rng, pick(), self._stuck_p, False) for _ in range(total - running)]
+        jobs += [
+            self._past_job(rng, pick(), self.params.stuck_fraction, True) for _ in range(running)
+        ]
+        jobs.sort(key=lambda j: j.created)
+        for job in jobs:
+            self._add_job(job)
+
+    def _past_job(
+        self, rng: random.Random, collector: Collector, stuck_p: float, running: bool
+    ) -> StudioJob:
+        """A job placed so that it is finished (history) or running at start."""
+        now = self.params.start_ms
+        created = now - rng.randint(0, HISTORY_MS) if not running else now
+        job = new_studio_job(rng, collector.id, collector.template_at(created), created, stuck_p)
+        lifetime = job.finished - job.created
+        if running:
+            shift_job(job, -rng.randint(0, max(0, lifetime - 1)))
+        elif job.finished >= now:
+            shift_job(job, now - job.finished - rng.randint(1, 600_000))
+        return job
+
+    def _collector_picker(self, rng: random.Random) -> Callable[[], Collector]:
+        usable = [c for c in self.collectors if c.weight > 0]
+        cum = list(itertools.accumulate(c.weight for c in usable))
+        return lambda: rng.choices(usable, cum_weights=cum)[0]
+
+    def _populate_snapshots(self, rng: random.Random) -> None:
+        total = max(10, self.params.scale // 4)
+        running = self._running_count(total)
+        now = self.params.start_ms
+        cum = list(itertools.accumulate(d.weight for d in self.datasets))
+        snaps = []
+        for i in range(total):
+            dataset = rng.choices(self.datasets, cum_weights=cum)[0]
+            is_running = i >= total - running
+            snap = new_snapshot(
+                rng, dataset.id, now if is_running else now - rng.randint(0, HISTORY_MS)
+            )
+            delta = (
+                -rng.randint(0, snap.finished - snap.created - 1)
+                if is_running
+                else min(0, now - snap.finished - rng.randint(1, 600_000))
+            )
+            snaps.append(_shift_snapshot(snap, delta))
+        snaps.sort(key=lambda s: s.created)
+        for snap in snaps:
+            self._add_snapshot(snap)
+
+    def _populate_ai_flows(self, rng: random.Random) -> None:
+        now = self.params.start_ms
+        total = max(5, self.params.scale // 100)
+        flows = []
+        for _ in range(total):
+            collector = rng.choice(self.collectors)
+            flow = new_ai_flow(rng, collector.id, now - rng.randint(0, HISTORY_MS), 0)
+            if flow.ends >= now:
+                flow.created -= flow.ends - now + rng.randint(1, 600_000)
+            flows.append(flow)
+        active = new_ai_flow(rng, rng.choice(self.collectors).id, now, 0)
+        active.created -= rng.randint(0, active.ends - active.created - 1)
+        flows.append(active)
+        flows.sort(key=lambda f: f.created)
+        for flow in flows:
+            self._add_flow(flow)
+
+    def _populate_aitronos(self, rng: random.Random) -> None:
+        total = max(10, self.params.scale // 10)
+        running = self._running_count(total)
+        now = self.params.start_ms
+        jobs = []
+        for i in range(total):
+            is_running = i >= total - running
+            job = new_aitronos_job(rng, now if is_running else now - rng.randint(0, HISTORY_MS))
+            lifetime = job.finished - job.created
+            delta = (
+                -rng.randint(0, lifetime - 1)
+                if is_running
+                else min(0, now - job.finished - rng.randint(1, 600_000))
+            )
+            job.created += delta
+            job.processing_from += delta
+            job.finished += delta
+            jobs.append(job)
+        jobs.sort(key=lambda j: j.created)
+        for job in jobs:
+            self._add_aitronos(job)
+
+    def _make_arrivals(self) -> dict[str, Arrivals]:
+        p, s, start = self.params, self._streams, self.params.start_ms
+        studio_rate = self._running_count(max(1, p.scale)) / mean_job_seconds(self._stuck_p)
+        snap_rate = self._running_count(max(10, p.scale // 4)) / MEAN_SNAPSHOT_S
+        ait_rate = self._running_count(max(10, p.scale // 10)) / MEAN_AITRONOS_S
+        return {
+            "job": Arrivals(s.jobs, studio_rate, start),
+            "snapshot": Arrivals(s.snapshots, snap_rate, start),
+            "ai_flow": Arrivals(s.flows, 0.5 / AI_FLOW_MEAN_S, start),
+            "aitronos": Arrivals(s.aitronos, ait_rate, start),
+        }
+
+    # ----- registration and endings ---------------------------------------
+
+    def _add_job(self, job: StudioJob) -> None:
+        self.jobs.append(job)
+        self.job_by_id[job.id] = job
+        self.collector_by_id[job.collector].add_job(job)
+        self._track(job.finished, "job", job)
+
+    def _add_snapshot(self, snap: Snapshot) -> None:
+        self.snapshots.append(snap)
+        self.snapshot_by_id[snap.snapshot_id] = snap
+        self.dataset_by_id[snap.dataset_id].add_snapshot(snap)
+        self._track(snap.finished, "snapshot", snap)
+
+    def _add_flow(self, flow: AiFlow) -> None:
+        self.ai_flows.append(flow)
+        latest = self.latest_flow.get(flow.collector)
+        if latest is None or flow.created >= latest.created:
+            self.latest_flow[flow.collector] = flow
+        self._track(flow.ends, "ai_flow", flow)
+
+    def _add_aitronos(self, job: AitronosJob) -> None:
+        self.aitronos_jobs.append(job)
+        self.aitronos_by_id[job.job_id] = job
+        self._track(job.finished, "aitronos", job)
+
+    def _track(self, ends_ms: int, kind: str, obj: Any) -> None:
+        if ends_ms <= self.now_ms:
+            self._count_finished(kind, obj)
+        else:
+            heapq.heappush(self._endings, (ends_ms, next(self._seq), kind, obj))
+
+    def _count_finished(self, kind: str, obj: Any) -> None:
+        if kind == "job":
+            self.finished_jobs[obj.collector][obj.outcome] += 1
+        elif kind == "snapshot":
+            self.finished_snapshots[obj.dataset_id][obj.outcome] += 1
+        elif kind == "ai_flow":
+            if obj.outcome in ("done", "failed"):
+                self.finished_flows[obj.outcome] += 1
+        else:
+            self.finished_aitronos[obj.outcome] += 1
+
+    # ----- time -----------------------------------------------------------
+
+    def advance_to(self, now_ms: int) -> None:
+        """Bring the world to `now_ms`; moving backwards is a no-op."""
+        if now_ms <= self.now_ms:
+            return
+        # One arrival at a time, earliest first, each drawing its parameters before
+        # the next gap: the RNG draw order is then independent of how time is chunked.
+        while True:
+            kind, arrivals = min(self._arrivals.items(), key=lambda item: item[1].next_at)
+            if arrivals.next_at > now_ms:
+                break
+            self._settle_until(arrivals.next_at)
+            self._arrive(kind, arrivals.next_at)
+            arrivals.step()
+        self._settle_until(now_ms)
+
+    def _settle_until(self, t: int) -> None:
+        self.now_ms = max(self.now_ms, t)
+        while self._endings and self._endings[0][0] <= t:
+            ends, _, kind, obj = heapq.heappop(self._endings)
+            if kind == "job" and obj.finished != ends:
+                continue  # a job failed on purpose ended earlier and was counted then
+            self._count_finished(kind, obj)
+
+    def fail_job(self, job_id: str) -> bool:
+        """Make a building/running Studio job fail now (an injected failure); False if it
+        is unknown or already finished."""
+        job = self.job_by_id.get(job_id)
+        if job is None or job.status_at(self.now_ms) in TERMINAL_STATUSES:
+            return False
+        job.end_processed = job.processed_at(self.now_ms)
+        job.outcome = "failed"
+        job.end_now(self.now_ms)
+        self._count_finished("job", job)
+        return True
+
+    def _arrive(self, kind: str, at: int) -> None:
+        s = self._streams
+        if kind == "job":
+            collector = self._arrival_pick()
+            self._add_job(
+                new_studio_job(s.jobs, collector.id, collector.template_at(at), at, self._stuck_p)
+            )
+        elif kind == "snapshot":
+            dataset = s.snapshots.choices(self.datasets, cum_weights=self._dataset_cum)[0]
+            self._add_snapshot(new_snapshot(s.snapshots, dataset.id, at))
+        elif kind == "ai_flow":
+            collector = s.flows.choice(self.collectors)
+            # Background flows only start on an idle account, leaving slots for clients.
+            if self.active_flow_count(at) == 0:
+                self._add_flow(new_ai_flow(s.flows, collector.id, at, 0))
+        else:
+            self._add_aitronos(new_aitronos_job(s.aitronos, at))
+
+    # ----- AI flow API ------------------------------------------------------
+
+    def active_flow_count(self, t: int) -> int:
+        # Flows last minutes, so only the tail of the creation-ordered list matters.
+        count = 0
+        for flow in reversed(self.ai_flows):
+            if flow.created + 3_600_000 < t:
+                break
+            count += flow.is_active_at(t)
+        return count
+
+    def start_ai_flow(self, collector_id: str) -> AiFlow:
+        """Start a client-requested flow now, or raise AiFlowLimitError."""
+        t = self.now_ms
+        active = self.active_flow_count(t)
+        if active >= PARALLEL_LIMIT:
+            raise AiFlowLimitError
+        rng = self._streams.posted
+        queue_ms = rng.randint(5_000, 60_000) if active else 0
+        flow = new_ai_flow(rng, collector_id, t, queue_ms)
+        self._add_flow(flow)
+        return flow
+
+    # ----- ground truth -------------------------------------------------
+
+    def finished_counts(self) -> dict[str, Any]:
+        return {
+            "studio_jobs": {c: dict(v) for c, v in self.finished_jobs.items()},
+            "snapshots": {d: dict(v) for d, v in self.finished_snapshots.items()},
+            "ai_flows": dict(self.finished_flows),
+            "aitronos_jobs": dict(self.finished_aitronos),
+        }
+
+    def state(self) -> dict[str, Any]:
+        t = self.now_ms
+        return {
+            "now": t / 1000,
+            "brightdata": {
+                "collectors": [c.state() for c in self.collectors],
+                "jobs": [{**j.log_body(t), "stuck": j.stuck} for j in self.jobs],
+                "snapshots": [s.state(t) for s in self.snapshots],
+                "ai_flows": [f.state(t) for f in self.ai_flows],
+            },
+            "aitronos": {"jobs": [j.progress_data(t) for j in self.aitronos_jobs]},
+            "finished": self.finished_counts(),
+        }
+
+
+class _Streams:
+    """Independent RNG streams, so that one kind's draws never shift another's."""
+
+    def __init__(self, seed: int) -> None:
+        def stream(name: str) -> random.Random:
+            return random.Random(f"{seed}:{name}")
+
+        self.setup = stream("setup")
+        self.jobs = stream("jobs")
+        self.snapshots = stream("snapshots")
+        self.flows = stream("flows")
+        self.aitronos = stream("aitronos")
+        self.posted = stream("posted")
+
+
+def _shift_snapshot(snap: Snapshot, delta: int) -> Snapshot:
+    snap.created += delta
+    snap.running_from += delta
+    snap.finished += delta
+    return snap

@@ -1,0 +1,208 @@
+"""The landing page in real headless Chromium, served against the simulator.
+
+The simulator runs on a manual clock and the exporter polls once, so the page and `/_sim/state`
+describe the same instant. Chromium gets no network but loopback, and nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from scrapejobs_exporter.demo import demo_config
+from scrapejobs_exporter.exporter import Exporter
+from scrapejobs_exporter.providers.aitronos import AitronosJob
+from scrapejobs_exporter.providers.brightdata import StudioJob
+from scrapejobs_exporter.providers.http import ApiError
+from scrapejobs_exporter.server import build_app
+from scrapejobs_exporter.simulator import SimulatorConfig, SimulatorServer
+from scrapejobs_exporter.store import Store
+
+pytestmark = pytest.mark.e2e
+
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
+HOSTILE_ID = "j_<img src=x onerror=\"document.title='pwned'\">"
+HOSTILE_ERROR = "<script>document.title='pwned'</script> & \"quotes\""
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--virtual-time-budget=5000",
+)
+
+
+class Rows(HTMLParser):
+    """Each `<tr data-key>` of the targets table: its attributes, cell texts, progress value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.table: dict[str, str | None] = {}
+        self.title = ""
+        self._row: dict[str, Any] | None = None
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "table" and a.get("id") == "targets":
+            self.table = a
+        elif tag == "tr" and a.get("data-key"):
+            self._row = {"status": a.get("data-status"), "text": "", "progress": None}
+            self.rows[str(a["data-key"])] = self._row
+        elif tag == "div" and a.get("role") == "progressbar" and self._row is not None:
+            self._row["progress"] = a.get("aria-valuenow")
+        self._in_title = tag == "title"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "tr":
+            self._row = None
+        self._in_title = False
+
+    def handle_data(self, data: str) -> None:
+        if self._row is not None:
+            self._row["text"] += data + "|"
+        if self._in_title:
+            self.title += data
+
+
+def _require_chromium() -> str:
+    """Like `require_binary`, with the right package named: skip locally, fail under CI."""
+    path = shutil.which("chromium")
+    if path is None:
+        message = "chromium is not installed (apt-get install chromium provides it)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run this test: {message}")
+        pytest.skip(message)
+    return path
+
+
+async def _chromium(*args: str) -> str:
+    chromium = _require_chromium()
+    with tempfile.TemporaryDirectory() as profile:
+        proc = await asyncio.create_subprocess_exec(
+            chromium,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "HOME": profile},
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout=90)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise
+    assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
+    return out.decode()
+
+
+def _expected(state: dict[str, Any]) -> dict[str, tuple[str | None, float | None]]:
+    """Ground truth per row key: status and progress percentage (None: no bar value)."""
+    bd, ait = state["brightdata"], state["aitronos"]
+    out: dict[str, tuple[str | None, float | None]] = {}
+    for job in bd["jobs"]:
+        done = job["pages"] - (0 if job["status"] == "done" else job["pages_left"])
+        ratio = 100.0 * done / job["pages"] if job["pages"] else None
+        out[f"brightdata/job/{job['id']}"] = (job["status"], ratio)
+    for snap in bd["snapshots"]:
+        ratio = 100.0 if snap["status"] == "ready" else None
+        out[f"brightdata/snapshot/{snap['snapshot_id']}"] = (snap["status"], ratio)
+    for flow in sorted(bd["ai_flows"], key=lambda f: f["created"]):  # the latest one wins
+        ratio = 100.0 if flow["status"] == "done" else None
+        out[f"brightdata/ai_flow/{flow['collector']}"] = (flow["status"], ratio)
+    for job in ait["jobs"]:
+        out[f"aitronos/job/{job['job_id']}"] = (job["status"], job.get("progress_percentage"))
+    return out
+
+
+async def _serve(exporter: Exporter) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(build_app(exporter), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, f"http://127.0.0.1:{port}/"
+
+
+def _add_hostile_target(exporter: Exporter) -> None:
+    target = exporter.store.add("brightdata", "job", HOSTILE_ID)
+    error = ApiError("http_4xx", HOSTILE_ERROR, status=404)
+    Store.record_failure(target, error, exporter.poller.clock())
+
+
+async def test_landing_page_in_chromium() -> None:
+    _require_chromium()  # before starting anything
+    # Small enough that every tracked target fits the 500 rows the page renders.
+    sim_config = SimulatorConfig(manual_clock=True, scale=150, seed=3)
+    simulator = SimulatorServer(sim_config)
+    await simulator.start()
+    config = demo_config(simulator.url, simulator.state(), sim_config)
+    exporter = Exporter(config)
+    runner = None
+    try:
+        result = await exporter.poller.run_cycle()
+        assert result.failed == 0
+        _add_hostile_target(exporter)
+        runner, url = await _serve(exporter)
+        dom = await _chromium("--dump-dom", url)
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "landing.png"
+        shot.unlink(missing_ok=True)
+        await _chromium(f"--screenshot={shot}", "--window-size=1400,900", url)
+        assert shot.stat().st_size > 10_000
+        state = simulator.state()
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        await exporter.stop()
+        await simulator.stop()
+
+    page = Rows()
+    page.feed(dom)
+    assert page.table.get("data-source") == "api", "the script did not refresh the table"
+    assert page.title == "scrapejobs-exporter", "a hostile id or error ran as markup"
+    expected = _expected(state)
+    tracked = {"/".join(t.key) for t in exporter.store}
+    assert set(page.rows) == tracked
+    # Finished jobs known only from a list row carry no pages_left (Aitronos: no percentage):
+    # no bar, unless a Studio job is done.
+    row_only = {
+        "/".join(t.key) for t in exporter.store
+        if (isinstance(t.model, StudioJob) and t.model.pages_left is None)
+        or (isinstance(t.model, AitronosJob) and t.model.progress_percentage is None)
+    }  # fmt: skip
+    for key in tracked - {f"brightdata/job/{HOSTILE_ID}"}:
+        status, percent = expected[key]
+        if key in row_only and status != "done":
+            percent = None
+        row = page.rows[key]
+        assert row["status"] == status, key
+        if percent is None:
+            assert row["progress"] is None, key
+        else:
+            assert row["progress"] is not None, key
+            assert float(row["progress"]) == pytest.approx(percent, abs=0.06), key
+    hostile = page.rows[f"brightdata/job/{HOSTILE_ID}"]
+    assert HOSTILE_ID in hostile["text"] and HOSTILE_ERROR in hostile["text"]
+    statuses = [row["status"] for row in page.rows.values()]
+    assert "running" in statuses and "done" in statuses
+    # Failing, then active targets first.
+    first_active = statuses.index("running")
+    assert all(s in {"running", "building", "processing", "pending", "starting", "queued", ""}
+               for s in statuses[:first_active])  # fmt: skip

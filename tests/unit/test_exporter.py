@@ -1,0 +1,251 @@
+"""Discovery, exactly-once counting, restarts, stalls, retention and the API budget, against the
+real simulator on a manual clock: the world moves only when a test says so, nothing sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import respx
+
+from scrapejobs_exporter.config import parse_config
+from scrapejobs_exporter.exporter import Exporter
+from scrapejobs_exporter.exposition import render_text
+from scrapejobs_exporter.simulator import SimulatorConfig, SimulatorServer
+from tests.helpers import samples
+
+STEP = 120.0  # simulated seconds between poll cycles
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[SimulatorServer]:
+    server = SimulatorServer(
+        SimulatorConfig(seed=7, scale=400, manual_clock=True, running_fraction=0.05,
+                        stuck_fraction=0.2)
+    )  # fmt: skip
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def exporter_for(sim: SimulatorServer, extra: str = "") -> Exporter:
+    state = sim.state()
+    datasets = sorted({s["dataset_id"] for s in state["brightdata"]["snapshots"]})
+    text = f"""
+poll_interval: 2m
+concurrency: 8
+brightdata:
+  api_token: {sim.config.brightdata_token}
+  base_url: {sim.url}
+  collectors: all
+  datasets: {datasets}
+  ai_flows: all
+  max_requests_per_minute: 100000
+aitronos:
+  api_key: {sim.config.aitronos_key}
+  base_url: {sim.url}
+  discover: true
+  max_requests_per_minute: 100000
+stall:
+  no_worker_after: 10m
+  no_progress_after: 30m
+{extra}
+"""
+    return Exporter(parse_config(text, env={}), clock=lambda: sim.world.now_ms / 1000)
+
+
+async def run(sim: SimulatorServer, exporter: Exporter, cycles: int) -> None:
+    for _ in range(cycles):
+        sim.advance(STEP)
+        await exporter.poller.run_cycle()
+
+
+def finished(exporter: Exporter) -> dict[str, Any]:
+    a = exporter.aggregates
+    jobs: dict[str, Counter[str]] = {}
+    for (collector, status), n in a.jobs_finished.values.items():
+        jobs.setdefault(collector, Counter())[status] += int(n)
+    snapshots: dict[str, Counter[str]] = {}
+    for (dataset, status), n in a.snapshots_finished.values.items():
+        snapshots.setdefault(dataset, Counter())[status] += int(n)
+    aitronos = Counter({status: int(n) for (status,), n in a.aitronos_finished.values.items()})
+    # Counters start at 0 for every collector and dataset seen; compare what actually counted.
+    return {
+        "studio_jobs": {c: +v for c, v in jobs.items() if +v},
+        "snapshots": {d: +v for d, v in snapshots.items() if +v},
+        "aitronos_jobs": +aitronos,
+    }
+
+
+def truth(sim: SimulatorServer) -> dict[str, Any]:
+    f = sim.state()["finished"]
+    return {
+        "studio_jobs": {c: Counter(v) for c, v in f["studio_jobs"].items()},
+        "snapshots": {d: Counter(v) for d, v in f["snapshots"].items()},
+        "aitronos_jobs": Counter(f["aitronos_jobs"]),
+    }
+
+
+def minus(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in a:
+        if isinstance(a[key], Counter):
+            out[key] = +(a[key] - b.get(key, Counter()))
+        else:
+            out[key] = {k: d for k in a[key] if (d := +(a[key][k] - b[key].get(k, Counter())))}
+    return out
+
+
+async def test_finished_counters_equal_ground_truth(sim: SimulatorServer) -> None:
+    exporter = exporter_for(sim)
+    await exporter.poller.run_cycle()
+    assert finished(exporter) == {"studio_jobs": {}, "snapshots": {}, "aitronos_jobs": {}}
+    await run(sim, exporter, 30)  # an hour of simulated time, jobs arriving all along
+    await exporter.stop()
+    expected = truth(sim)
+    assert sum(sum(c.values()) for c in expected["studio_jobs"].values()) > 10
+    assert sum(sum(c.values()) for c in expected["snapshots"].values()) > 0
+    assert finished(exporter) == expected
+    # Lines and failures of every counted job are summed, and durations observed once each.
+    a = exporter.aggregates
+    counted = sum(a.jobs_finished.values.values())
+    observed = sum(a.job_duration.cumulative(k)[1] for k in a.job_duration.values)
+    assert observed == counted
+    assert sum(a.collector_lines.values.values()) > 0
+
+
+async def test_restart_does_not_double_count(sim: SimulatorServer) -> None:
+    first = exporter_for(sim)
+    await first.poller.run_cycle()
+    await run(sim, first, 10)
+    await first.stop()
+    before_restart = truth(sim)
+    second = exporter_for(sim)
+    await second.poller.run_cycle()  # sees everything finished so far: counts none of it
+    assert finished(second) == {"studio_jobs": {}, "snapshots": {}, "aitronos_jobs": {}}
+    await run(sim, second, 15)
+    await second.stop()
+    assert finished(second) == minus(truth(sim), before_restart)
+
+
+async def test_budget_scales_with_running_jobs_not_tracked(sim: SimulatorServer) -> None:
+    exporter = exporter_for(sim)
+    await exporter.poller.run_cycle()
+    await run(sim, exporter, 5)
+    requests = exporter.telemetry.api_requests
+    before = sum(requests.values.values())
+    polled = [t for t in exporter.store if not t.final and (t.static or t.kind != "snapshot")]
+    sim.advance(STEP)
+    await exporter.poller.run_cycle()
+    calls = sum(requests.values.values()) - before
+    await exporter.stop()
+    list_calls = sum(
+        n for (_, endpoint, _), n in requests.values.items()
+        if endpoint.endswith(("/jobs", "collectors_list", "/snapshots"))
+    )  # fmt: skip
+    tracked = len(exporter.store)
+    assert tracked > 300
+    # One cycle's calls: the running targets, the list pages, and a few jobs that finished or
+    # appeared since the last cycle.
+    assert calls < tracked / 5
+    assert calls <= len(polled) + list_calls + 20
+    state = sim.state()
+    running = sum(j["status"] in ("running", "building") for j in state["brightdata"]["jobs"])
+    assert len([t for t in polled if t.kind == "job"]) <= running + len(state["aitronos"]["jobs"])
+
+
+async def test_stuck_jobs_are_stalled(sim: SimulatorServer) -> None:
+    exporter = exporter_for(sim)
+    await exporter.poller.run_cycle()
+    await run(sim, exporter, 20)  # 40 minutes: past both stall thresholds
+    await exporter.stop()
+    state = sim.state()
+    stuck_running = {
+        j["id"] for j in state["brightdata"]["jobs"] if j["stuck"] and j["status"] == "running"
+    }
+    assert stuck_running, "the simulator should have stuck jobs at this stuck_fraction"
+    text = render_text(exporter.families()).decode()
+    parsed = samples(text)
+    stalled = {
+        dict(labels)["job_id"]
+        for (name, labels), value in parsed.items()
+        if name == "brightdata_job_stalled" and value == 1
+    }
+    long_running = {
+        t.target_id for t in exporter.store
+        if t.kind == "job" and t.progress is not None
+        and exporter.poller.clock() - t.progress.running_since >= 30 * 60
+    }  # fmt: skip
+    assert stuck_running & long_running <= stalled
+    assert stalled, "at least one stuck job is seen stalled"
+    healthy = {
+        j["id"] for j in state["brightdata"]["jobs"] if not j["stuck"] and j["status"] == "running"
+    }
+    assert not (stalled & healthy & long_running)
+
+
+async def test_retention_keeps_series_bounded(sim: SimulatorServer) -> None:
+    exporter = exporter_for(sim, "retention:\n  finished_ttl: 20m\n  max_tracked: 250\n")
+    await exporter.poller.run_cycle()
+    sizes = []
+    for _ in range(6):
+        await run(sim, exporter, 10)
+        sizes.append(len(exporter.store))
+        series = len(render_text(exporter.families()).splitlines())
+        assert series < 250 * 30
+    await exporter.stop()
+    assert max(sizes) <= 250
+    evicted = exporter.aggregates.evicted.values
+    assert sum(evicted.values()) > 0
+    # Evicted ids are not rediscovered while they are still in the list window.
+    assert all(key not in exporter.store for key in exporter.store.forgotten)
+
+
+async def test_per_job_metrics_off_keeps_only_aggregates(sim: SimulatorServer) -> None:
+    exporter = exporter_for(sim, "per_job_metrics: false\n")
+    await exporter.poller.run_cycle()
+    await run(sim, exporter, 10)
+    await exporter.stop()
+    text = render_text(exporter.families()).decode()
+    assert "brightdata_job_status" not in text and "aitronos_job_status" not in text
+    assert "scrapejobs_exporter_target_up" not in text
+    assert "brightdata_collector_jobs_finished_total" in text
+
+
+async def test_evicted_static_job_is_not_rediscovered_and_counted(sim: SimulatorServer) -> None:
+    state = sim.state()
+    finished_job = next(j for j in state["brightdata"]["jobs"] if j["status"] == "done")
+    exporter = exporter_for(sim, "retention:\n  finished_ttl: 5m\n")
+    exporter.store.add("brightdata", "job", finished_job["id"])  # as if listed in the config
+    await exporter.poller.run_cycle()
+    await run(sim, exporter, 10)  # well past the TTL: the static job is evicted
+    await exporter.stop()
+    assert ("brightdata", "job", finished_job["id"]) not in exporter.store
+    assert finished(exporter) == truth(sim)
+
+
+@respx.mock
+async def test_collectors_list_that_ignores_offset_is_read_once() -> None:
+    from scrapejobs_exporter.discovery import Discovery
+    from scrapejobs_exporter.providers.brightdata import BrightDataClient
+    from scrapejobs_exporter.providers.http import HttpClient
+    from scrapejobs_exporter.telemetry import Telemetry
+
+    page = {"total": 5, "data": [{"id": "c_1", "active": True}, {"id": "c_2", "active": False}]}
+    route = respx.get("https://bd.test/dca/collectors_list").respond(json=page)
+    client = BrightDataClient(HttpClient("brightdata", "https://bd.test", {}, 5, Telemetry()))
+    config = parse_config("brightdata:\n  api_token: t\n  collectors: all\n", env={})
+    discovery = Discovery(config, exporter_store(), asyncio.Semaphore(4))
+    collectors = await discovery._list_collectors(client)
+    await client.http.aclose()
+    assert [c.collector_id for c in collectors] == ["c_1", "c_2"]
+    assert route.call_count == 2  # the second page brought nothing new
+
+
+def exporter_store() -> Any:
+    from scrapejobs_exporter.store import Store
+
+    return Store()

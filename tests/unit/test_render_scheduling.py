@@ -1,0 +1,116 @@
+"""The render steps aside for the event loop and for scrapes (`scrapejobs_exporter.render_scheduling`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+
+import pytest
+
+from scrapejobs_exporter import render_scheduling
+from scrapejobs_exporter.render_scheduling import (
+    QUIET_AFTER_SCRAPE,
+    ServeFirst,
+    background_executor,
+)
+
+
+def _pause_in_thread(pause: object) -> tuple[threading.Thread, list[float]]:
+    waited: list[float] = []
+    thread = threading.Thread(target=lambda: waited.append(pause()))  # type: ignore[operator]
+    thread.start()
+    return thread, waited
+
+
+def test_nothing_served_no_wait() -> None:
+    serve = ServeFirst(clock=lambda: 100.0)
+    assert serve.pause_point()() == 0.0
+
+
+def test_render_waits_until_the_scrape_is_sent() -> None:
+    serve = ServeFirst()
+    pause = serve.pause_point()
+    with serve.serving():
+        assert serve.serving_now
+        thread, waited = _pause_in_thread(pause)
+        thread.join(0.05)
+        assert thread.is_alive()  # still waiting: the scrape is not done
+    thread.join(5)
+    assert not thread.is_alive() and not serve.serving_now
+    assert waited[0] >= 0.05 + QUIET_AFTER_SCRAPE * 0.9
+
+
+def test_overlapping_scrapes_keep_the_render_waiting() -> None:
+    serve = ServeFirst()
+    first, second = serve.serving(), serve.serving()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert serve.serving_now  # one is still being sent
+    second.__exit__(None, None, None)
+    assert not serve.serving_now
+
+
+def test_waiting_is_bounded_by_the_budget() -> None:
+    serve = ServeFirst(budget=0.05)
+    pause = serve.pause_point()
+    with serve.serving():
+        assert 0.04 <= pause() < 2
+        assert pause() < 0.01  # the budget is spent: the render goes on
+
+
+def test_a_render_pauses_briefly_after_a_scrape() -> None:
+    now = [10.0]
+    serve = ServeFirst(clock=lambda: now[0])
+    with serve.serving():
+        pass
+    slept: list[float] = []
+
+    def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(render_scheduling.time, "sleep", fake_sleep)
+        assert serve.pause_point()() == pytest.approx(QUIET_AFTER_SCRAPE)
+    assert slept == [pytest.approx(QUIET_AFTER_SCRAPE)]
+
+
+def test_serving_loop_reports_when_it_sleeps() -> None:
+    async def main() -> tuple[bool, bool]:
+        asleep = ServeFirst.loop_asleep()
+        assert asleep is not None
+        awake_now = not asleep.is_set()  # this coroutine is running: the loop is awake
+        # While the loop awaits the thread it has nothing to do: it sleeps.
+        seen_asleep = await asyncio.to_thread(asleep.wait, 5)
+        return awake_now, seen_asleep
+
+    assert render_scheduling.run(main()) == (True, True)
+
+
+async def test_other_loops_have_no_sleep_signal() -> None:
+    assert ServeFirst.loop_asleep() is None
+
+
+async def test_the_loop_sleep_signal_holds_the_render() -> None:
+    asleep = threading.Event()  # a loop that never sleeps
+    serve = ServeFirst(budget=0.05)
+    pause = serve.pause_point(asleep)
+    assert 0.04 <= await asyncio.to_thread(pause) < 2
+    asleep.set()
+    assert ServeFirst().pause_point(asleep)() < 0.04
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_background_thread_runs_at_the_lowest_priority() -> None:
+    executor = background_executor("test")
+    try:
+        nice = executor.submit(
+            lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        ).result(5)
+    finally:
+        executor.shutdown()
+    assert nice == render_scheduling.BACKGROUND_NICE
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) != nice
