@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from scrapejobs_exporter.config import BucketsConfig
 from scrapejobs_exporter.providers.aitronos import JOB_TERMINAL as AITRONOS_TERMINAL
 from scrapejobs_exporter.providers.aitronos import AitronosJob
@@ -33,6 +35,8 @@ class Aggregates:
         self.aitronos_processing = HistogramVec(buckets.aitronos_processing)
         self.collector_last_success = GaugeVec()  # collector
         self.evicted = CounterVec()  # provider, kind
+        # Values a counter or histogram cannot take (a provider's negative count): metric, reason
+        self.ignored = CounterVec()
 
     def ensure_labels(self, model: Model, collector: str | None) -> None:
         """Start every counter of a newly seen collector or dataset at 0, so that `increase()`
@@ -68,25 +72,54 @@ class Aggregates:
             self.ai_flows_finished.inc((model.status or "unknown",))
         elif isinstance(model, AitronosJob):
             self.aitronos_finished.inc((model.status,))
-            if model.items_found is not None:
-                self.aitronos_items.inc((), model.items_found)
-            if model.processing_time is not None:
-                self.aitronos_processing.observe((), model.processing_time)
+            self._add(self.aitronos_items, "aitronos_items_found_total", (), model.items_found)
+            self._observe(
+                self.aitronos_processing,
+                "aitronos_finished_job_processing_seconds",
+                (),
+                model.processing_time,
+            )
 
     def _job(self, job: StudioJob, collector: str, now: float) -> None:
         labels = (collector,)
         self.jobs_finished.inc((collector, job.status))
-        # Counters only go up: a missing or nonsensical negative count adds nothing.
-        if job.lines is not None and job.lines > 0:
-            self.collector_lines.inc(labels, job.lines)
-        if job.fails is not None and job.fails > 0:
-            self.collector_failures.inc(labels, job.fails)
-        if job.job_time is not None and job.job_time >= 0:
-            self.job_duration.observe(labels, job.job_time)
-        if job.queue_time is not None and job.queue_time >= 0:
-            self.job_queue.observe(labels, job.queue_time)
+        self._add(self.collector_lines, "brightdata_collector_lines_total", labels, job.lines)
+        self._add(self.collector_failures, "brightdata_collector_failures_total", labels, job.fails)
+        self._observe(
+            self.job_duration, "brightdata_finished_job_duration_seconds", labels, job.job_time
+        )
+        self._observe(
+            self.job_queue, "brightdata_finished_job_queue_seconds", labels, job.queue_time
+        )
         if job.status == "done":
             finished = job.finished if job.finished is not None else now
             previous = self.collector_last_success.get(labels)
             if previous is None or finished > previous:
                 self.collector_last_success.set(labels, finished)
+
+    # Counters only go up and durations are never negative: a provider's nonsensical value is
+    # ignored and counted (scrapejobs_exporter_ignored_samples_total), never raised: one bad
+    # job must not cost the others their cycle or their render.
+    def _valid(self, metric: str, value: float | None) -> bool:
+        if value is None:
+            return False
+        if not math.isfinite(value):
+            self.ignored.inc((metric, "not_finite"))
+            return False
+        if value < 0:
+            self.ignored.inc((metric, "negative"))
+            return False
+        return True
+
+    def _add(
+        self, counter: CounterVec, metric: str, labels: tuple[str, ...], value: float | None
+    ) -> None:
+        if self._valid(metric, value) and value:
+            counter.inc(labels, float(value))
+
+    def _observe(
+        self, histogram: HistogramVec, metric: str, labels: tuple[str, ...], value: float | None
+    ) -> None:
+        if self._valid(metric, value):
+            assert value is not None
+            histogram.observe(labels, float(value))

@@ -6,13 +6,14 @@ Every problem in a file is reported at once, one line each, with the field path
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -24,6 +25,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from scrapejobs_exporter.providers.ids import ID_CHARS, MAX_ID_LENGTH
+from scrapejobs_exporter.yamlfile import FileProblem, YamlProblem, load_yaml, read_text_file
 
 __all__ = [
     "AitronosConfig",
@@ -47,6 +51,9 @@ class ConfigError(Exception):
 
 # --- units -----------------------------------------------------------------------------------
 
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_SECRET_BYTES = 64 * 1024
+MAX_DURATION = 366 * 86400.0  # a year: anything longer is a typo, and inf is not a duration
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -71,27 +78,32 @@ def parse_duration(value: Any) -> float:
             seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
     else:
         raise ValueError("expected a duration such as 30s, 5m or 1h")
+    if math.isnan(seconds):
+        raise ValueError("expected a duration such as 30s, 5m or 1h, not NaN")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
+    if seconds > MAX_DURATION:
+        raise ValueError("a duration must be at most 366d")
     return seconds
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 # Ids go into URL paths, so anything that could change the path is rejected up front.
-_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
-TargetId = Annotated[str, Field(pattern=_ID_PATTERN, max_length=200)]
+_ID_PATTERN = rf"^{ID_CHARS}$"
+TargetId = Annotated[str, Field(pattern=_ID_PATTERN, max_length=MAX_ID_LENGTH)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf or NaN in any number: `request_timeout: .inf` or a `.inf` bucket is a mistake.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _read_secret_file(path: Path) -> SecretStr:
     try:
-        text = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ValueError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+        text = read_text_file(path, MAX_SECRET_BYTES).strip()
+    except FileProblem as exc:
+        raise ValueError(f"cannot read {_quoted(str(path))}: {exc}") from None
     if not text:
         raise ValueError(f"{str(path)!r} is empty")
     return SecretStr(text)
@@ -104,23 +116,36 @@ def _check_secret_file(path: Path | None) -> Path | None:
 
 
 def _check_base_url(value: str) -> str:
-    if not re.match(r"^https?://[^\s/]+", value):
-        raise ValueError(f"invalid URL {value!r}: expected http(s)://host[:port]")
+    problem = f"invalid URL {_quoted(value)}: expected http(s)://host[:port]"
+    if len(value) > 2048 or not re.match(r"^https?://[^\s/?#]+(/\S*)?$", value):
+        raise ValueError(problem)
+    try:
+        port = urlsplit(value).port
+    except ValueError:
+        raise ValueError(f"invalid URL {_quoted(value)}: the port must be 1-65535") from None
+    if port == 0:
+        raise ValueError(f"invalid URL {_quoted(value)}: the port must be 1-65535")
     return value.rstrip("/")
+
+
+def _quoted(value: str, limit: int = 60) -> str:
+    """A user's value in a message: quoted, control characters escaped, cut short."""
+    text = repr(value[:limit])
+    return text if len(value) <= limit else text + f" ({len(value)} characters)"
 
 
 class RetentionConfig(_Strict):
     """How long finished targets keep their series, and how many targets are tracked at most."""
 
     finished_ttl: Duration = 86400.0
-    max_tracked: int = Field(default=20000, ge=1)
+    max_tracked: int = Field(default=20000, ge=1, le=10_000_000)
 
 
 class DiscoveryConfig(_Strict):
     # The jobs list filters by whole days, so the window is widened to whole UTC days.
     lookback: Duration = Field(default=86400.0, ge=86400.0)
     # Between full scans, paging stops at the first page with no new id (lists are newest first).
-    full_scan_every: int = Field(default=10, ge=1)
+    full_scan_every: int = Field(default=10, ge=1, le=1_000_000)
 
 
 class StallConfig(_Strict):
@@ -129,8 +154,11 @@ class StallConfig(_Strict):
 
 
 def _check_buckets(bounds: list[float]) -> list[float]:
+    # +Inf is always added by the exposition; finite is checked by allow_inf_nan.
     if not bounds or any(b <= 0 for b in bounds) or bounds != sorted(set(bounds)):
         raise ValueError("buckets must be positive and strictly increasing")
+    if len(bounds) > 60:
+        raise ValueError("at most 60 buckets")
     return bounds
 
 
@@ -222,10 +250,12 @@ def _pick_secret(value: SecretStr | None, path: Path | None, name: str) -> Secre
 
 
 class Config(_Strict):
-    poll_interval: Duration = Field(default=30.0, gt=0)
-    request_timeout: Duration = Field(default=10.0, gt=0)
+    # At least a second: a provider allows about 100 calls a minute in all.
+    poll_interval: Duration = Field(default=30.0, ge=1.0)
+    request_timeout: Duration = Field(default=10.0, gt=0, le=600.0)
     concurrency: int = Field(default=16, ge=1, le=1024)
-    max_response_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # larger bodies are refused
+    # Larger bodies are refused.
+    max_response_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=1024**3)
     brightdata: BrightDataConfig | None = None
     aitronos: AitronosConfig | None = None
     retention: RetentionConfig = RetentionConfig()
@@ -280,30 +310,81 @@ def _resolve_secret_paths(data: Any, base_dir: Path) -> None:
                 block[key] = str(base_dir / value)
 
 
-def _format_location(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
+def _field_model(annotation: Any) -> type[BaseModel] | None:
+    """The settings block a field holds (`BrightDataConfig | None` -> BrightDataConfig)."""
+    for candidate in (annotation, *getattr(annotation, "__args__", ())):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _split_location(loc: tuple[int | str, ...], extra: bool) -> tuple[str, str | None, str | None]:
+    """(where, the union branch an error came from, where that union is) for a pydantic
+    location: its parts are checked against the models' fields, and anything else (pydantic's
+    names for union branches and validators, e.g. `literal['all']`) is left out."""
+    out, branch, union_at = "", None, None
+    model: type[BaseModel] | None = Config
+    for index, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part.startswith("function-") or part in {"str", "list[str]"}:
-            continue  # pydantic's internal validator names are noise to a user
-        else:
+            continue
+        last = index == len(loc) - 1
+        if model is not None and part in model.model_fields:
             out = _join(out, part)
-    return out or "(top level)"
+            model = _field_model(model.model_fields[part].annotation)
+        elif extra and last:
+            out = _join(out, _quoted(part, 40).strip("'\""))  # the unknown key itself
+        else:
+            branch, union_at = branch or part, union_at if union_at is not None else out
+    return out or "(top level)", branch, union_at
+
+
+def _describe_branch(tag: str) -> str:
+    """`literal['all']` -> `'all'`, `list[...]` -> `a list of ids`."""
+    if tag.startswith("literal["):
+        return tag.removeprefix("literal[").removesuffix("]")
+    if tag.startswith("list["):
+        return "a list of ids"
+    return tag
+
+
+_MESSAGES = {
+    "model_type": "expected a mapping of settings",
+    "model_attributes_type": "expected a mapping of settings",
+    "dict_type": "expected a mapping of settings",
+    "finite_number": "must be a finite number (not .inf or .nan)",
+}
 
 
 def _format_validation_error(exc: ValidationError, skip: set[str]) -> list[str]:
-    lines = []
+    """One line per mistake, in plain words: a value that fits no branch of a union (e.g.
+    `ai_flows`, a list of ids or `all`) is one line, not one per branch."""
+    lines: list[str] = []
+    unions: dict[str, list[tuple[str, str, str]]] = {}
     for err in exc.errors():
-        where = _format_location(err["loc"])
+        where, branch, union_at = _split_location(err["loc"], err["type"] == "extra_forbidden")
         if where in skip:
             continue
-        message = err["msg"].removeprefix("Value error, ")
+        message = _MESSAGES.get(err["type"]) or err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key"
         elif err["type"] == "string_pattern_mismatch":
-            message = f"invalid id {err['input']!r}: letters, digits, '_', '.', '-' only"
+            message = (
+                f"invalid id {_quoted(str(err['input']))}: letters, digits, '_', '.', '-' only"
+            )
+        elif err["type"] == "string_too_long" and where.endswith("]"):
+            message = f"invalid id: longer than {MAX_ID_LENGTH} characters"
+        if branch is not None and union_at is not None:
+            unions.setdefault(union_at or "(top level)", []).append((where, branch, message))
+            continue
         lines.append(f"{where}: {message}")
+    for union_at, errors in unions.items():
+        deeper = [(w, m) for w, _, m in errors if w != union_at]
+        if deeper:  # the value had one branch's shape: only that branch's complaints matter
+            lines += [f"{w}: {m}" for w, m in dict.fromkeys(deeper)]
+        else:
+            choices = " or ".join(dict.fromkeys(_describe_branch(b) for _, b, _ in errors))
+            lines.append(f"{union_at}: expected {choices}")
     return lines
 
 
@@ -315,12 +396,9 @@ def parse_config(
 ) -> Config:
     """Validate YAML text; raise ConfigError listing every problem found."""
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(source, [f"{where}YAML syntax error: {problem}"]) from None
+        raw = load_yaml(text)
+    except YamlProblem as exc:
+        raise ConfigError(source, [str(exc)]) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -344,7 +422,7 @@ def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
     """Read and validate a config file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read config file: {exc.strerror or exc}"]) from None
+        text = read_text_file(path, MAX_CONFIG_BYTES)
+    except FileProblem as exc:
+        raise ConfigError(str(path), [f"cannot read config file: {exc}"]) from None
     return parse_config(text, source=str(path), env=env, base_dir=path.parent)

@@ -215,9 +215,12 @@ class Exporter:
         """Re-render both formats in the render thread, which steps aside for scrapes."""
         pause = self.serve_first.pause_point(ServeFirst.loop_asleep())
         loop = asyncio.get_running_loop()
-        self.exposition = await loop.run_in_executor(
-            self._render_thread, self._render_in_background, pause
-        )
+        try:
+            self.exposition = await loop.run_in_executor(
+                self._render_thread, self._render_in_background, pause
+            )
+        except Exception:  # a bug; the last good page keeps being served, and the cycle goes on
+            log.exception("rendering the metrics page failed; serving the previous one")
 
     def _render_in_background(self, pause: Callable[[], object]) -> Exposition:
         # The render thread holds the GIL for up to the switch interval at a time (5 ms by

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -268,12 +269,24 @@ def targets_payload(
 # --- HTTP ------------------------------------------------------------------------------------
 
 
+MAX_QUERY_TEXT = 256  # characters of `q`
+# ASCII digits only: str.isdigit() also takes `²`, which int() refuses; nine digits at most, far
+# below int()'s 4,300-digit limit.
+_LIMIT = re.compile(r"[0-9]{1,9}")
+
+
 def api_response(exporter: Exporter, query: Mapping[str, str]) -> web.Response:
-    limit_text = query.get("limit", "")
-    if limit_text and not limit_text.isdigit():
-        return web.json_response({"error": "limit must be a non-negative integer"}, status=400)
-    payload = targets_payload(exporter, query.get("q", ""), int(limit_text) if limit_text else None)
+    limit_text, needle = query.get("limit", ""), query.get("q", "")
+    if limit_text and not _LIMIT.fullmatch(limit_text):
+        return _bad_request("limit must be a whole number from 0 to 999999999")
+    if len(needle) > MAX_QUERY_TEXT:
+        return _bad_request(f"q must be at most {MAX_QUERY_TEXT} characters")
+    payload = targets_payload(exporter, needle, int(limit_text) if limit_text else None)
     return web.json_response(payload, headers={"Cache-Control": "no-store"})
+
+
+def _bad_request(message: str) -> web.Response:
+    return web.json_response({"error": message}, status=400)
 
 
 def page_response(exporter: Exporter, telemetry_path: str) -> web.Response:

@@ -442,6 +442,23 @@ RELOAD_TIME = _spec(
     S_SELF,
     unit="seconds",
 )
+REFUSED_IDS = _spec(
+    "scrapejobs_exporter_refused_ids_total",
+    "counter",
+    "Ids in provider replies that were not used, by reason: too_long or bad_shape (not the "
+    "documented form, e.g. j_... or s_...; never put in a URL), mismatch (a reply about another "
+    "id than the one asked for), duplicate (a list naming an id twice).",
+    ("provider", "endpoint", "reason"),
+    S_SELF,
+)
+IGNORED_SAMPLES = _spec(
+    "scrapejobs_exporter_ignored_samples_total",
+    "counter",
+    "Provider values a counter or histogram cannot take (reason: negative, not_finite); the "
+    "finished job is counted, the value is left out.",
+    ("metric", "reason"),
+    S_SELF,
+)
 
 
 # --- per-target families: one declaration, read by both renderers ---------------------------
@@ -533,16 +550,17 @@ def group_targets(store: Store) -> dict[tuple[str, str] | None, list[Target]]:
 
 
 def base_labels(target: Target) -> tuple[str, ...]:
-    """The identifying label values of a target's own series (see each family's labels)."""
+    """The identifying label values of a target's own series (see each family's labels).
+
+    The id is always the one we asked for (the target's), never one a reply names: two replies
+    naming the same id must not make two targets' series collide."""
     model = target.model
     if target.kind == "job" and isinstance(model, StudioJob):
-        return (model.job_id, model.collector or target.collector or "")
+        return (target.target_id, model.collector or target.collector or "")
     if isinstance(model, Snapshot):
-        return (model.snapshot_id, model.dataset_id or "")
-    if isinstance(model, AiFlow):
-        return (model.collector,)
-    if isinstance(model, AitronosJob):
-        return (model.job_id,)
+        return (target.target_id, model.dataset_id or "")
+    if isinstance(model, AiFlow | AitronosJob):
+        return (target.target_id,)
     raise ValueError(f"no model to label {target.key}")
 
 
@@ -614,6 +632,7 @@ def _aggregate_samples(families: dict[str, Family], a: Aggregates) -> None:
         (AGG_AIT_FINISHED, a.aitronos_finished),
         (AGG_AIT_ITEMS, a.aitronos_items),
         (EVICTED, a.evicted),
+        (IGNORED_SAMPLES, a.ignored),
     ):
         _counter(families[spec.name], counter)
     _histogram(families[AGG_DURATION.name], a.job_duration)
@@ -637,6 +656,7 @@ def _telemetry_samples(families: dict[str, Family], store: Store, t: Telemetry) 
     families[BUILD_INFO.name].add((__version__,), 1.0)
     _counter(families[API_RETRIES.name], t.api_retries)
     _counter(families[RATE_LIMIT_WAIT.name], t.rate_limit_wait)
+    _counter(families[REFUSED_IDS.name], t.refused_ids)
     for spec, gauge in ((CIRCUIT_OPEN, t.circuit_open), (RELOAD_OK, t.config_reload_successful), (RELOAD_TIME, t.config_reload_timestamp)):  # fmt: skip
         for labels, value in sorted(gauge.values.items()):
             families[spec.name].add(labels, value)

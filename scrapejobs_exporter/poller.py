@@ -162,7 +162,11 @@ class Poller:
             except ApiError as exc:
                 self._failed(target, exc)
                 return False
-        self._succeeded(target, model)
+        try:
+            self._succeeded(target, model)
+        except Exception:  # a bug with one target's reply must not cost the others their cycle
+            log.exception("%s %s %s: applying a reply failed", *target.key)
+            return False
         return True
 
     async def _fetch(self, target: Target) -> Model:
@@ -205,8 +209,15 @@ class Poller:
         self.store.observe(target, model, self.clock(), complete=True, count=count)
 
     def _failed(self, target: Target, error: ApiError) -> None:
-        # Log when a target goes down or its error changes; repeats go to debug.
-        changed = target.up is not False or target.last_error != error.short
+        # Log when a target goes down or the kind of its error changes; repeats go to debug
+        # (a pause's message names the seconds left, which change on every refusal).
+        changed = target.up is not False or (
+            target.last_error_reason,
+            target.last_error_status,
+        ) != (
+            error.reason,
+            error.status,
+        )
         level = logging.WARNING if changed else logging.DEBUG
         log.log(level, "%s %s %s: %s", target.provider, target.kind, target.target_id, error.short)
         now = self.clock()

@@ -23,6 +23,7 @@ from scrapejobs_exporter.telemetry import Telemetry
 
 __all__ = [
     "DEFAULT_POLICY",
+    "MAX_PAUSE",
     "CircuitBreaker",
     "Policy",
     "ProviderGate",
@@ -36,6 +37,10 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
+# The longest any pause lasts, whatever a provider's Retry-After asks for (`http._retry_after`
+# caps the header where it is parsed; the gate caps again where pauses are set).
+MAX_PAUSE = 300.0
+
 # Failures that say the provider as a whole is unwell; they are retried and feed the breaker.
 RETRYABLE = frozenset({"timeout", "connect", "http_5xx"})
 
@@ -46,7 +51,7 @@ class Policy:
     retry_base: float = 0.5  # the first retry waits up to this (full jitter), then doubles
     retry_cap: float = 8.0
     pause_base: float = 2.0  # a 429 without Retry-After pauses 2, 4, 8, ... s
-    pause_cap: float = 300.0
+    pause_cap: float = MAX_PAUSE
     max_pause_wait: float = 30.0  # a call waits this long for a pause to end; longer: fails fast
     window_limit: int = 5  # this many 429s within `window` pause the provider until they age out
     window: float = 300.0
@@ -297,7 +302,8 @@ class ProviderGate:
             self.recent_429s.popleft()
         if turn.sent_at <= self.pause_started:
             # Sent before the current pause began: the same burst, not a new refusal.
-            self.paused_until = max(self.paused_until, now + (turn.retry_after or 0.0))
+            wish = min(self.policy.pause_cap, turn.retry_after or 0.0)
+            self.paused_until = max(self.paused_until, now + wish)
             return
         self.streak += 1
         pause = self.policy.pause_for(self.streak, turn.retry_after)

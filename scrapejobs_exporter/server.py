@@ -10,13 +10,16 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import resource
 import socket
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from aiohttp import web
+from aiohttp import http_exceptions, web
 from aiohttp.typedefs import Handler, Middleware
 
 from scrapejobs_exporter.config import ConfigError, load_config
@@ -46,6 +49,12 @@ ReloadFn = Callable[[], Awaitable[list[str]]]
 RELOAD_KEY: web.AppKey[ReloadFn] = web.AppKey("reload")
 # Probes must keep working for orchestrators that cannot present credentials.
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+# A connection must bring a request head within this long of opening or of its last response,
+# else it is closed (aiohttp's keep-alive timer runs from the connection's start).
+IDLE_TIMEOUT = 30.0
+MAX_REQUEST_LINE = 8190  # bytes of a request line, and of one header field
+MAX_HEADERS = 64
+INFLATE_STEP = 256 * 1024  # bytes of plain text made per step of an uncompressed scrape
 
 
 class Reloader:
@@ -127,9 +136,19 @@ async def _serve_exposition(request: web.Request, page: Exposition) -> web.Strea
             await response.write(part)
         await response.write_eof()
         return response
-    # Only gzipped bytes are kept; inflating a large page must not stall other requests.
-    body = await asyncio.to_thread(lambda: exposition.body)
-    return web.Response(body=body, headers=headers)
+    # Only gzipped bytes are kept: the page is inflated step by step as it is sent, so each
+    # uncompressed scrape holds a window and a step's output, not a plain copy of the page.
+    response = web.StreamResponse(headers=headers)
+    await response.prepare(request)
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    for part in exposition.parts:
+        data = inflate.decompress(part, INFLATE_STEP)
+        while data:
+            await response.write(data)  # waits while the client is slow to read
+            data = inflate.decompress(inflate.unconsumed_tail, INFLATE_STEP)
+    await response.write(inflate.flush())
+    await response.write_eof()
+    return response
 
 
 def _widen_send_buffer(request: web.Request, size: int) -> None:
@@ -168,6 +187,149 @@ async def reload(request: web.Request) -> web.Response:
     return web.Response(text="OK\n")
 
 
+class _Connection(asyncio.Protocol):
+    """One accepted connection: aiohttp's protocol inside, plus what the limiter needs (when
+    bytes last came in, and whether a request is being handled)."""
+
+    def __init__(self, limiter: ConnectionLimiter, inner: asyncio.Protocol) -> None:
+        self.limiter = limiter
+        self.inner = inner
+        self.transport: asyncio.BaseTransport | None = None
+        self.last_data = time.monotonic()
+        self.busy = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.limiter.opened(self)
+        self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_data = time.monotonic()
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.limiter.closed(self)
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+
+class _Refused(asyncio.Protocol):
+    """Over the cap with every connection busy: closed at once, nothing read."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.abort()  # type: ignore[attr-defined]
+
+
+def default_max_connections() -> int:
+    """Half the open-file limit (the rest is for provider connections, files and the
+    listening socket), between 16 and 1024: accepting past the limit makes every accept fail."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1024
+    return max(16, min(1024, soft // 2))
+
+
+class ConnectionLimiter:
+    """The protocol factory of the listening socket: at most `limit` connections are open.
+
+    A connection past the cap closes the one that has been quiet longest and is not handling a
+    request (an idle keep-alive, or a client trickling a request head), so a scrape still gets
+    in while hundreds of idle connections are held open; if every one is busy, the new one is
+    closed at once, without reading from it."""
+
+    def __init__(self, factory: Callable[[], asyncio.Protocol], limit: int) -> None:
+        self._factory = factory
+        self.limit = limit
+        self._open: dict[_Connection, None] = {}
+        self._by_transport: dict[asyncio.BaseTransport, _Connection] = {}
+        self._warned = False
+
+    def __call__(self) -> asyncio.Protocol:
+        if len(self._open) >= self.limit and not self._evict():
+            return _Refused()
+        return _Connection(self, self._factory())
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def opened(self, connection: _Connection) -> None:
+        self._open[connection] = None
+        if connection.transport is not None:
+            self._by_transport[connection.transport] = connection
+
+    def closed(self, connection: _Connection) -> None:
+        self._open.pop(connection, None)
+        if connection.transport is not None:
+            self._by_transport.pop(connection.transport, None)
+
+    def of(self, transport: asyncio.BaseTransport | None) -> _Connection | None:
+        return None if transport is None else self._by_transport.get(transport)
+
+    def _evict(self) -> bool:
+        idle = [c for c in self._open if not c.busy and c.transport is not None]
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "%d connections open, the most allowed: the longest idle ones are closed "
+                "for new ones (logged once)",
+                self.limit,
+            )
+        if not idle:
+            return False
+        victim = min(idle, key=lambda c: c.last_data)
+        self.closed(victim)
+        assert victim.transport is not None
+        victim.transport.abort()  # type: ignore[attr-defined]
+        return True
+
+
+def _busy_middleware(limiter: ConnectionLimiter) -> Middleware:
+    @web.middleware
+    async def mark(request: web.Request, handler: Handler) -> web.StreamResponse:
+        connection = limiter.of(request.transport)
+        if connection is None:
+            return await handler(request)
+        connection.busy += 1
+        try:
+            return await handler(request)
+        finally:
+            connection.busy -= 1
+
+    return mark
+
+
+class QuietServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server logger, without letting a client write tracebacks into our log: a
+    malformed request or a dropped connection is the client's business (DEBUG, one line);
+    anything else is ours (ERROR, with its traceback)."""
+
+    CLIENT_ERRORS = (http_exceptions.HttpProcessingError, ConnectionError, asyncio.CancelledError)
+
+    def __init__(self) -> None:
+        super().__init__(logging.getLogger("aiohttp.server"), {})
+
+    def exception(self, msg: object, *args: Any, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, self.CLIENT_ERRORS):
+            text = str(msg) % args if args else str(msg)
+            self.logger.debug("%s: %s", text, _one_line(exc_info))
+            return
+        self.logger.error(msg, *args, exc_info=exc_info, **kwargs)
+
+
+def _one_line(exc: BaseException) -> str:
+    from scrapejobs_exporter.logs import escape_control
+
+    return escape_control(f"{type(exc).__name__}: {exc}")[:200]
+
+
 def _auth_middleware(auth: BasicAuth) -> Middleware:
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -188,9 +350,12 @@ def build_app(
     *,
     web_config: WebConfig | None = None,
     reloader: ReloadFn | None = None,
+    limiter: ConnectionLimiter | None = None,
 ) -> web.Application:
     """`reloader` enables POST /-/reload (`--web.enable-lifecycle`)."""
     middlewares: list[Middleware] = []
+    if limiter is not None:
+        middlewares.append(_busy_middleware(limiter))
     if web_config is not None and web_config.users:
         middlewares.append(_auth_middleware(BasicAuth(web_config.users)))
     app = web.Application(middlewares=middlewares)
@@ -218,29 +383,61 @@ class Server:
         *,
         web_config: WebConfig | None = None,
         reloader: ReloadFn | None = None,
+        max_connections: int | None = None,
     ) -> None:
-        self.app = build_app(exporter, telemetry_path, web_config=web_config, reloader=reloader)
+        self.limiter = ConnectionLimiter(
+            self._protocol, max_connections or default_max_connections()
+        )
+        self.app = build_app(
+            exporter,
+            telemetry_path,
+            web_config=web_config,
+            reloader=reloader,
+            limiter=self.limiter,
+        )
         self.listen = listen
         self.ssl_context = web_config.ssl_context if web_config is not None else None
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=IDLE_TIMEOUT,
+            logger=QuietServerLog(),
+            max_line_size=MAX_REQUEST_LINE,
+            max_field_size=MAX_REQUEST_LINE,
+            max_headers=MAX_HEADERS,
+        )
+        self._server: asyncio.Server | None = None
         self.port = listen.port
+
+    def _protocol(self) -> asyncio.Protocol:
+        server = self._runner.server
+        assert server is not None, "start() sets the runner up first"
+        return server()
 
     async def start(self) -> None:
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner,
+        # The listening socket is ours (not a TCPSite) so that every accepted connection goes
+        # through the limiter first.
+        self._server = await asyncio.get_running_loop().create_server(
+            self.limiter,
             self.listen.host,
             self.listen.port,
             reuse_address=True,
-            ssl_context=self.ssl_context,
+            ssl=self.ssl_context,
+            backlog=128,
         )
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        for sock in sockets:
+        for sock in self._server.sockets:
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 self.port = sock.getsockname()[1]
                 break
 
     async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
         await self._runner.cleanup()
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._server.wait_closed()
+            self._server = None

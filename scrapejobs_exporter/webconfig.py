@@ -23,9 +23,11 @@ import base64
 import binascii
 import functools
 import hashlib
+import os
 import re
 import ssl
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,8 +215,13 @@ def _users(raw: Any) -> dict[str, bytes]:
 class BasicAuth:
     """Checks `Authorization: Basic` against bcrypt hashes.
 
-    bcrypt is slow on purpose, so checks run one at a time in a worker thread, and successful
-    ones are remembered under a SHA-256 of user, hash and password (never the password itself).
+    bcrypt is slow on purpose, so checks run in their own worker threads (bcrypt releases the
+    GIL), in parallel and never on the event loop; successful ones are remembered under a
+    SHA-256 of user, hash and password (never the password itself). At most `MAX_WAITING`
+    checks wait for a thread: past that a request is refused at once (401) rather than
+    queued, so a flood of wrong passwords delays a valid login by a bounded amount. An unknown
+    user is checked against a dummy hash of the configured users' highest cost, so that a
+    wrong name takes as long as a wrong password.
     """
 
     CACHE_SIZE = 256
@@ -222,7 +229,11 @@ class BasicAuth:
     def __init__(self, users: dict[str, bytes]) -> None:
         self.users = users
         self._ok: OrderedDict[bytes, None] = OrderedDict()
-        self._lock = asyncio.Lock()
+        self.workers = max(2, os.cpu_count() or 2)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="bcrypt")
+        self.max_waiting = 2 * self.workers
+        self._pending = 0
+        self._dummy = _dummy_hash(max((_cost(h) for h in users.values()), default=10))
 
     async def check(self, header: str | None) -> bool:
         credentials = _parse_basic(header)
@@ -234,8 +245,15 @@ class BasicAuth:
         if hashed is not None and key in self._ok:
             self._ok.move_to_end(key)
             return True
-        async with self._lock:
-            ok = await asyncio.to_thread(_bcrypt_check, password, hashed or _dummy_hash())
+        if self._pending >= self.workers + self.max_waiting:
+            return False  # a flood: refused without queueing (see the class docstring)
+        self._pending += 1
+        try:
+            loop = asyncio.get_running_loop()
+            check = functools.partial(_bcrypt_check, password, hashed or self._dummy)
+            ok = await loop.run_in_executor(self._pool, check)
+        finally:
+            self._pending -= 1
         if ok and hashed is not None:
             self._ok[key] = None
             if len(self._ok) > self.CACHE_SIZE:
@@ -244,10 +262,15 @@ class BasicAuth:
         return False
 
 
+def _cost(hashed: bytes) -> int:
+    """The work factor of a `$2b$12$...` hash."""
+    return int(hashed.split(b"$")[2])
+
+
 @functools.cache
-def _dummy_hash() -> bytes:
+def _dummy_hash(cost: int) -> bytes:
     """Checked when the user is unknown, so a wrong name costs as long as a wrong password."""
-    return bcrypt.hashpw(b"scrapejobs-exporter", bcrypt.gensalt(rounds=10))
+    return bcrypt.hashpw(b"scrapejobs-exporter", bcrypt.gensalt(rounds=min(max(cost, 4), 31)))
 
 
 def _bcrypt_check(password: bytes, hashed: bytes) -> bool:

@@ -10,9 +10,17 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
-from scrapejobs_exporter.providers.brightdata import UNKNOWN, Page, normalize_status
+from scrapejobs_exporter.providers.brightdata import (
+    UNKNOWN,
+    Page,
+    Refusals,
+    normalize_status,
+    row_refusals,
+    unique_rows,
+)
 from scrapejobs_exporter.providers.fields import Fields, ParseError
 from scrapejobs_exporter.providers.http import HttpClient
+from scrapejobs_exporter.providers.ids import safe_text
 
 __all__ = [
     "COMPLETION_REASONS",
@@ -51,6 +59,7 @@ class AitronosJob:
     completed: float | None = None
     error_message: str | None = None
     invalid: tuple[str, ...] = ()
+    refused: Refusals = ()
 
     @property
     def terminal(self) -> bool:
@@ -70,10 +79,11 @@ def unwrap_envelope(body: Any) -> Any:
 
 
 def _error_text(body: dict[str, Any]) -> str:
+    # Not cut short here: the HTTP client redacts credentials first, then shortens.
     error = body.get("error")
     if isinstance(error, dict):
-        return str(error.get("message") or error.get("code") or "no message")[:120]
-    return str(error or body.get("detail") or "no message")[:120]
+        return safe_text(str(error.get("message") or error.get("code") or "no message"))
+    return safe_text(str(error or body.get("detail") or "no message"))
 
 
 def parse_job_progress(body: Any, job_id: str) -> AitronosJob:
@@ -81,7 +91,7 @@ def parse_job_progress(body: Any, job_id: str) -> AitronosJob:
     raw_status = f.text("status")
     reason = f.text("completion_reason")
     job = AitronosJob(
-        job_id=f.text("job_id") or job_id,
+        job_id=f.ident("job_id", "aitronos_job", job_id) or job_id,
         status=normalize_status(raw_status, JOB_STATUSES, _ALIASES),
         raw_status=raw_status,
         completion_reason=None if reason is None else reason.strip().lower(),
@@ -97,10 +107,16 @@ def parse_job_progress(body: Any, job_id: str) -> AitronosJob:
         completed=f.timestamp("completed_at"),
         error_message=f.text("error_message"),
     )
-    return replace(job, invalid=tuple(f.invalid)) if f.invalid else job
+    return _with_invalid(job, f)
 
 
 EP_JOBS_LIST = "{prefix}/scrape/jobs"
+
+
+def _with_invalid(job: AitronosJob, f: Fields) -> AitronosJob:
+    if f.invalid or f.refused:
+        return replace(job, invalid=tuple(f.invalid), refused=tuple(f.refused))
+    return job
 
 
 def parse_job_row(row: Any) -> AitronosJob:
@@ -114,7 +130,7 @@ def parse_job_row(row: Any) -> AitronosJob:
         else None
     )
     job = AitronosJob(
-        job_id=f.text("job_id") or "",
+        job_id=f.ident("job_id", "aitronos_job") or "",
         status=normalize_status(raw_status, JOB_STATUSES, _ALIASES),
         raw_status=raw_status,
         url=f.text("url"),
@@ -123,7 +139,7 @@ def parse_job_row(row: Any) -> AitronosJob:
         completed=f.timestamp("completed_at"),
         error_message=f.text("error_message"),
     )
-    return replace(job, invalid=tuple(f.invalid)) if f.invalid else job
+    return _with_invalid(job, f)
 
 
 def parse_jobs_list(body: Any) -> Page[AitronosJob]:
@@ -133,7 +149,9 @@ def parse_jobs_list(body: Any) -> Page[AitronosJob]:
     if not isinstance(rows, list):
         raise ParseError("jobs list: no `jobs` array")
     jobs = [parse_job_row(row) for row in rows]
-    return Page(tuple(j for j in jobs if j.job_id), f.integer("total"))
+    refused = row_refusals(jobs)
+    unique = unique_rows(jobs, lambda j: j.job_id, refused)
+    return Page(unique, f.integer("total"), tuple(refused))
 
 
 class AitronosClient:

@@ -5,6 +5,7 @@ Parsers are pure: JSON in, frozen model out. See ../shared/api-reference.md (BD-
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
@@ -61,6 +62,10 @@ EP_AI_FLOW_PROGRESS = "/dca/collectors/{collector_id}/automate_template/progress
 EP_AI_FLOW_TRIGGER = "/dca/collectors/{collector_id}/automate_template"
 
 
+# (field, reason) of each id a reply named that was not kept; see `ids.check_id`.
+Refusals = tuple[tuple[str, str], ...]
+
+
 def normalize_status(raw: str | None, known: tuple[str, ...], aliases: dict[str, str]) -> str:
     """Map a provider status onto a known state; anything else (or none) is `unknown`."""
     if raw is None:
@@ -94,6 +99,7 @@ class StudioJob:
     started: float | None = None
     finished: float | None = None
     invalid: tuple[str, ...] = ()
+    refused: Refusals = ()
 
     @property
     def terminal(self) -> bool:
@@ -112,6 +118,7 @@ class Snapshot:
     records: int | None = None
     errors: int | None = None
     invalid: tuple[str, ...] = ()
+    refused: Refusals = ()
 
     @property
     def terminal(self) -> bool:
@@ -134,6 +141,7 @@ class AiFlow:
     error: str | None = None
     ai_job_id: str | None = None
     invalid: tuple[str, ...] = ()
+    refused: Refusals = ()
 
     @property
     def terminal(self) -> bool:
@@ -149,8 +157,9 @@ def parse_job_log(body: Any, job_id: str, collector: str | None = None) -> Studi
     f = Fields(body, "job log")
     raw_status = f.text("status")
     job = StudioJob(
-        job_id=f.text("id") or job_id,
-        collector=f.text("collector") or collector,
+        job_id=f.ident("id", "job", job_id) or job_id,
+        # The collector a job was discovered under is the label; a static job learns it here.
+        collector=f.ident("collector", "collector", collector),
         status=normalize_status(raw_status, JOB_STATUSES, _JOB_ALIASES),
         raw_status=raw_status,
         template=f.text("template"),
@@ -176,8 +185,8 @@ def parse_snapshot_progress(body: Any, snapshot_id: str) -> Snapshot:
     f = Fields(body, "snapshot progress")
     raw_status = f.text("status")
     snapshot = Snapshot(
-        snapshot_id=f.text("snapshot_id") or snapshot_id,
-        dataset_id=f.text("dataset_id"),
+        snapshot_id=f.ident("snapshot_id", "snapshot", snapshot_id) or snapshot_id,
+        dataset_id=f.ident("dataset_id", "dataset"),
         status=normalize_status(raw_status, SNAPSHOT_STATUSES, {}),
         raw_status=raw_status,
         error_message=f.text("error_message") or f.text("error"),
@@ -207,7 +216,7 @@ def parse_ai_flow_progress(body: Any, collector: str) -> AiFlow:
         raw_step=raw_step,
         completed_steps=None if steps is None else len(steps),
         error=f.text("error"),
-        ai_job_id=f.text("id"),
+        ai_job_id=f.ident("id", "ai_job"),
     )
     return _with_invalid(flow, f)
 
@@ -222,9 +231,9 @@ class AiFlowTrigger:
 
 def parse_trigger(body: Any) -> AiFlowTrigger:
     f = Fields(body, "AI flow trigger")
-    ai_job_id = f.text("id")
+    ai_job_id = f.ident("id", "ai_job")
     if not ai_job_id:
-        raise ParseError("AI flow trigger: no `id` in the answer")
+        raise ParseError("AI flow trigger: no well-formed `id` (ia_...) in the answer")
     return AiFlowTrigger(ai_job_id, bool(f.boolean("queued")))
 
 
@@ -241,7 +250,32 @@ T = TypeVar("T")
 
 
 def _with_invalid(model: _Model, f: Fields) -> _Model:
-    return replace(model, invalid=tuple(f.invalid)) if f.invalid else model
+    if f.invalid or f.refused:
+        return replace(model, invalid=tuple(f.invalid), refused=tuple(f.refused))
+    return model
+
+
+def unique_rows(
+    rows: Iterable[T], key: Callable[[T], str], refused: list[tuple[str, str]]
+) -> tuple[T, ...]:
+    """Rows with an id, the first of each id only (a repeat is noted in `refused`): one row
+    per series, never two competing ones."""
+    seen: set[str] = set()
+    out: list[T] = []
+    for row in rows:
+        ident = key(row)
+        if not ident:
+            continue
+        if ident in seen:
+            refused.append(("id", "duplicate"))
+            continue
+        seen.add(ident)
+        out.append(row)
+    return tuple(out)
+
+
+def row_refusals(models: Iterable[Any]) -> list[tuple[str, str]]:
+    return [r for m in models for r in m.refused]
 
 
 class BrightDataClient:
@@ -345,6 +379,7 @@ class Page(Generic[T]):
 
     items: tuple[T, ...]
     total: int | None
+    refused: Refusals = ()
 
 
 def _rows(body: Any, keys: tuple[str, ...], what: str) -> list[Any]:
@@ -365,13 +400,15 @@ def _total(body: Any) -> int | None:
 
 def parse_collectors_list(body: Any) -> Page[Collector]:
     """`GET /dca/collectors_list`: `{total, offset, limit, data}`, `{collectors}` or an array."""
-    items = []
+    items, refused = [], []
     for row in _rows(body, ("data", "collectors"), "collectors list"):
         f = Fields(row, "collector row")
-        collector_id = f.text("id")
+        collector_id = f.ident("id", "collector")
+        refused += f.refused
         if collector_id:
             items.append(Collector(collector_id, f.text("name"), f.boolean("active")))
-    return Page(tuple(items), _total(body))
+    unique = unique_rows(items, lambda c: c.collector_id, refused)
+    return Page(unique, _total(body), tuple(refused))
 
 
 def parse_job_row(row: Any, collector: str) -> StudioJob:
@@ -389,7 +426,7 @@ def parse_job_row(row: Any, collector: str) -> StudioJob:
         f.timestamp("finished"),
     )
     job = StudioJob(
-        job_id=f.text("id") or "",
+        job_id=f.ident("id", "job") or "",
         collector=collector,
         status=normalize_status(raw_status, JOB_STATUSES, _JOB_ALIASES),
         raw_status=raw_status,
@@ -415,25 +452,32 @@ def _elapsed(start: float | None, end: float | None) -> float | None:
 
 def parse_collector_jobs(body: Any, collector: str) -> Page[StudioJob]:
     jobs = [parse_job_row(row, collector) for row in _rows(body, ("data",), "collector jobs")]
-    return Page(tuple(j for j in jobs if j.job_id), _total(body))
+    refused = row_refusals(jobs)
+    unique = unique_rows(jobs, lambda j: j.job_id, refused)
+    return Page(unique, _total(body), tuple(refused))
 
 
 def parse_snapshots_list(body: Any, dataset_id: str) -> Page[Snapshot]:
     """`GET /datasets/v3/snapshots`: a bare array of `{id, created, status, dataset_id, ...}`."""
-    items = []
+    items: list[Snapshot] = []
+    refused: list[tuple[str, str]] = []
     for row in _rows(body, ("data", "snapshots"), "snapshots list"):
         f = Fields(row, "snapshot row")
-        snapshot_id = f.text("id") or f.text("snapshot_id")
+        key = "id" if f.raw("id") is not None else "snapshot_id"
+        snapshot_id = f.ident(key, "snapshot")
         if not snapshot_id:
+            refused += f.refused
             continue
         raw_status = f.text("status")
         snapshot = Snapshot(
             snapshot_id=snapshot_id,
-            dataset_id=f.text("dataset_id") or dataset_id,
+            dataset_id=f.ident("dataset_id", "dataset", dataset_id),
             status=normalize_status(raw_status, SNAPSHOT_STATUSES, {}),
             raw_status=raw_status,
             error_message=f.text("error_message"),
             records=f.integer("dataset_size"),
         )
         items.append(_with_invalid(snapshot, f))
-    return Page(tuple(items), _total(body))
+    refused += row_refusals(items)
+    unique = unique_rows(items, lambda s: s.snapshot_id, refused)
+    return Page(unique, _total(body), tuple(refused))

@@ -12,6 +12,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from scrapejobs_exporter.providers.ids import check_id, safe_text
+
 __all__ = ["Fields", "ParseError", "parse_timestamp"]
 
 
@@ -22,7 +24,7 @@ class ParseError(ValueError):
 class Fields:
     """Case-insensitive, type-tolerant view of one JSON object."""
 
-    __slots__ = ("_data", "invalid")
+    __slots__ = ("_data", "invalid", "refused")
 
     def __init__(self, body: Any, what: str) -> None:
         if not isinstance(body, dict):
@@ -35,6 +37,8 @@ class Fields:
                 data[lowered] = value
         self._data = data
         self.invalid: list[str] = []
+        # (field, reason) of ids refused (see `ids.check_id`), counted by the HTTP client.
+        self.refused: list[tuple[str, str]] = []
 
     def __contains__(self, key: str) -> bool:
         return key in self._data
@@ -49,13 +53,35 @@ class Fields:
         self.invalid.append(key)
 
     def text(self, key: str) -> str | None:
+        """A string, made safe to print (surrogates replaced, length capped)."""
         value = self._data.get(key)
         if value is None:
             return None
         if isinstance(value, str):
-            return value
+            return safe_text(value)
         self._bad(key)
         return None
+
+    def ident(self, key: str, kind: str, asked: str | None = None) -> str | None:
+        """An id of `kind` (see `ids.ID_SHAPES`), or None when it is missing or refused.
+
+        With `asked` (the id we requested), that id is the answer: a body naming another one is
+        refused as a `mismatch` (labels never come from the body)."""
+        value = self._data.get(key)
+        if value is None or value == "":
+            return asked
+        if not isinstance(value, str):
+            self._bad(key)
+            return asked
+        if asked is not None:
+            if value != asked:
+                self.refused.append((key, "mismatch"))
+            return asked
+        reason = check_id(kind, value)
+        if reason is not None:
+            self.refused.append((key, reason))
+            return None
+        return value
 
     def number(self, key: str) -> float | None:
         value = self._data.get(key)

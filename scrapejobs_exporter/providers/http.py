@@ -12,8 +12,8 @@ import asyncio
 import json
 import logging
 import math
-import re
 import time
+import zlib
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -23,8 +23,11 @@ import httpx
 from scrapejobs_exporter import __version__
 from scrapejobs_exporter.providers.fields import ParseError
 from scrapejobs_exporter.providers.httpcore_backend import use_fast_streams
+from scrapejobs_exporter.providers.ids import preview
+from scrapejobs_exporter.providers.redact import Redactor, plain_text
 from scrapejobs_exporter.resilience import (
     DEFAULT_POLICY,
+    MAX_PAUSE,
     RETRYABLE,
     Policy,
     ProviderGate,
@@ -110,7 +113,8 @@ class HttpClient:
         self.policy = policy
         # A gate handed over from a replaced client keeps its budget and pauses across a reload.
         self.gate = gate or ProviderGate(provider, max_requests_per_minute, telemetry, policy)
-        self._secrets = _secret_values(headers)
+        self._redact = Redactor(_secret_values(headers))
+        self._refusals_seen: set[tuple[str, str, str]] = set()
         # httpx spends time proportional to its pool size on every request, so a large
         # concurrency is served by several small pools in turn rather than one big one. The
         # pools' transports are used directly: httpx's Client adds auth, redirect, cookie and
@@ -123,8 +127,14 @@ class HttpClient:
         ]
         self._in_flight = [0] * count
         agent = f"scrapejobs-exporter/{__version__}"
+        # No compression asked for: a small compressed body can inflate to gigabytes.
         self._headers = httpx.Headers(
-            {"User-Agent": agent, "Accept": "application/json", **headers}
+            {
+                "User-Agent": agent,
+                "Accept": "application/json",
+                "Accept-Encoding": "identity",
+                **headers,
+            }
         )
         self._timeouts = httpx.Timeout(timeout, connect=min(timeout, 5.0)).as_dict()
 
@@ -142,10 +152,28 @@ class HttpClient:
         """GET `path` and parse it; a body the parser rejects counts as a `bad_body` error."""
         body = await self.get_json(endpoint, path, params)
         try:
-            return parse(body)
+            result = parse(body)
         except ParseError as exc:
             self._count_error(endpoint, "bad_body")
             raise ApiError("bad_body", self._redact(str(exc))) from None
+        self._note_refusals(endpoint, getattr(result, "refused", ()))
+        return result
+
+    def _note_refusals(self, endpoint: str, refused: tuple[tuple[str, str], ...]) -> None:
+        """Count ids a reply named that the parser refused; log each kind of refusal once."""
+        for field, reason in refused:
+            self.telemetry.refused_ids.inc((self.provider, endpoint, reason))
+            seen = (endpoint, field, reason)
+            if seen not in self._refusals_seen:
+                self._refusals_seen.add(seen)
+                log.warning(
+                    "%s %s: refused the `%s` a reply named (%s); further ones are counted in "
+                    "scrapejobs_exporter_refused_ids_total",
+                    self.provider,
+                    endpoint,
+                    preview(field),
+                    reason.replace("_", " "),
+                )
 
     async def get_json(
         self, endpoint: str, path: str, params: dict[str, str | int] | None = None
@@ -256,25 +284,30 @@ class HttpClient:
                 await response.aclose()
         finally:
             self._in_flight[index] -= 1
-        return response, _decompress(response, content)
+        return response, content
 
     async def _read_capped(self, response: httpx.Response) -> bytes:
+        """The body, inflated as it arrives if it came compressed anyway; the size cap holds
+        for the bytes on the wire and for the inflated ones."""
+        cap = self.max_body_bytes
         declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise _too_large(response, self.max_body_bytes)
-        chunks, size = [], 0
+        if declared.isdigit() and len(declared) < 20 and int(declared) > cap:
+            raise _too_large(response, cap)
+        inflate = _Inflater.for_response(response, cap)
+        chunks, size, wire = [], 0, 0
         async for chunk in response.aiter_raw():
+            wire += len(chunk)
+            if wire > cap:
+                raise _too_large(response, cap)
+            if inflate is not None:
+                chunk = inflate.feed(chunk)
             size += len(chunk)
-            if size > self.max_body_bytes:
-                raise _too_large(response, self.max_body_bytes)
+            if size > cap:
+                raise _too_large(response, cap)
             chunks.append(chunk)
+        if inflate is not None:
+            chunks.append(inflate.finish())
         return b"".join(chunks)
-
-    def _redact(self, text: str) -> str:
-        """Error texts quote response bodies: keep our credentials and e-mail addresses out."""
-        for secret in self._secrets:
-            text = text.replace(secret, "<secret>")
-        return _EMAIL.sub("<e-mail>", text)
 
     def _count_error(self, endpoint: str, reason: str) -> None:
         self.telemetry.api_errors.inc((self.provider, endpoint, reason))
@@ -312,11 +345,7 @@ def _report(turn: Turn, exc: ApiError) -> None:
 def _secret_values(headers: dict[str, str]) -> tuple[str, ...]:
     values = {v for v in headers.values() if v}
     values |= {v.split(" ", 1)[1] for v in values if v.startswith("Bearer ") and len(v) > 7}
-    # Longest first, so a token inside `Bearer token` is not left half-replaced.
-    return tuple(sorted(values, key=len, reverse=True))
-
-
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+    return tuple(values)
 
 
 def _too_large(response: httpx.Response, cap: int) -> ApiError:
@@ -325,16 +354,50 @@ def _too_large(response: httpx.Response, cap: int) -> ApiError:
     )
 
 
-def _decompress(response: httpx.Response, raw: bytes) -> bytes:
-    # aiter_raw keeps the size check honest on the wire; decoding happens once it passed.
-    encoding = response.headers.get("content-encoding", "").lower()
-    if encoding in ("gzip", "deflate", "br"):
-        decoder = httpx.Response(200, headers={"content-encoding": encoding}, content=raw)
+class _Inflater:
+    """Streamed gzip/deflate decoding that never makes more than `cap` + 1 bytes: a body sent
+    compressed although we asked for `identity` is inflated under the same size cap."""
+
+    def __init__(self, encoding: str, wbits: int, cap: int, status: int) -> None:
+        self.encoding = encoding
+        self._decoder = zlib.decompressobj(wbits)
+        self._room = cap + 1  # one byte past the cap is enough to know it is too large
+        self._status = status
+
+    @classmethod
+    def for_response(cls, response: httpx.Response, cap: int) -> _Inflater | None:
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        if encoding in ("", "identity"):
+            return None
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            # 32 + MAX_WBITS: a gzip or zlib header, whichever comes (RFC 9110's deflate is zlib).
+            return cls(encoding, 32 + zlib.MAX_WBITS, cap, response.status_code)
+        raise ApiError(
+            "bad_body",
+            f"unsupported Content-Encoding {preview(encoding)} (identity was asked for)",
+            status=response.status_code,
+        )
+
+    def feed(self, data: bytes) -> bytes:
         try:
-            return decoder.read()
-        except httpx.DecodingError as exc:
-            raise ApiError("bad_body", f"cannot decode {encoding} body: {exc}") from None
-    return raw
+            out = self._decoder.decompress(data, self._room)
+        except zlib.error as exc:
+            raise ApiError(
+                "bad_body", f"cannot decode {self.encoding} body: {exc}", status=self._status
+            ) from None
+        self._room -= len(out)
+        if self._room <= 0 or self._decoder.unconsumed_tail:
+            # More output than the cap allows: stop here, without inflating the rest.
+            raise ApiError("too_large", "inflated response body exceeds the size cap; refused",
+                           status=self._status)  # fmt: skip
+        return out
+
+    def finish(self) -> bytes:
+        if not self._decoder.eof:
+            raise ApiError(
+                "bad_body", f"truncated {self.encoding} body", status=self._status
+            ) from None
+        return b""
 
 
 def _raise_for_response(response: httpx.Response, content: bytes) -> None:
@@ -360,9 +423,10 @@ def _raise_for_response(response: httpx.Response, content: bytes) -> None:
         extra = [x for x in (code, _one_line(headers.get("x-brd-err-msg", ""))) if x]
         if extra:
             detail += f" ({'; '.join(extra)})"
+        # Not cut short here: the message is redacted first, then shortened (`_attempt`).
         raise ApiError(
             "rate_limited" if rate else "http_4xx",
-            f"provider error header on HTTP {status}: {detail[:200]}",
+            f"provider error header on HTTP {status}: {detail}",
             status=status,
             retry_after=_retry_after(response),
         )
@@ -384,20 +448,26 @@ def _decode_json(response: httpx.Response, content: bytes) -> Any:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait, from `Retry-After` (seconds or an HTTP date), capped at `MAX_PAUSE`.
+
+    The one place a provider's wish becomes a number: every pause built from it is bounded
+    (`Retry-After: 99999999999` must not silence a provider for three thousand years)."""
     value = response.headers.get("retry-after") or response.headers.get("x-ratelimit-retry-after")
     if not value:
         return None
     number = _to_float(value)
-    if number is not None:
-        return max(0.0, number)
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
+    if number is None:
+        try:
+            number = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, OverflowError):
+            return None
+    if math.isnan(number):
         return None
+    return min(MAX_PAUSE, max(0.0, number))
 
 
 def _to_float(value: str | None) -> float | None:
-    if value is None:
+    if value is None or len(value) > 64:
         return None
     try:
         return float(value)
@@ -405,16 +475,13 @@ def _to_float(value: str | None) -> float | None:
         return None
 
 
-_TAGS = re.compile(r"<[^>]+>")
-
-
-def _snippet(content: bytes, limit: int = 120) -> str:
-    text = content.decode("utf-8", "replace")
-    return _one_line(_TAGS.sub(" ", text))[:limit]
+def _snippet(content: bytes) -> str:
+    # Plain text only; `_attempt` redacts credentials and then shortens it.
+    return plain_text(content)
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return " ".join(text[:4096].split())
 
 
 def _describe(exc: Exception) -> str:

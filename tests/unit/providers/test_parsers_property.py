@@ -1,4 +1,5 @@
-"""Any JSON, or none, gives a model or a ParseError, and numbers are None or finite.
+"""Any JSON, or none, gives a model or a ParseError, numbers are None or finite, and every string
+is printable as UTF-8, of bounded length, and every id kept has its documented shape.
 
 Bodies are random JSON values and random mutations of the documentation's seed bodies: values
 replaced by anything, keys dropped or re-cased, numbers as strings, objects wrapped in arrays.
@@ -20,6 +21,11 @@ from hypothesis import strategies as st
 from scrapejobs_exporter.providers import aitronos, brightdata
 from scrapejobs_exporter.providers.fields import ParseError
 from scrapejobs_exporter.providers.http import ApiError, _decode_json
+from scrapejobs_exporter.providers.ids import (
+    ID_SHAPES,
+    MAX_TEXT_LENGTH,
+    REFUSED_REASONS,
+)
 from tests.conftest import seed
 
 SEEDS = [
@@ -60,6 +66,12 @@ scalars = st.one_of(
     st.text(max_size=30),
     st.sampled_from(["", "NaN", "inf", "-1e999", "1e999", "12", "3.5", "running", "done",
                      "2024-01-01T00:00:00Z", "9999-99-99", "Z"]),
+    # Hostile strings: lone surrogates (valid JSON, not UTF-8), huge ones, ids of every shape
+    # (well-formed, almost, and path-changing), negative counts.
+    st.sampled_from(["\ud800", "a\udfffb", "j_\ud800", "x" * 70_000, "j_" + "a" * 70_000,
+                     "j_1", "vj_2", "s_1", "c_1", "gd_1", "job_1", "ia_1", "j_1/../x", "j_1\n",
+                     "../../etc", "j_1?x=1", "-5", "-1e3"]),
+    st.integers(max_value=-1),
 )  # fmt: skip
 json_values = st.recursive(
     scalars,
@@ -101,13 +113,34 @@ def mutated(draw: st.DrawFn, value: Any) -> Any:
     return draw(st.one_of(st.just(value), json_values))
 
 
+# Model fields holding an id, and the shape a kept one has (the asked-for ids in PARSERS have it).
+ID_FIELDS = {
+    "job_id": ("job", "aitronos_job"),
+    "snapshot_id": ("snapshot",),
+    "collector_id": ("collector",),
+    "collector": ("collector",),
+    "dataset_id": ("dataset",),
+    "ai_job_id": ("ai_job",),
+}
+
+
+def check_refused(refused: Any) -> None:
+    assert isinstance(refused, tuple)
+    for field, reason in refused:
+        assert isinstance(field, str) and reason in REFUSED_REASONS
+
+
 def check_model(result: Any) -> None:
     items = getattr(result, "items", None)
     if isinstance(items, tuple):  # a list page
         for item in items:
             check_model(item)
+        ids = [getattr(i, "job_id", None) or getattr(i, "snapshot_id", None)
+               or getattr(i, "collector_id", None) for i in items]  # fmt: skip
+        assert len(ids) == len(set(ids)), "a list page kept an id twice"
         total = result.total
         assert total is None or (isinstance(total, int) and not isinstance(total, bool))
+        check_refused(result.refused)
         return
     assert dataclasses.is_dataclass(result)
     for f in dataclasses.fields(result):
@@ -116,8 +149,15 @@ def check_model(result: Any) -> None:
             continue
         if isinstance(value, int | float):
             assert math.isfinite(value), (f.name, value)
-        elif f.name not in ("invalid",):
+        elif f.name == "refused":
+            check_refused(value)
+        elif f.name != "invalid":
             assert isinstance(value, str), (f.name, value)
+            value.encode("utf-8")  # no lone surrogate: the render must never fail on it
+            assert len(value) <= MAX_TEXT_LENGTH, (f.name, len(value))
+            if f.name in ID_FIELDS:
+                shapes = ID_FIELDS[f.name]
+                assert any(ID_SHAPES[k].fullmatch(value) for k in shapes), (f.name, value)
 
 
 def parse_ok_or_parse_error(parser: Callable[[Any], Any], body: Any) -> None:
@@ -168,6 +208,42 @@ def _decoded_bodies_parse_or_fail_typed(response: httpx.Response, raw: bytes) ->
         return
     for parser in PARSERS.values():
         parse_ok_or_parse_error(parser, body)
+
+
+id_values = st.sampled_from(
+    ["j_1", "j_1", "vj_2", "s_1", "s_1", "c_1", "c_1", "job_1", "job_1", "j_\ud800", "s_" + "a" * 300,
+     "../x", 7, None]
+)  # fmt: skip
+rows = st.lists(
+    st.fixed_dictionaries(
+        {"id": id_values, "job_id": id_values, "status": st.sampled_from(["done", "running", "x"])},
+        optional={"data_lines": st.integers(), "dataset_size": st.integers(min_value=-5)},
+    ),
+    max_size=8,
+)
+
+
+@pytest.mark.parametrize(
+    "name", ["parse_collectors_list", "parse_collector_jobs", "parse_snapshots_list", "parse_jobs_list"]
+)
+@SETTINGS
+@given(page=rows, wrap=st.sampled_from(["bare", "data", "jobs"]))
+def test_list_pages_keep_each_valid_id_once(name: str, page: list[Any], wrap: str) -> None:
+    """Duplicated, malformed and surrogate ids in list rows: each well-formed id once, every
+    other row refused with a counted reason."""
+    body: Any = page if wrap == "bare" else {wrap: page, "total": len(page)}
+    try:
+        result = PARSERS[name](body)
+    except ParseError:
+        return
+    check_model(result)
+    reasons = [r for _, r in result.refused]
+    ids = [r.get("job_id" if name == "parse_jobs_list" else "id") for r in page]
+    kept = len(result.items)
+    distinct_strings = len({i for i in ids if isinstance(i, str)})
+    assert kept <= distinct_strings
+    if kept < len([i for i in ids if isinstance(i, str)]):
+        assert reasons, "a row with an id was dropped without a counted reason"
 
 
 def test_huge_integers_are_dropped_not_raised() -> None:
