@@ -205,9 +205,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     counts = []
     if config.brightdata is not None:
         bd = config.brightdata
+        ai_flows = "all" if bd.ai_flows == "all" else len(bd.ai_flows)
         counts.append(
-            f"brightdata: {len(bd.jobs)} jobs, {len(bd.snapshots)} snapshots, "
-            f"{len(bd.ai_flows)} AI flows"
+            f"brightdata: {len(bd.jobs)} jobs, {len(bd.snapshots)} snapshots, {ai_flows} AI flows"
         )
     if config.aitronos is not None:
         counts.append(f"aitronos: {len(config.aitronos.jobs)} jobs")

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import bcrypt
-import yaml
+
+from scrapejobs_exporter.yamlfile import FileProblem, YamlProblem, load_yaml, read_text_file
 
 __all__ = ["BasicAuth", "WebConfig", "WebConfigError", "load_web_config"]
 
@@ -58,6 +59,8 @@ TLS_VERSIONS = {
 _TLS_KEYS = frozenset(
     {"cert_file", "key_file", "client_ca_file", "client_auth_type", "min_version", "max_version"}
 )
+MAX_WEB_CONFIG_BYTES = 1024 * 1024
+MAX_PEM_BYTES = 1024 * 1024
 _BCRYPT_HASH = re.compile(r"^\$2[aby]?\$\d{2}\$[./A-Za-z0-9]{53}$")
 
 
@@ -78,14 +81,11 @@ class WebConfig:
 def load_web_config(path: str | Path) -> WebConfig:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise WebConfigError(f"{path}: cannot read web config: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise WebConfigError(f"{path}: {where}YAML syntax error: {problem}") from None
+        raw = load_yaml(read_text_file(path, MAX_WEB_CONFIG_BYTES))
+    except FileProblem as exc:
+        raise WebConfigError(f"{path}: cannot read web config: {exc}") from None
+    except YamlProblem as exc:
+        raise WebConfigError(f"{path}: {exc}") from None
     try:
         return parse_web_config(raw, path.parent)
     except WebConfigError as exc:
@@ -132,6 +132,9 @@ def _ssl_context(tls: dict[str, Any], base_dir: Path) -> ssl.SSLContext:
     _check_client_auth(auth, ca)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     _set_versions(context, tls)
+    for key_name, name in (("cert_file", cert), ("key_file", key), ("client_ca_file", ca)):
+        if name:
+            _regular_file(base_dir / name, key_name)
     try:
         context.load_cert_chain(base_dir / cert, base_dir / key)
     except (OSError, ssl.SSLError) as exc:
@@ -148,6 +151,14 @@ def _ssl_context(tls: dict[str, Any], base_dir: Path) -> ssl.SSLContext:
             ) from None
     context.verify_mode = _VERIFY_MODES[auth]
     return context
+
+
+def _regular_file(path: Path, key: str) -> None:
+    """OpenSSL would wait forever on a FIFO and read /dev/zero without end: refuse both."""
+    try:
+        read_text_file(path, MAX_PEM_BYTES)
+    except FileProblem as exc:
+        raise WebConfigError(f"tls_server_config.{key}: cannot read {str(path)!r}: {exc}") from None
 
 
 def _check_client_auth(auth: str, ca: str) -> None:

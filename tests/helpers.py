@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import AsyncIterator, Iterator
 
+import httpx
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as om_exposition
@@ -173,3 +175,21 @@ def om_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float
         for f in text_string_to_metric_families(text)
         for s in f.samples
     }
+
+
+class _Chunks(httpx.AsyncByteStream):
+    """A body arriving in 64 KB chunks, as from a socket."""
+
+    def __init__(self, content: bytes) -> None:
+        self.content = content
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for start in range(0, len(self.content), 65536):
+            yield self.content[start : start + 65536]
+
+
+def reply(status: int, body: object, headers: dict[str, str] | None = None) -> httpx.Response:
+    """A streamed reply for `httpx.MockTransport`; a non-bytes body is sent as JSON (with lone
+    surrogates escaped, as a provider's JSON may hold them)."""
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return httpx.Response(status, headers=headers, stream=_Chunks(content))

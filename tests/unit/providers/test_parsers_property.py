@@ -224,7 +224,8 @@ rows = st.lists(
 
 
 @pytest.mark.parametrize(
-    "name", ["parse_collectors_list", "parse_collector_jobs", "parse_snapshots_list", "parse_jobs_list"]
+    "name",
+    ["parse_collectors_list", "parse_collector_jobs", "parse_snapshots_list", "parse_jobs_list"],
 )
 @SETTINGS
 @given(page=rows, wrap=st.sampled_from(["bare", "data", "jobs"]))
