@@ -226,24 +226,22 @@ def _users(raw: Any) -> dict[str, bytes]:
 class BasicAuth:
     """Checks `Authorization: Basic` against bcrypt hashes.
 
-    bcrypt is slow on purpose, so checks run in their own worker threads (bcrypt releases the
-    GIL), in parallel and never on the event loop; successful ones are remembered under a
-    SHA-256 of user, hash and password (never the password itself). At most `MAX_WAITING`
-    checks wait for a thread: past that a request is refused at once (401) rather than
-    queued, so a flood of wrong passwords delays a valid login by a bounded amount. An unknown
-    user is checked against a dummy hash of the configured users' highest cost, so that a
-    wrong name takes as long as a wrong password.
+    bcrypt is slow on purpose, so checks run in worker threads (bcrypt releases the GIL), in
+    parallel, never on the event loop and without a lock. Answers are remembered under a
+    SHA-256 of user, hash and password (never the password itself): a valid login is checked
+    once, and a wrong password sent again (a flood) is refused without another bcrypt run;
+    identical checks in flight share one run. An unknown user is checked against a dummy hash
+    of the configured users' highest cost, so that a wrong name takes as long as a wrong
+    password (and a remembered refusal is as quick for both).
     """
 
-    CACHE_SIZE = 256
+    CACHE_SIZE = 1024
 
     def __init__(self, users: dict[str, bytes]) -> None:
         self.users = users
-        self._ok: OrderedDict[bytes, None] = OrderedDict()
-        self.workers = max(2, os.cpu_count() or 2)
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="bcrypt")
-        self.max_waiting = 2 * self.workers
-        self._pending = 0
+        self._answers: OrderedDict[bytes, bool] = OrderedDict()
+        self._running: dict[bytes, asyncio.Future[bool]] = {}
+        self._pool = ThreadPoolExecutor(max(2, os.cpu_count() or 2), thread_name_prefix="bcrypt")
         self._dummy = _dummy_hash(max((_cost(h) for h in users.values()), default=10))
 
     async def check(self, header: str | None) -> bool:
@@ -253,24 +251,27 @@ class BasicAuth:
         user, password = credentials
         hashed = self.users.get(user)
         key = hashlib.sha256(b"\0".join((user.encode(), hashed or b"", password))).digest()
-        if hashed is not None and key in self._ok:
-            self._ok.move_to_end(key)
-            return True
-        if self._pending >= self.workers + self.max_waiting:
-            return False  # a flood: refused without queueing (see the class docstring)
-        self._pending += 1
-        try:
-            loop = asyncio.get_running_loop()
+        answer = self._answers.get(key)
+        if answer is not None:
+            self._answers.move_to_end(key)
+            return answer
+        running = self._running.get(key)
+        if running is None:
             check = functools.partial(_bcrypt_check, password, hashed or self._dummy)
-            ok = await loop.run_in_executor(self._pool, check)
-        finally:
-            self._pending -= 1
-        if ok and hashed is not None:
-            self._ok[key] = None
-            if len(self._ok) > self.CACHE_SIZE:
-                self._ok.popitem(last=False)
-            return True
-        return False
+            running = asyncio.get_running_loop().run_in_executor(self._pool, check)
+            self._running[key] = running
+            running.add_done_callback(lambda done: self._remember(key, done, hashed is not None))
+        # Shielded: a client hanging up must not cancel a run other requests wait for.
+        ok = await asyncio.shield(running)
+        return ok and hashed is not None
+
+    def _remember(self, key: bytes, done: asyncio.Future[bool], known: bool) -> None:
+        self._running.pop(key, None)
+        if done.cancelled() or done.exception() is not None:
+            return
+        self._answers[key] = done.result() and known
+        if len(self._answers) > self.CACHE_SIZE:
+            self._answers.popitem(last=False)
 
 
 def _cost(hashed: bytes) -> int:

@@ -137,7 +137,8 @@ def load_yaml(text: str) -> Any:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise YamlProblem(f"{where}YAML error: {problem}") from None
+            kind = "YAML error" if isinstance(exc, ConstructorError) else "YAML syntax error"
+            raise YamlProblem(f"{where}{kind}: {problem}") from None
     finally:
         loader.dispose()
 
