@@ -316,12 +316,15 @@ class QuietServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__(logging.getLogger("aiohttp.server"), {})
 
-    def exception(self, msg: object, *args: Any, exc_info: Any = True, **kwargs: Any) -> None:
-        if isinstance(exc_info, self.CLIENT_ERRORS):
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info")
+        if isinstance(exc, self.CLIENT_ERRORS):
             text = str(msg) % args if args else str(msg)
-            self.logger.debug("%s: %s", text, _one_line(exc_info))
+            self.logger.debug("%s: %s", text, _one_line(exc))
             return
-        self.logger.error(msg, *args, exc_info=exc_info, **kwargs)
+        if level < logging.ERROR or exc is None:
+            kwargs.pop("exc_info", None)  # aiohttp's own debug notes: no traceback
+        self.logger.log(level, msg, *args, **kwargs)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -1,0 +1,75 @@
+"""Issue 17, item 13: basic auth under a flood of wrong passwords, and unknown users' timing."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import threading
+import time
+
+import bcrypt
+
+from scrapejobs_exporter import webconfig
+from scrapejobs_exporter.webconfig import BasicAuth
+from tests.unit.test_webconfig import basic
+
+COST = 8  # the real cost (12) makes the same point, 16 times slower
+PASSWORD = "right horse battery"
+HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=COST))
+
+
+def test_the_dummy_hash_has_the_cost_of_the_configured_ones() -> None:
+    """13: the dummy hash used cost 10 against real ones of 12: 61 ms vs 237 ms."""
+    auth = BasicAuth({"alice": bcrypt.hashpw(b"x", bcrypt.gensalt(rounds=11))})
+    assert webconfig._cost(auth._dummy) == 11
+
+
+async def test_an_unknown_user_costs_as_long_as_a_wrong_password() -> None:
+    auth = BasicAuth({"alice": HASH})
+
+    async def timed(user: str, n: int) -> float:
+        started = time.perf_counter()
+        assert not await auth.check(basic(user, f"wrong {n}"))
+        return time.perf_counter() - started
+
+    known = [await timed("alice", n) for n in range(6)]
+    unknown = [await timed(f"mallory{n}", n) for n in range(6)]
+    ratio = statistics.median(unknown) / statistics.median(known)
+    assert 0.6 < ratio < 1.6, (known, unknown)
+
+
+async def test_checks_run_off_the_loop_in_parallel_and_a_flood_does_not_hold_a_lock() -> None:
+    """13: 40 concurrent bad passwords delayed a valid login 9.4 s (one lock)."""
+    auth = BasicAuth({"alice": HASH})
+    threads: set[str] = set()
+    real = webconfig._bcrypt_check
+
+    def spy(password: bytes, hashed: bytes) -> bool:
+        threads.add(threading.current_thread().name)
+        return real(password, hashed)
+
+    webconfig._bcrypt_check = spy  # type: ignore[assignment]
+    try:
+        started = time.perf_counter()
+        one = await auth.check(basic("alice", "warm-up wrong"))
+        single = time.perf_counter() - started
+        loop_blocked = 0.0
+
+        async def ticker() -> None:
+            nonlocal loop_blocked
+            while True:
+                before = time.perf_counter()
+                await asyncio.sleep(0.005)
+                loop_blocked = max(loop_blocked, time.perf_counter() - before - 0.005)
+
+        tick = asyncio.create_task(ticker())
+        flood = [auth.check(basic("alice", "same wrong password")) for _ in range(40)]
+        results = await asyncio.gather(*flood, auth.check(basic("alice", PASSWORD)))
+        tick.cancel()
+    finally:
+        webconfig._bcrypt_check = real
+    assert not one and results[:40] == [False] * 40 and results[40] is True
+    assert all(name.startswith("bcrypt") for name in threads)
+    # The same wrong password 40 times is one bcrypt run; the valid login another.
+    assert time.perf_counter() - started < single * 6 + 0.5
+    assert loop_blocked < 0.1
