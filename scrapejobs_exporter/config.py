@@ -117,15 +117,22 @@ def _check_secret_file(path: Path | None) -> Path | None:
 
 def _check_base_url(value: str) -> str:
     problem = f"invalid URL {_quoted(value)}: expected http(s)://host[:port]"
-    if len(value) > 2048 or not re.match(r"^https?://[^\s/?#]+(/\S*)?$", value):
+    if len(value) > 2048 or not _BASE_URL.match(value):
         raise ValueError(problem)
     try:
-        port = urlsplit(value).port
+        parts = urlsplit(value)
     except ValueError:
-        raise ValueError(f"invalid URL {_quoted(value)}: the port must be 1-65535") from None
+        raise ValueError(problem) from None
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
     if port == 0:
         raise ValueError(f"invalid URL {_quoted(value)}: the port must be 1-65535")
     return value.rstrip("/")
+
+
+_BASE_URL = re.compile(r"^https?://[^\s/?#\x00-\x1f\x7f]+(/[^\s\x00-\x1f\x7f]*)?$")
 
 
 def _quoted(value: str, limit: int = 60) -> str:
@@ -224,7 +231,10 @@ class AitronosConfig(_Strict):
     @field_validator("path_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
-        if not re.match(r"^(/[A-Za-z0-9_.\-]+)*$", value.rstrip("/")):
+        segments = value.rstrip("/").split("/")[1:]
+        if not re.match(r"^(/[A-Za-z0-9_.\-]+)*$", value.rstrip("/")) or any(
+            s in (".", "..") for s in segments
+        ):
             raise ValueError(f"invalid path prefix {value!r}: expected e.g. /v1 or /api/v1")
         return value.rstrip("/")
 
@@ -366,6 +376,7 @@ def _format_validation_error(exc: ValidationError, skip: set[str]) -> list[str]:
         if where in skip:
             continue
         message = _MESSAGES.get(err["type"]) or err["msg"].removeprefix("Value error, ")
+        message = message.replace("Input should be", "must be")
         if err["type"] == "extra_forbidden":
             message = "unknown key"
         elif err["type"] == "string_pattern_mismatch":

@@ -89,7 +89,21 @@ def decode_text(data: bytes) -> str:
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader without duplicate keys or unbounded integers."""
+    """SafeLoader without duplicate keys, unbounded integers or unbounded nesting."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        # Stopped here, early: PyYAML's scanner does work per open bracket for every token,
+        # so 10,000 `[` would take seconds (and the composer recurses) before failing.
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise YamlProblem(f"line {mark.line + 1}: nested too deeply")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
