@@ -55,6 +55,10 @@ IDLE_TIMEOUT = 30.0
 MAX_REQUEST_LINE = 8190  # bytes of a request line, and of one header field
 MAX_HEADERS = 64
 INFLATE_STEP = 256 * 1024  # bytes of plain text made per step of an uncompressed scrape
+# asyncio accepts up to `backlog` connections per wake-up, before the limiter sees any of them;
+# a small backlog keeps that burst (file descriptors in hand but not yet counted) small.
+ACCEPT_BACKLOG = 32
+OUT_OF_FILES = "socket.accept() out of system resource"
 
 
 class Reloader:
@@ -411,6 +415,8 @@ class Server:
             max_headers=MAX_HEADERS,
         )
         self._server: asyncio.Server | None = None
+        self._previous_handler: Any = None
+        self._out_of_files_logged = float("-inf")
         self.port = listen.port
 
     def _protocol(self) -> asyncio.Protocol:
@@ -422,18 +428,41 @@ class Server:
         await self._runner.setup()
         # The listening socket is ours (not a TCPSite) so that every accepted connection goes
         # through the limiter first.
-        self._server = await asyncio.get_running_loop().create_server(
+        loop = asyncio.get_running_loop()
+        self._previous_handler = loop.get_exception_handler()
+        loop.set_exception_handler(self._loop_exception)
+        self._server = await loop.create_server(
             self.limiter,
             self.listen.host,
             self.listen.port,
             reuse_address=True,
             ssl=self.ssl_context,
-            backlog=128,
+            backlog=ACCEPT_BACKLOG,
         )
         for sock in self._server.sockets:
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 self.port = sock.getsockname()[1]
                 break
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """Out of file descriptors, asyncio logs a traceback for every connection it fails to
+        accept (hundreds a second under a flood): one line a minute instead; asyncio retries
+        accepting a second later by itself."""
+        if context.get("message") == OUT_OF_FILES:
+            now = time.monotonic()
+            if now - self._out_of_files_logged >= 60.0:
+                self._out_of_files_logged = now
+                log.warning(
+                    "out of file descriptors (%s): new connections wait; the connection cap "
+                    "is %d (logged once a minute)",
+                    context.get("exception"),
+                    self.limiter.limit,
+                )
+            return
+        if self._previous_handler is not None:
+            self._previous_handler(loop, context)
+        else:
+            loop.default_exception_handler(context)
 
     async def stop(self) -> None:
         if self._server is not None:
