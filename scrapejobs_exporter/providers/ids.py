@@ -1,6 +1,6 @@
 """What a provider's string may be before we keep it: ids of a documented shape, text safe to print.
 
-A provider's reply is input like any other (docs/api.md, "Hostile replies"). Ids go into URL
+A provider's reply is input like any other (README, "Hostile input"). Ids go into URL
 paths, label values and log lines, so one that does not look like the documented kind (prefix,
 characters, length) is refused; other strings are kept, with lone surrogates (valid JSON, not
 encodable as UTF-8) replaced and the length capped, so that no reply can break a render.
