@@ -81,7 +81,8 @@ def _escape_help(text: str, openmetrics: bool) -> str:
 
 
 def _render(families: Iterable[Family], openmetrics: bool) -> bytes:
-    return "".join(_render_chunks(families, openmetrics)).encode("utf-8")
+    # "replace": the parsers already make every string encodable; a slip must not fail a page.
+    return "".join(_render_chunks(families, openmetrics)).encode("utf-8", "replace")
 
 
 def _render_chunks(families: Iterable[Family], openmetrics: bool) -> Iterator[str]:
@@ -211,7 +212,7 @@ def _encoded(chunks: Iterable[str], pause: Callable[[], object] | None) -> Itera
         chunk = next(source, None)
         if chunk is None:
             return
-        yield chunk.encode()
+        yield chunk.encode("utf-8", "replace")  # see _render
 
 
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, mtime 0

@@ -131,7 +131,10 @@ class Poller:
             if row.model is not None:
                 # At start-up a finished row is taken as final (not counted, never polled).
                 complete = row.complete or (not self.counting and row.model.terminal)
-                store.observe(target, row.model, now, complete=complete, count=self.counting)
+                try:
+                    store.observe(target, row.model, now, complete=complete, count=self.counting)
+                except Exception:  # a bug with one row must not cost the others their cycle
+                    log.exception("%s %s %s: applying a list row failed", *key)
 
     def _expire(self, now: float) -> None:
         retention = self.config.retention
