@@ -80,9 +80,13 @@ async def test_hostile_replies_leave_good_targets_current(caplog: pytest.LogCapt
     try:
         for _ in range(3):  # counting starts with the second cycle (item 6 needs it)
             await exporter.poller.run_cycle()
-        page = await (await client.get("/metrics", headers={"Accept-Encoding": "identity"})).text()
-        landing = await (await client.get("/")).text()
-        api = await (await client.get("/api/targets")).text()
+        responses = [
+            await client.get("/metrics", headers={"Accept-Encoding": "identity"}),
+            await client.get("/"),
+            await client.get("/api/targets"),
+        ]
+        assert [r.status for r in responses] == [200, 200, 200]  # 1: `/` answered 500
+        page, landing, api = [await r.text() for r in responses]
         readyz = await client.get("/readyz")
     finally:
         await client.close()
