@@ -18,7 +18,18 @@ from scrapejobs_exporter.providers.brightdata import (
 from scrapejobs_exporter.series import CounterVec, GaugeVec, HistogramVec
 from scrapejobs_exporter.store import Model
 
-__all__ = ["Aggregates"]
+__all__ = ["CHECKED", "IGNORED_REASONS", "Aggregates"]
+
+# The aggregates fed from a provider's numbers, and why such a number can be left out.
+CHECKED = (
+    "brightdata_collector_lines_total",
+    "brightdata_collector_failures_total",
+    "brightdata_finished_job_duration_seconds",
+    "brightdata_finished_job_queue_seconds",
+    "aitronos_items_found_total",
+    "aitronos_finished_job_processing_seconds",
+)
+IGNORED_REASONS = ("negative", "not_finite")
 
 
 class Aggregates:
@@ -37,6 +48,9 @@ class Aggregates:
         self.evicted = CounterVec()  # provider, kind
         # Values a counter or histogram cannot take (a provider's negative count): metric, reason
         self.ignored = CounterVec()
+        for metric in CHECKED:
+            for reason in IGNORED_REASONS:
+                self.ignored.inc((metric, reason), 0)
 
     def ensure_labels(self, model: Model, collector: str | None) -> None:
         """Start every counter of a newly seen collector or dataset at 0, so that `increase()`

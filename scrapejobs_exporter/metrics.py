@@ -448,7 +448,7 @@ REFUSED_IDS = _spec(
     "Ids in provider replies that were not used, by reason: too_long or bad_shape (not the "
     "documented form, e.g. j_... or s_...; never put in a URL), mismatch (a reply about another "
     "id than the one asked for), duplicate (a list naming an id twice).",
-    ("provider", "endpoint", "reason"),
+    ("provider", "reason"),
     S_SELF,
 )
 IGNORED_SAMPLES = _spec(

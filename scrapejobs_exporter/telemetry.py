@@ -39,4 +39,4 @@ class Telemetry:
     circuit_open: GaugeVec = field(default_factory=GaugeVec)  # provider
     config_reload_successful: GaugeVec = field(default_factory=GaugeVec)  # no labels
     config_reload_timestamp: GaugeVec = field(default_factory=GaugeVec)  # no labels
-    refused_ids: CounterVec = field(default_factory=CounterVec)  # provider, endpoint, reason
+    refused_ids: CounterVec = field(default_factory=CounterVec)  # provider, reason

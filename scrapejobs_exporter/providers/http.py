@@ -23,7 +23,7 @@ import httpx
 from scrapejobs_exporter import __version__
 from scrapejobs_exporter.providers.fields import ParseError
 from scrapejobs_exporter.providers.httpcore_backend import use_fast_streams
-from scrapejobs_exporter.providers.ids import preview
+from scrapejobs_exporter.providers.ids import REFUSED_REASONS, preview
 from scrapejobs_exporter.providers.redact import Redactor, plain_text
 from scrapejobs_exporter.resilience import (
     DEFAULT_POLICY,
@@ -115,6 +115,8 @@ class HttpClient:
         self.gate = gate or ProviderGate(provider, max_requests_per_minute, telemetry, policy)
         self._redact = Redactor(_secret_values(headers))
         self._refusals_seen: set[tuple[str, str, str]] = set()
+        for reason in REFUSED_REASONS:  # present from the start, so increase() sees the first
+            telemetry.refused_ids.inc((provider, reason), 0)
         # httpx spends time proportional to its pool size on every request, so a large
         # concurrency is served by several small pools in turn rather than one big one. The
         # pools' transports are used directly: httpx's Client adds auth, redirect, cookie and
@@ -162,7 +164,7 @@ class HttpClient:
     def _note_refusals(self, endpoint: str, refused: tuple[tuple[str, str], ...]) -> None:
         """Count ids a reply named that the parser refused; log each kind of refusal once."""
         for field, reason in refused:
-            self.telemetry.refused_ids.inc((self.provider, endpoint, reason))
+            self.telemetry.refused_ids.inc((self.provider, reason))
             seen = (endpoint, field, reason)
             if seen not in self._refusals_seen:
                 self._refusals_seen.add(seen)

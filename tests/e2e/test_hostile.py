@@ -188,7 +188,8 @@ def test_a_hostile_provider_leaves_the_good_targets_served_and_the_secrets_kept(
     assert not leaked(log + "".join(pages) + landing + api)
     assert 'job_id="j_other"' in pages[-1] and 'template="t\ufffd"' in pages[-1]
     assert "scrapejobs_exporter_refused_ids_total" in pages[-1]
-    assert 'metric="aitronos_items_found_total",reason="negative"' in pages[-1]
+    negative = 'scrapejobs_exporter_ignored_samples_total{metric="aitronos_items_found_total",'
+    assert f'{negative}reason="negative"}} 1' in pages[-1]  # 6: ignored once, and counted
 
 
 def open_idle(port: int, count: int) -> list[socket.socket]:

@@ -143,3 +143,10 @@ async def test_item6_a_negative_count_is_ignored_and_counted_once_finished() -> 
     assert ignored.get(("aitronos_items_found_total", "negative")) == 1
     assert ignored.get(("aitronos_finished_job_processing_seconds", "negative")) == 1
     assert exporter.aggregates.aitronos_finished.get(("completed",)) == 1
+
+
+def test_the_checked_aggregates_are_catalogue_names() -> None:
+    from scrapejobs_exporter.aggregates import CHECKED
+    from scrapejobs_exporter.metrics import CATALOGUE
+
+    assert set(CHECKED) <= set(CATALOGUE)

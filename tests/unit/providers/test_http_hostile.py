@@ -172,9 +172,9 @@ async def test_item2_refused_ids_are_counted_and_logged_once(
         page = await bd.list_collector_jobs("c_1", "2026-01-01", "2026-01-02", 0, 500)
         assert [j.job_id for j in page.items] == ["j_ok"]
     await bd.http.aclose()
-    endpoint = "/dca/collector/jobs"
-    assert telemetry.refused_ids.get(("brightdata", endpoint, "too_long")) == 3
-    assert telemetry.refused_ids.get(("brightdata", endpoint, "bad_shape")) == 3
+    assert telemetry.refused_ids.get(("brightdata", "too_long")) == 3
+    assert telemetry.refused_ids.get(("brightdata", "bad_shape")) == 3
+    assert telemetry.refused_ids.get(("brightdata", "duplicate")) == 0  # present from the start
     warnings = [r for r in caplog.records if "refused" in r.getMessage()]
     assert len(warnings) == 2  # once per kind of refusal
     assert all(len(r.getMessage()) < 300 for r in warnings)
