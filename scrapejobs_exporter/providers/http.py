@@ -173,7 +173,7 @@ class HttpClient:
                     "scrapejobs_exporter_refused_ids_total",
                     self.provider,
                     endpoint,
-                    preview(field),
+                    field,  # one of our parsers' key names, not the refused value
                     reason.replace("_", " "),
                 )
 
