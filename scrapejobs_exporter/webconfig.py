@@ -229,19 +229,26 @@ class BasicAuth:
     bcrypt is slow on purpose, so checks run in worker threads (bcrypt releases the GIL), in
     parallel, never on the event loop and without a lock. Answers are remembered under a
     SHA-256 of user, hash and password (never the password itself): a valid login is checked
-    once, and a wrong password sent again (a flood) is refused without another bcrypt run;
-    identical checks in flight share one run. An unknown user is checked against a dummy hash
-    of the configured users' highest cost, so that a wrong name takes as long as a wrong
-    password (and a remembered refusal is as quick for both).
+    once, a wrong password sent again is refused without another run, and identical checks in
+    flight share one run. Checks waiting for a thread are taken newest first, and past
+    `MAX_WAITING` the oldest is refused unchecked: under a flood of wrong passwords a login
+    that just arrived waits for about one check, not for the whole queue (a flood's requests
+    only come back after their answers, so they arrive after it). An unknown user is checked
+    against a dummy hash of the configured users' highest cost, so that a wrong name takes as
+    long as a wrong password (and a remembered refusal is as quick for both).
     """
 
     CACHE_SIZE = 1024
+    MAX_WAITING = 64
 
     def __init__(self, users: dict[str, bytes]) -> None:
         self.users = users
         self._answers: OrderedDict[bytes, bool] = OrderedDict()
         self._running: dict[bytes, asyncio.Future[bool]] = {}
-        self._pool = ThreadPoolExecutor(max(2, os.cpu_count() or 2), thread_name_prefix="bcrypt")
+        self.workers = max(2, os.cpu_count() or 2)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="bcrypt")
+        self._busy = 0
+        self._waiting: list[tuple[bytes, bytes, bytes, asyncio.Future[bool]]] = []
         self._dummy = _dummy_hash(max((_cost(h) for h in users.values()), default=10))
 
     async def check(self, header: str | None) -> bool:
@@ -255,23 +262,45 @@ class BasicAuth:
         if answer is not None:
             self._answers.move_to_end(key)
             return answer
-        running = self._running.get(key)
-        if running is None:
-            check = functools.partial(_bcrypt_check, password, hashed or self._dummy)
-            running = asyncio.get_running_loop().run_in_executor(self._pool, check)
-            self._running[key] = running
-            running.add_done_callback(lambda done: self._remember(key, done, hashed is not None))
+        result = self._running.get(key)
+        if result is None:
+            result = asyncio.get_running_loop().create_future()
+            self._running[key] = result
+            self._waiting.append((key, password, hashed or self._dummy, result))
+            if len(self._waiting) > self.MAX_WAITING:
+                self._refuse(self._waiting.pop(0))
+            self._start_next()
         # Shielded: a client hanging up must not cancel a run other requests wait for.
-        ok = await asyncio.shield(running)
+        ok = await asyncio.shield(result)
         return ok and hashed is not None
 
-    def _remember(self, key: bytes, done: asyncio.Future[bool], known: bool) -> None:
+    def _refuse(self, item: tuple[bytes, bytes, bytes, asyncio.Future[bool]]) -> None:
+        key, _, _, result = item
         self._running.pop(key, None)
-        if done.cancelled() or done.exception() is not None:
-            return
-        self._answers[key] = done.result() and known
-        if len(self._answers) > self.CACHE_SIZE:
-            self._answers.popitem(last=False)
+        if not result.done():
+            result.set_result(False)  # unchecked, so not remembered
+
+    def _start_next(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._busy < self.workers and self._waiting:
+            key, password, hashed, result = self._waiting.pop()  # the newest
+            self._busy += 1
+            run = loop.run_in_executor(self._pool, _bcrypt_check, password, hashed)
+            run.add_done_callback(functools.partial(self._finished, key, result, hashed))
+
+    def _finished(
+        self, key: bytes, result: asyncio.Future[bool], hashed: bytes, run: asyncio.Future[bool]
+    ) -> None:
+        self._busy -= 1
+        self._running.pop(key, None)
+        ok = False if run.cancelled() or run.exception() is not None else run.result()
+        if not result.done():
+            result.set_result(ok)
+        if not run.cancelled() and run.exception() is None:
+            self._answers[key] = ok and hashed != self._dummy
+            if len(self._answers) > self.CACHE_SIZE:
+                self._answers.popitem(last=False)
+        self._start_next()
 
 
 def _cost(hashed: bytes) -> int:

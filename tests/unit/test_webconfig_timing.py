@@ -8,6 +8,7 @@ import threading
 import time
 
 import bcrypt
+import pytest
 
 from scrapejobs_exporter import webconfig
 from scrapejobs_exporter.webconfig import BasicAuth
@@ -73,3 +74,30 @@ async def test_checks_run_off_the_loop_in_parallel_and_a_flood_does_not_hold_a_l
     # The same wrong password 40 times is one bcrypt run; the valid login another.
     assert time.perf_counter() - started < single * 6 + 0.5
     assert loop_blocked < 0.1
+
+
+async def test_a_valid_login_waits_for_about_one_check_under_a_flood_of_distinct_passwords(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Waiting checks are taken newest first: the login that just arrived does not wait for
+    the 40 wrong passwords queued before it; past MAX_WAITING the oldest are refused unchecked."""
+    order: list[bytes] = []
+
+    def slow(password: bytes, hashed: bytes) -> bool:
+        order.append(password)
+        time.sleep(0.02)
+        return password == PASSWORD.encode()
+
+    monkeypatch.setattr(webconfig, "_bcrypt_check", slow)
+    auth = BasicAuth({"alice": HASH})
+    flood = [asyncio.ensure_future(auth.check(basic("alice", f"wrong {n}"))) for n in range(40)]
+    await asyncio.sleep(0)
+    assert await auth.check(basic("alice", PASSWORD))
+    assert PASSWORD.encode() in order[: auth.workers + 1]
+    assert not any(await asyncio.gather(*flood))
+    monkeypatch.setattr(BasicAuth, "MAX_WAITING", 5)
+    order.clear()
+    auth = BasicAuth({"alice": HASH})
+    flood = [asyncio.ensure_future(auth.check(basic("alice", f"other {n}"))) for n in range(30)]
+    assert not any(await asyncio.gather(*flood))
+    assert len(order) <= auth.workers + 5 + 1  # the rest refused without a bcrypt run
