@@ -136,8 +136,10 @@ class Shown:
                     self.counted[counters[sample.name]] += sample.value
                 elif sample.name in states and sample.value == 1:
                     name, kind = states[sample.name]
-                    status_label = next(k for k in sample.labels if k != kind.id_label)
-                    self.status[name][sample.labels[kind.id_label]] = sample.labels[status_label]
+                    labels = sample.labels
+                    # The text format names the state label `status`; OpenMetrics, the family.
+                    status = labels.get("status", labels.get(sample.name, "unknown"))
+                    self.status[name][labels[kind.id_label]] = status
                 elif sample.name == LAST_SUCCESS and "target" in sample.labels:
                     self.last_success[sample.labels["target"]] = sample.value
 
