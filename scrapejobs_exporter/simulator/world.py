@@ -33,12 +33,23 @@ from scrapejobs_exporter.simulator.studio import (
 
 HISTORY_MS = 86_400_000
 AI_FLOW_MEAN_S = 420.0
-# Internal kind -> (its name in /_sim/state, the label that groups it, or None).
-KINDS: dict[str, tuple[str, str | None]] = {
-    "job": ("studio_jobs", "collector"),
-    "snapshot": ("snapshots", "dataset_id"),
-    "ai_flow": ("ai_flows", "collector"),
-    "aitronos": ("aitronos_jobs", None),
+
+
+@dataclass(frozen=True, slots=True)
+class KindTruth:
+    """How one kind of object shows in the per-id ground truth of /_sim/state."""
+
+    name: str  # its key in `running` / `finished_since_start` (as in `finished`)
+    group: str | None  # the attribute (and key) that groups it: collector, dataset_id
+    id_attr: str
+    started_attr: str  # when it left its queue
+
+
+KINDS = {
+    "job": KindTruth("studio_jobs", "collector", "id", "started"),
+    "snapshot": KindTruth("snapshots", "dataset_id", "snapshot_id", "running_from"),
+    "ai_flow": KindTruth("ai_flows", "collector", "id", "running_from"),
+    "aitronos": KindTruth("aitronos_jobs", None, "job_id", "processing_from"),
 }
 
 
@@ -381,10 +392,11 @@ class World:
         t = self.now_ms
         out: dict[str, dict[str, dict[str, Any]]] = {}
         for kind, objects in self.active.items():
-            name, group = KINDS[kind]
-            rows = out[name] = {}
+            truth = KINDS[kind]
+            group = truth.group
+            rows = out[truth.name] = {}
             for object_id, obj in objects.items():
-                started = _started_ms(kind, obj)
+                started = int(getattr(obj, truth.started_attr))
                 row: dict[str, Any] = {
                     "status": obj.status_at(t),
                     "created": obj.created / 1000,
@@ -400,8 +412,8 @@ class World:
         by kind and id: final status and finish time."""
         out: dict[str, dict[str, dict[str, Any]]] = {}
         for kind, ended in self.ended.items():
-            name, group = KINDS[kind]
-            rows = out[name] = {}
+            group = KINDS[kind].group
+            rows = out[KINDS[kind].name] = {}
             for object_id, (at_ms, status, obj) in ended.items():
                 if at_ms <= since_ms:
                     continue
@@ -429,20 +441,7 @@ class World:
 
 
 def _object_id(kind: str, obj: Any) -> str:
-    if kind == "snapshot":
-        return str(obj.snapshot_id)
-    if kind == "aitronos":
-        return str(obj.job_id)
-    return str(obj.id)
-
-
-def _started_ms(kind: str, obj: Any) -> int:
-    """When the object left its queue: Studio `started`, the others' processing start."""
-    if kind == "job":
-        return int(obj.started)
-    if kind == "aitronos":
-        return int(obj.processing_from)
-    return int(obj.running_from)
+    return str(getattr(obj, KINDS[kind].id_attr))
 
 
 class _Streams:
