@@ -392,7 +392,13 @@ def _budget_section(document: dict[str, Any]) -> list[str]:
     measured = document["results"].get("budget_measured", {})
     commit = measured.get("git", {}).get("commit", "")[:12] or "unknown"
     lines = budget.markdown_section(results, budget.rows(results))
-    lines.insert(2, f"Measured {measured.get('date', 'unknown')}, commit {commit}.\n")
+    load = measured.get("load_average", {})
+    start, end = (load.get(when) or ["unknown"] for when in ("start", "end"))
+    lines.insert(
+        2,
+        f"Measured {measured.get('date', 'unknown')}, commit {commit}; load average (1 min) "
+        f"{start[0]} at the start, {end[0]} at the end.\n",
+    )
     return lines
 
 

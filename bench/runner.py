@@ -218,8 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     if with_budget:
         shards = args.budget_shards or ("1" if args.quick else "1,3")
         counts = [int(n) for n in shards.split(",") if n.strip()]
+        load = report.load_average()
         results["budget"] = budget.measure(counts, args.quick, log)
-        results["budget_measured"] = {"date": machine["date"], "git": git_state()}
+        results["budget_measured"] = {
+            "date": machine["date"],
+            "git": git_state(),
+            "load_average": {"start": load, "end": report.load_average()},
+        }
 
     rows = report.evaluate(
         {s: {"ours": r["ours"], "baseline": r["baseline"]} for s, r in results["scales"].items()},
