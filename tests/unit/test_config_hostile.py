@@ -93,17 +93,18 @@ def test_a_fifo_and_dev_zero_end_the_real_command_quickly(tmp_path: Path) -> Non
     """As a process, the way an operator runs it: nothing blocks, nothing reads forever."""
     fifo = tmp_path / "config.fifo"
     os.mkfifo(fifo)
+    command = [sys.executable, "-m", "scrapejobs_exporter"]
+    started = time.perf_counter()
+    subprocess.run([*command, "--version"], capture_output=True, timeout=60, check=True)
+    startup = time.perf_counter() - started  # imports alone, slow on a busy machine
     for path in (fifo, Path("/dev/zero"), FIXTURES / "hostile-configs" / "billion-laughs.yaml"):
         started = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-m", "scrapejobs_exporter", "check-config", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=10,
+            [*command, "check-config", str(path)], capture_output=True, text=True, timeout=60
         )
         assert done.returncode == 2, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
-        assert time.perf_counter() - started < 5.0
+        assert time.perf_counter() - started - startup < 5.0
 
 
 @pytest.mark.parametrize(
