@@ -496,11 +496,7 @@ JOB_DETAIL = DashboardSpec(
                     "Progress",
                     "stat",
                     "percentunit",
-                    (
-                        Query(
-                            progress(JOB)
-                        ),
-                    ),
+                    (Query(progress(JOB)),),
                     width=4,
                     height=4,
                     min=0,

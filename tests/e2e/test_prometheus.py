@@ -287,8 +287,7 @@ def test_dashboard_panels_equal_ground_truth(stack: Stack) -> None:
     assert len(handful) >= 3
     # The jobs are far enough from done that the old formula reads differently for each.
     assert all(
-        abs(_old_progress(j) - (j["pages"] - j["pages_left"]) / j["pages"]) > 0.01
-        for j in handful
+        abs(_old_progress(j) - (j["pages"] - j["pages_left"]) / j["pages"]) > 0.01 for j in handful
     )
     for job in handful:
         variables = {"collector": job["collector"], "job_id": job["id"]}
