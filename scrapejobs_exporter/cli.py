@@ -14,10 +14,17 @@ from scrapejobs_exporter import __version__, render_scheduling
 from scrapejobs_exporter.config import Config, ConfigError, load_config, parse_duration
 from scrapejobs_exporter.exporter import Exporter
 from scrapejobs_exporter.exposition import render_text
-from scrapejobs_exporter.logs import LOG_FORMATS, LOG_LEVELS, setup_logging
+from scrapejobs_exporter.logs import (
+    LOG_FORMATS,
+    LOG_LEVELS,
+    OLD_LOG_FORMATS,
+    OLD_LOG_LEVELS,
+    setup_logging,
+)
 from scrapejobs_exporter.server import (
     DEFAULT_LISTEN,
     DEFAULT_PORT,
+    OPEN_PATHS,
     ListenAddress,
     Reloader,
     Server,
@@ -35,8 +42,34 @@ SHUTDOWN_GRACE = 4.0  # seconds; the process must be gone within 5 s of SIGTERM
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--log-level", choices=LOG_LEVELS, default="info")
-    parser.add_argument("--log-format", choices=LOG_FORMATS, default="text")
+    parser.add_argument(
+        "--log.level", dest="log_level", choices=LOG_LEVELS, default="info", help="default info"
+    )
+    parser.add_argument(
+        "--log.format",
+        dest="log_format",
+        choices=LOG_FORMATS,
+        default="logfmt",
+        help="default logfmt",
+    )
+    # The previous release's spellings, hidden, kept for one more release.
+    parser.add_argument(
+        "--log-level",
+        dest="log_level",
+        choices=(*LOG_LEVELS, *OLD_LOG_LEVELS),
+        help=argparse.SUPPRESS,
+    )
+    parser.add_argument(
+        "--log-format",
+        dest="log_format",
+        choices=(*LOG_FORMATS, *OLD_LOG_FORMATS),
+        help=argparse.SUPPRESS,
+    )
+    _version(parser)
+
+
+def _version(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--version", action="version", version=f"scrapejobs-exporter {__version__}")
 
 
 def _listen(value: str) -> ListenAddress:
@@ -47,7 +80,7 @@ def _listen(value: str) -> ListenAddress:
 
 
 def _telemetry_path(value: str) -> str:
-    if not value.startswith("/") or value in ("/", "/healthz", "/readyz"):
+    if not value.startswith("/") or value == "/" or value in OPEN_PATHS or value == "/-/reload":
         raise argparse.ArgumentTypeError(f"invalid telemetry path {value!r}: e.g. /metrics")
     return value
 
@@ -180,6 +213,7 @@ def _add_watch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def _add_ai_flow(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ai_flow = sub.add_parser("ai-flow", help="Bright Data AI flows")
+    _version(ai_flow)
     actions = ai_flow.add_subparsers(dest="ai_flow_command", required=True, metavar="ACTION")
     trigger = actions.add_parser("trigger", help="start an AI flow on a collector")
     trigger.add_argument("--collector", required=True, metavar="C")

@@ -109,7 +109,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         port = free_port()
         exporter_url = f"http://{LOOPBACK}:{port}"
         args = [sys.executable, "-m", "scrapejobs_exporter", "run", "--config", str(config),
-                "--web.listen-address", f"{LOOPBACK}:{port}", "--log-level", "debug"]  # fmt: skip
+                "--web.listen-address", f"{LOOPBACK}:{port}", "--log.level", "debug"]  # fmt: skip
         env = {"AITRONOS_KEY": sim_config.aitronos_key}
         exporter = stack.enter_context(Process(args, tmp / "exporter.log", env=env))
         wait_for(f"{exporter_url}/readyz")

@@ -126,19 +126,83 @@ def test_run_bad_listen_address_is_usage_error(tmp_path: Path) -> None:
     assert result.returncode == 2 and "invalid listen address" in result.stderr
 
 
-@pytest.mark.parametrize("flag", ["--log-format=json", "--log-format=text"])
-def test_log_formats(tmp_path: Path, flag: str) -> None:
+@pytest.mark.parametrize(
+    ("flags", "fmt"),
+    [
+        (["--log.format=json"], "json"),
+        (["--log.format=logfmt"], "logfmt"),
+        ([], "logfmt"),
+        # The previous release's spellings, kept hidden for one release.
+        (["--log-format=text", "--log-level=warning"], "logfmt"),
+        (["--log-format", "json"], "json"),
+    ],
+)
+def test_log_formats(tmp_path: Path, flags: list[str], fmt: str) -> None:
     with SeedServer() as server:
         path = tmp_path / "c.yml"
         path.write_text(server.config(extra_bd_jobs=", j_missing"))
-        result = _run("once", "--config", str(path), flag)
+        result = _run("once", "--config", str(path), *flags)
     line = next(x for x in result.stderr.splitlines() if "j_missing" in x)
-    if flag.endswith("json"):
+    if fmt == "json":
         import json
 
-        assert json.loads(line)["level"] == "warning"
+        assert json.loads(line)["level"] == "warn"
     else:
-        assert "WARNING" in line
+        fields = _logfmt(line)
+        assert fields["level"] == "warn" and "j_missing" in fields["msg"]
+        assert fields["logger"].startswith("scrapejobs_exporter") and fields["ts"].endswith("Z")
+
+
+def _logfmt(line: str) -> dict[str, str]:
+    """A strict logfmt reader: bare values or JSON-quoted strings, nothing else may remain."""
+    import json
+    import re
+
+    fields, pos = {}, 0
+    pattern = re.compile(r'([A-Za-z_][\w.]*)=("(?:[^"\\]|\\.)*"|[^\s"=]*)(?: |$)')
+    while pos < len(line):
+        match = pattern.match(line, pos)
+        assert match, f"not logfmt at {line[pos:]!r}"
+        value = match.group(2)
+        fields[match.group(1)] = json.loads(value) if value.startswith('"') else value
+        pos = match.end()
+    return fields
+
+
+def test_help_shows_the_new_flags_only() -> None:
+    text = _run("run", "--help").stdout
+    assert "--log.level {debug,info,warn,error}" in text and "--log.format {logfmt,json}" in text
+    assert "--log-level" not in text and "--log-format" not in text
+
+
+@pytest.mark.parametrize(
+    "command", [["run"], ["once"], ["check-config"], ["demo"], ["watch"], ["ai-flow"], ["simulate"]]
+)
+def test_version_on_every_command(command: list[str]) -> None:
+    from scrapejobs_exporter import __version__
+
+    result = _run(*command, "--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"scrapejobs-exporter {__version__}"
+
+
+def test_run_with_the_official_flags_answers_every_probe(tmp_path: Path) -> None:
+    port = free_port()
+    with SeedServer() as server:
+        path = tmp_path / "c.yml"
+        path.write_text(server.config())
+        proc = _serve(path, port, "--log.level=debug", "--log.format=logfmt")
+        try:
+            base = f"http://127.0.0.1:{port}"
+            for probe in ("/healthz", "/-/healthy", "/readyz", "/-/ready"):
+                assert httpx.get(base + probe).status_code == 200, probe
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 0, stderr
+    lines = stderr.splitlines()
+    assert any(_logfmt(line)["level"] == "debug" for line in lines)
+    assert all(_logfmt(line) for line in lines)
 
 
 def test_run_serves_metrics_at_the_telemetry_path(tmp_path: Path) -> None:
