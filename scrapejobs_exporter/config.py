@@ -92,9 +92,15 @@ def _read_secret_file(path: Path) -> SecretStr:
         text = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ValueError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"cannot read {str(path)!r}: {_not_utf8(exc)}") from None
     if not text:
         raise ValueError(f"{str(path)!r} is empty")
     return SecretStr(text)
+
+
+def _not_utf8(exc: UnicodeDecodeError) -> str:
+    return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
 
 
 def _check_secret_file(path: Path | None) -> Path | None:
@@ -347,4 +353,6 @@ def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read config file: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), [f"cannot read config file: {_not_utf8(exc)}"]) from None
     return parse_config(text, source=str(path), env=env, base_dir=path.parent)

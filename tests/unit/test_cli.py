@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -52,6 +53,39 @@ def test_check_config_yaml_error_no_traceback(tmp_path: Path) -> None:
     result = _run("check-config", str(path))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda p: p.write_bytes(b"\x00\xff\xfe"), "not UTF-8 text (byte 0xff at offset 1)"),
+        (lambda p: p.write_bytes(b"poll_interval: 30s\n\xe9t\xe9: 1\n"), "not UTF-8 text"),
+        (lambda p: p.mkdir(), "cannot read config file: Is a directory"),
+        (lambda p: None, "cannot read config file: No such file or directory"),
+        (lambda p: p.write_bytes(b"a: \x00\n"), "special characters are not allowed"),
+    ],
+    ids=["binary", "latin-1", "directory", "missing", "nul"],
+)
+def test_check_config_unreadable_file_one_line_exit_2(
+    tmp_path: Path, make: Any, problem: str
+) -> None:
+    path = tmp_path / "c.yml"
+    make(path)
+    result = _run("check-config", str(path))
+    assert result.returncode == 2 and result.stdout == ""
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"{path}: ") and problem in line
+
+
+def test_check_config_secret_file_not_utf8(tmp_path: Path) -> None:
+    (tmp_path / "token").write_bytes(b"\xff\xfe")
+    path = tmp_path / "c.yml"
+    path.write_text("brightdata:\n  api_token_file: token\n  jobs: [j_1]\n")
+    result = _run("check-config", str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"{path}: brightdata.api_token_file: ") and "not UTF-8" in line
 
 
 def test_once_prints_seed_values(tmp_path: Path) -> None:
