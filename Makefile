@@ -10,7 +10,7 @@ HADOLINT ?= $(if $(wildcard .venv/bin/hadolint),.venv/bin/hadolint,hadolint)
 dashboards:
 	$(PYTHON) -m grafana.generate
 
-## prometheusrule: regenerate deploy/kubernetes/prometheusrule.yaml from prometheus/rules/
+## prometheusrule: regenerate deploy/kubernetes/base/prometheusrule.yaml from prometheus/rules/
 prometheusrule:
 	$(PYTHON) deploy/kubernetes/generate_prometheusrule.py
 
