@@ -98,6 +98,7 @@ class HttpClient:
         policy: Policy = DEFAULT_POLICY,
         gate: ProviderGate | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        proxy: str | None = None,
     ) -> None:
         self.provider = provider
         self.base_url = base_url
@@ -120,6 +121,10 @@ class HttpClient:
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             limits=limits,
             transport=transport,
+            # An explicit proxy, else httpx's trust_env rules: HTTPS_PROXY, HTTP_PROXY,
+            # ALL_PROXY and NO_PROXY from the environment, as curl and Go programs read them.
+            proxy=proxy,
+            trust_env=True,
         )
 
     async def aclose(self) -> None:
