@@ -4,7 +4,7 @@ PROMTOOL ?= promtool
 AMTOOL ?= amtool
 HADOLINT ?= $(if $(wildcard .venv/bin/hadolint),.venv/bin/hadolint,hadolint)
 
-.PHONY: dashboards prometheusrule generate rules-test alertmanager-check lint-docker check
+.PHONY: dashboards prometheusrule constraints generate rules-test alertmanager-check lint-docker check
 
 ## dashboards: regenerate grafana/dashboards/*.json from grafana/generate.py
 dashboards:
@@ -13,6 +13,10 @@ dashboards:
 ## prometheusrule: regenerate deploy/kubernetes/base/prometheusrule.yaml from prometheus/rules/
 prometheusrule:
 	$(PYTHON) deploy/kubernetes/generate_prometheusrule.py
+
+## constraints: pin the image's runtime dependencies (constraints.txt) to this environment's
+constraints:
+	$(PYTHON) scripts/constraints.py
 
 generate: dashboards prometheusrule
 

@@ -1,10 +1,12 @@
-"""`scrapejobs-exporter` command line: run, once, check-config, simulate, demo."""
+"""`scrapejobs-exporter` command line: run, once, check-config, simulate, demo, watch, ai-flow,
+assets, healthcheck."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import io
 import logging
 import signal
 import sys
@@ -79,6 +81,17 @@ def _listen(value: str) -> ListenAddress:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _listen_flag(parser: argparse.ArgumentParser, default: ListenAddress | None) -> None:
+    parser.add_argument(
+        "--web.listen-address",
+        dest="listen",
+        type=_listen,
+        default=default,
+        metavar="ADDR",
+        help=f"address to serve on (default {DEFAULT_LISTEN}: every interface)",
+    )
+
+
 def _telemetry_path(value: str) -> str:
     if not value.startswith("/") or value == "/" or value in OPEN_PATHS or value == "/-/reload":
         raise argparse.ArgumentTypeError(f"invalid telemetry path {value!r}: e.g. /metrics")
@@ -120,14 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="poll the providers and serve /metrics")
     run.add_argument("--config", required=True, metavar="FILE")
-    run.add_argument(
-        "--web.listen-address",
-        dest="listen",
-        type=_listen,
-        default=parse_listen_address(DEFAULT_LISTEN),
-        metavar="ADDR",
-        help=f"address to serve on (default {DEFAULT_LISTEN}: every interface)",
-    )
+    _listen_flag(run, parse_listen_address(DEFAULT_LISTEN))
     run.add_argument(
         "--web.telemetry-path",
         dest="telemetry_path",
@@ -180,6 +186,25 @@ def build_parser() -> argparse.ArgumentParser:
     _common(demo)
     _add_watch(sub)
     _add_ai_flow(sub)
+
+    assets = sub.add_parser(
+        "assets",
+        help="write the bundled dashboards, rules, rule tests and runbooks into DIR",
+    )
+    assets.add_argument("directory", metavar="DIR")
+    _common(assets)
+
+    health = sub.add_parser(
+        "healthcheck",
+        help="exit 0 if the exporter answers /-/healthy (for Docker's HEALTHCHECK)",
+        description="Without --web.* flags, those of the exporter process --pid (default 1, "
+        "the container's) are used, so the probe follows its listen address and scheme.",
+    )
+    _listen_flag(health, None)
+    health.add_argument("--web.config.file", dest="web_config", metavar="FILE")
+    health.add_argument("--pid", type=int, default=1, help="the exporter's process (default 1)")
+    health.add_argument("--timeout", type=_interval, default=4.0, help="default 4s")
+    _common(health)
     return parser
 
 
@@ -390,6 +415,33 @@ def cmd_ai_flow(args: argparse.Namespace) -> int:
     return run_trigger(config, request)
 
 
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    from scrapejobs_exporter.healthcheck import exporter_flags, probe
+
+    listen, web_config = args.listen, args.web_config
+    running = exporter_flags(args.pid) if listen is None and web_config is None else None
+    if running is not None:
+        # The exporter's own flags, read by the parser that read them when it started.
+        with contextlib.suppress(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+            flags, _ = build_parser().parse_known_args(["run", *running])
+            listen, web_config = flags.listen, flags.web_config
+    listen = listen or parse_listen_address(DEFAULT_LISTEN)
+    try:
+        problem = probe(listen, web_config, args.timeout)
+    except WebConfigError as exc:
+        problem = str(exc)
+    if problem is not None:
+        print(f"unhealthy: {problem}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_assets(args: argparse.Namespace) -> int:
+    from scrapejobs_exporter.assets import run
+
+    return run(args.directory)
+
+
 COMMANDS = {
     "run": cmd_run,
     "once": cmd_once,
@@ -398,6 +450,8 @@ COMMANDS = {
     "demo": cmd_demo,
     "watch": cmd_watch,
     "ai-flow": cmd_ai_flow,
+    "assets": cmd_assets,
+    "healthcheck": cmd_healthcheck,
 }
 
 

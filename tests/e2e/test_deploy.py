@@ -68,7 +68,12 @@ def test_dockerfile_contract() -> None:
     assert re.search(r"^USER 10001", text, re.M)
     assert re.search(r"^EXPOSE 9842$", text, re.M)
     healthcheck = re.search(r"^HEALTHCHECK .*?CMD (.*)$", text, re.M | re.S)
-    assert healthcheck and "/healthz" in healthcheck.group(1) and "python" in healthcheck.group(1)
+    # The probe follows the exporter's own --web.listen-address and scheme (no fixed port).
+    assert healthcheck and '["scrapejobs-exporter", "healthcheck"' in healthcheck.group(1)
+    assert "9842" not in healthcheck.group(1)
+    # Dependencies pinned by constraints.txt in the build and the install.
+    assert "pip wheel --constraint constraints.txt" in text
+    assert "--constraint /wheels/constraints.txt" in text
     assert not re.search(r"\b(curl|wget)\b", text)
     assert re.search(r'^ENTRYPOINT \["scrapejobs-exporter"\]$', text, re.M)
     assert re.search(
@@ -79,8 +84,26 @@ def test_dockerfile_contract() -> None:
 
 def test_dockerignore_keeps_build_inputs() -> None:
     lines = (ROOT / ".dockerignore").read_text().split()
-    for needed in ("!pyproject.toml", "!README.md", "!scrapejobs_exporter/"):
+    for needed in ("!pyproject.toml", "!README.md", "!scrapejobs_exporter/", "!constraints.txt"):
         assert needed in lines
+    # What the package's monitoring/ links point at is in the build context and copied.
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for link in (ROOT / "scrapejobs_exporter/monitoring").iterdir():
+        source = link.resolve().relative_to(ROOT).as_posix()
+        assert f"!{source}" in lines or f"!{source}/" in lines, source
+        assert f"COPY {source} ./{source}" in dockerfile, source
+
+
+def test_constraints_pin_the_installed_runtime_dependencies() -> None:
+    """constraints.txt equals a fresh generation (`make constraints`) from this environment."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import constraints
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    pins = constraints.runtime_closure()
+    assert {"httpx", "pydantic", "aiohttp", "prometheus-client", "pyyaml"} <= set(pins)
+    assert (ROOT / "constraints.txt").read_text() == constraints.render(), "make constraints"
 
 
 # --- docker compose -----------------------------------------------------------------------
