@@ -46,30 +46,26 @@ def _level(record: logging.LogRecord) -> str:
     return _LEVEL_NAMES.get(name, name)
 
 
+def _fields(record: logging.LogRecord, formatter: logging.Formatter) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "ts": _timestamp(record),
+        "level": _level(record),
+        "logger": record.name,
+        "msg": record.getMessage(),
+    }
+    if record.exc_info:
+        fields["exc"] = formatter.formatException(record.exc_info)
+    return fields
+
+
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        pairs: dict[str, Any] = {
-            "ts": _timestamp(record),
-            "level": _level(record),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            pairs["exc"] = self.formatException(record.exc_info)
-        return logfmt(pairs)
+        return logfmt(_fields(record, self))
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": _timestamp(record),
-            "level": _level(record),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        return json.dumps(_fields(record, self), ensure_ascii=False)
 
 
 def setup_logging(level: str = "info", fmt: str = "logfmt") -> None:

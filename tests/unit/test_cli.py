@@ -136,14 +136,18 @@ def _serve(config: Path, port: int, *flags: str) -> subprocess.Popen[str]:
 
 
 def test_run_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """`run --log.level=debug --log.format=logfmt` as the official exporters spell it: every
+    probe answers, every log line is logfmt, SIGTERM ends it within 5 s."""
     port = free_port()
     with SeedServer() as server:
         path = tmp_path / "c.yml"
         path.write_text(server.config())
-        proc = _serve(path, port)
+        proc = _serve(path, port, "--log.level=debug", "--log.format=logfmt")
         try:
             base = f"http://127.0.0.1:{port}"
             assert httpx.get(f"{base}/healthz").text == "OK\n"
+            for probe in ("/-/healthy", "/readyz", "/-/ready"):
+                assert httpx.get(base + probe).status_code == 200, probe
             metrics = httpx.get(f"{base}/metrics")
             assert 'aitronos_job_items_found{job_id="job_abc123"} 13' in metrics.text
         finally:
@@ -153,6 +157,9 @@ def test_run_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert time.monotonic() - started < 5
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr
+    lines = stderr.splitlines()
+    assert any(_logfmt(line)["level"] == "debug" for line in lines)
+    assert all(_logfmt(line) for line in lines)
 
 
 def test_run_bad_listen_address_is_usage_error(tmp_path: Path) -> None:
@@ -218,25 +225,6 @@ def test_version_on_every_command(command: list[str]) -> None:
     result = _run(*command, "--version")
     assert result.returncode == 0
     assert result.stdout.strip() == f"scrapejobs-exporter {__version__}"
-
-
-def test_run_with_the_official_flags_answers_every_probe(tmp_path: Path) -> None:
-    port = free_port()
-    with SeedServer() as server:
-        path = tmp_path / "c.yml"
-        path.write_text(server.config())
-        proc = _serve(path, port, "--log.level=debug", "--log.format=logfmt")
-        try:
-            base = f"http://127.0.0.1:{port}"
-            for probe in ("/healthz", "/-/healthy", "/readyz", "/-/ready"):
-                assert httpx.get(base + probe).status_code == 200, probe
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            _, stderr = proc.communicate(timeout=10)
-    assert proc.returncode == 0, stderr
-    lines = stderr.splitlines()
-    assert any(_logfmt(line)["level"] == "debug" for line in lines)
-    assert all(_logfmt(line) for line in lines)
 
 
 def test_run_serves_metrics_at_the_telemetry_path(tmp_path: Path) -> None:
