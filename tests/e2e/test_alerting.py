@@ -113,9 +113,11 @@ def account_stack(tmp_path: Path) -> Iterator[AlertStack]:
     prometheus = require_binary("prometheus")
     alertmanager = require_binary("prometheus-alertmanager")
     # Seed 7's history holds every kind of failure: jobs, snapshots, an AI flow, Aitronos
-    # jobs failed and timed out.
+    # jobs failed and timed out. A real-time exporter polling every second on the manual
+    # clock, where the per-account limits would only refill when the test advances time: they
+    # are not under test here.
     sim_config = SimulatorConfig(seed=7, scale=200, manual_clock=True, running_fraction=0.1,
-                                 stuck_fraction=0.0)  # fmt: skip
+                                 stuck_fraction=0.0, rate_limits=False)  # fmt: skip
     with ExitStack() as stack, run_simulator_in_thread(sim_config) as sim, Webhook() as webhook:
         state = httpx.get(f"{sim.url}/_sim/state").json()
         datasets = sorted({s["dataset_id"] for s in state["brightdata"]["snapshots"]})
