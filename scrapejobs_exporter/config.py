@@ -141,6 +141,21 @@ def _quoted(value: str, limit: int = 60) -> str:
     return text if len(value) <= limit else text + f" ({len(value)} characters)"
 
 
+_PROXY_URL = re.compile(
+    r"^https?://(?:[^\s/@]+@)?(?:\[[0-9A-Fa-f:.]+\]|[^\s/@:\[\]]+)(?::\d{1,5})?/?$"
+)
+
+
+def _check_proxy_url(value: str | None) -> str | None:
+    """An HTTP forward proxy; https:// proxies are spoken to over TLS. No path, no query."""
+    if value is not None and not _PROXY_URL.match(value):
+        raise ValueError(
+            "invalid proxy URL: expected http(s)://[user:password@]host[:port], e.g."
+            " http://proxy.example:3128"
+        )
+    return value
+
+
 class RetentionConfig(_Strict):
     """How long finished targets keep their series, and how many targets are tracked at most."""
 
@@ -196,8 +211,11 @@ class BrightDataConfig(_Strict):
     datasets: list[TargetId] = []
     # Every call, retries included; 100 is the trial accounts' limit across all products.
     max_requests_per_minute: int = Field(default=100, ge=2, le=100_000)
+    # Unset: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY from the environment apply.
+    proxy_url: str | None = None
 
     _check_url = field_validator("base_url")(_check_base_url)
+    _check_proxy = field_validator("proxy_url")(_check_proxy_url)
     _check_file = field_validator("api_token_file")(_check_secret_file)
 
     @model_validator(mode="after")
@@ -224,8 +242,11 @@ class AitronosConfig(_Strict):
     discover: bool = False  # follow every job of the account through the jobs list
     # Every call, retries included; the Standard plan allows 100 a minute.
     max_requests_per_minute: int = Field(default=100, ge=2, le=100_000)
+    # Unset: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY from the environment apply.
+    proxy_url: str | None = None
 
     _check_url = field_validator("base_url")(_check_base_url)
+    _check_proxy = field_validator("proxy_url")(_check_proxy_url)
     _check_file = field_validator("api_key_file")(_check_secret_file)
 
     @field_validator("path_prefix")

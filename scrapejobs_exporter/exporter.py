@@ -55,6 +55,7 @@ def _http(
     telemetry: Telemetry,
     transport: httpx.AsyncBaseTransport | None,
     gate: ProviderGate | None,
+    proxy: str | None = None,
 ) -> HttpClient:
     return HttpClient(
         provider,
@@ -67,6 +68,7 @@ def _http(
         max_requests_per_minute=per_minute,
         gate=gate,
         transport=transport,
+        proxy=proxy,
     )
 
 
@@ -90,6 +92,7 @@ def _brightdata_client(
             telemetry,
             transport,
             gate,
+            bd.proxy_url,
         )
     )
 
@@ -113,6 +116,7 @@ def _aitronos_client(
         telemetry,
         transport,
         gate,
+        ait.proxy_url,
     )
     return AitronosClient(http, ait.path_prefix)
 
@@ -147,10 +151,10 @@ def _connection(config: Config, provider: str) -> tuple[object, ...] | None:
     common = (config.request_timeout, config.concurrency, config.max_response_bytes)
     if provider == "brightdata" and config.brightdata is not None:
         bd = config.brightdata
-        return (*common, bd.base_url, bd.token(), bd.max_requests_per_minute)
+        return (*common, bd.base_url, bd.token(), bd.max_requests_per_minute, bd.proxy_url)
     if provider == "aitronos" and config.aitronos is not None:
         ait = config.aitronos
-        settings = (ait.base_url, ait.key(), ait.auth_header, ait.path_prefix)
+        settings = (ait.base_url, ait.key(), ait.auth_header, ait.path_prefix, ait.proxy_url)
         return (*common, *settings, ait.max_requests_per_minute)
     return None
 

@@ -11,6 +11,7 @@ more than `MAX_NODES` nodes (a "billion laughs" file is a few hundred bytes), no
 from __future__ import annotations
 
 import codecs
+import errno
 import os
 import stat
 from pathlib import Path
@@ -57,6 +58,8 @@ def read_text_file(path: str | Path, limit: int) -> str:
         raise FileProblem(exc.strerror or str(exc)) from None
     try:
         info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise FileProblem(os.strerror(errno.EISDIR))
         if not stat.S_ISREG(info.st_mode):
             kind = next((name for test, name in _FILE_TYPES if test(info.st_mode)), "special")
             raise FileProblem(f"not a regular file ({kind})")
@@ -76,15 +79,12 @@ def read_text_file(path: str | Path, limit: int) -> str:
 def decode_text(data: bytes) -> str:
     for bom, name in _BOMS:
         if data.startswith(bom):
-            raise FileProblem(f"is {name} text; save it as UTF-8")
-    if b"\0" in data:
-        raise FileProblem("is binary, not text (it contains NUL bytes)")
+            raise FileProblem(f"not UTF-8 text ({name}; save it as UTF-8)")
     try:
         return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
         raise FileProblem(
-            f"is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}; save it as UTF-8)"
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
         ) from None
 
 
@@ -137,7 +137,10 @@ _StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_y
 
 def load_yaml(text: str) -> Any:
     """The value of a YAML document, or YamlProblem."""
-    loader = _StrictLoader(text)
+    try:
+        loader = _StrictLoader(text)  # checks the characters first
+    except yaml.YAMLError as exc:
+        raise YamlProblem(f"YAML syntax error: {str(exc).splitlines()[0]}") from None
     try:
         try:
             node = loader.get_single_node()
