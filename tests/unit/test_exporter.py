@@ -3,7 +3,6 @@ real simulator on a manual clock: the world moves only when a test says so, noth
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,6 +13,7 @@ import respx
 from scrapejobs_exporter.config import parse_config
 from scrapejobs_exporter.exporter import Exporter
 from scrapejobs_exporter.exposition import render_text
+from scrapejobs_exporter.sharding import Shard
 from scrapejobs_exporter.simulator import SimulatorConfig, SimulatorServer
 from tests.helpers import samples
 
@@ -31,7 +31,7 @@ async def sim() -> AsyncIterator[SimulatorServer]:
     await server.stop()
 
 
-def exporter_for(sim: SimulatorServer, extra: str = "") -> Exporter:
+def exporter_for(sim: SimulatorServer, extra: str = "", shard: Shard | None = None) -> Exporter:
     state = sim.state()
     datasets = sorted({s["dataset_id"] for s in state["brightdata"]["snapshots"]})
     text = f"""
@@ -49,12 +49,13 @@ aitronos:
   base_url: {sim.url}
   discover: true
   max_requests_per_minute: 100000
+  max_requests_per_day: null
 stall:
   no_worker_after: 10m
   no_progress_after: 30m
 {extra}
 """
-    return Exporter(parse_config(text, env={}), clock=lambda: sim.world.now_ms / 1000)
+    return Exporter(parse_config(text, env={}), clock=lambda: sim.world.now_ms / 1000, shard=shard)
 
 
 async def run(sim: SimulatorServer, exporter: Exporter, cycles: int) -> None:
@@ -229,7 +230,7 @@ async def test_evicted_static_job_is_not_rediscovered_and_counted(sim: Simulator
 
 @respx.mock
 async def test_collectors_list_that_ignores_offset_is_read_once() -> None:
-    from scrapejobs_exporter.discovery import Discovery
+    from scrapejobs_exporter.discovery import Discovery, ListSource
     from scrapejobs_exporter.providers.brightdata import BrightDataClient
     from scrapejobs_exporter.providers.http import HttpClient
     from scrapejobs_exporter.telemetry import Telemetry
@@ -238,8 +239,8 @@ async def test_collectors_list_that_ignores_offset_is_read_once() -> None:
     route = respx.get("https://bd.test/dca/collectors_list").respond(json=page)
     client = BrightDataClient(HttpClient("brightdata", "https://bd.test", {}, 5, Telemetry()))
     config = parse_config("brightdata:\n  api_token: t\n  collectors: all\n", env={})
-    discovery = Discovery(config, exporter_store(), asyncio.Semaphore(4))
-    collectors = await discovery._list_collectors(client)
+    discovery = Discovery(config, exporter_store())
+    collectors = await discovery._list_collectors(client, ListSource("brightdata", "collectors"))
     await client.http.aclose()
     assert [c.collector_id for c in collectors] == ["c_1", "c_2"]
     assert route.call_count == 2  # the second page brought nothing new
