@@ -164,6 +164,7 @@ class ProviderScheduler:
         gate = self.gate
         if gate is None:
             return IDLE
+        self._check_ready()  # a provider with nothing to list or poll is ready at once
         while len(self._tasks) < self.config.concurrency:
             wait = gate.wait_time()
             if wait > 0:
