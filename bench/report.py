@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from typing import Any
 
+from bench import budget
 from bench.client import WARMUP
 
 # The acceptance targets.
@@ -298,6 +299,7 @@ def markdown(document: dict[str, Any], rows: list[Row]) -> str:
         "Targets met: "
         f"{sum(r.met is True for r in rows)} of {sum(r.met is not None for r in rows)}.",
         "",
+        *_budget_section(document),
         "## What was measured",
         "",
         "*Ours* is the exporter in this repository; *baseline* is `bench/baseline.py`: "
@@ -381,6 +383,23 @@ def markdown(document: dict[str, Any], rows: list[Row]) -> str:
 
 
 CONCURRENCY_NOTE = "64"
+
+
+def _budget_section(document: dict[str, Any]) -> list[str]:
+    results = document["results"].get("budget", [])
+    if not results:
+        return []
+    measured = document["results"].get("budget_measured", {})
+    commit = measured.get("git", {}).get("commit", "")[:12] or "unknown"
+    lines = budget.markdown_section(results, budget.rows(results))
+    load = measured.get("load_average", {})
+    start, end = (load.get(when) or ["unknown"] for when in ("start", "end"))
+    lines.insert(
+        2,
+        f"Measured {measured.get('date', 'unknown')}, commit {commit}; load average (1 min) "
+        f"{start[0]} at the start, {end[0]} at the end.\n",
+    )
+    return lines
 
 
 def _git_line(document: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import budget, report
 from bench.common import child_env, parse_result
 from bench.sim import Simulator, running_counts, sim_get
 
@@ -166,6 +166,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--throughput-jobs", type=int, default=None, help="default 3000 (quick 300)"
     )
+    parser.add_argument(
+        "--only",
+        choices=("cost", "budget"),
+        default=None,
+        help="cost: render/scrape/RSS/calls/throughput only; budget: the budget-bound scenario "
+        "only, merged into an existing results.json in --out (default: both; --quick: cost)",
+    )
+    parser.add_argument(
+        "--budget-shards",
+        default=None,
+        help="comma-separated exporter counts of the budget-bound scenario (default 1,3; "
+        "--quick: 1)",
+    )
     return parser.parse_args(argv)
 
 
@@ -184,35 +197,66 @@ def main(argv: list[str] | None = None) -> int:
     machine = report.machine()
     load_start = report.load_average()
     git_start = git_state()
+    cost = args.only != "budget"
+    with_budget = args.only == "budget" or (args.only is None and not args.quick)
     results: dict[str, Any] = {"scales": {}, "throughput": {}}
-    for scale in scales:
+    before: dict[str, Any] = {}
+    previous = args.out / "results.json"
+    if not cost and previous.exists():
+        # Only the budget-bound scenario was asked for: keep the cost figures measured before,
+        # with the machine, commit and date they were measured on.
+        before = json.loads(previous.read_text())
+        results = before["results"]
+        results["scales"] = {int(k): v for k, v in results.get("scales", {}).items()}
+    cost_quick = before.get("quick", args.quick)
+    for scale in scales if cost else []:
         log(f"scale {scale:,} (simulator --scale {sim_scale_for(scale)})")
         results["scales"][scale] = measure_scale(scale, args.quick, log)
-    log(f"poll throughput: {tp_jobs:,} running jobs, {THROUGHPUT_LATENCY * 1000:g} ms latency")
-    results["throughput"] = measure_throughput(tp_jobs, 2 if args.quick else 3, log)
+    if cost:
+        log(f"poll throughput: {tp_jobs:,} running jobs, {THROUGHPUT_LATENCY * 1000:g} ms latency")
+        results["throughput"] = measure_throughput(tp_jobs, 2 if args.quick else 3, log)
+    if with_budget:
+        shards = args.budget_shards or ("1" if args.quick else "1,3")
+        counts = [int(n) for n in shards.split(",") if n.strip()]
+        load = report.load_average()
+        results["budget"] = budget.measure(counts, args.quick, log)
+        results["budget_measured"] = {
+            "date": machine["date"],
+            "git": git_state(),
+            "load_average": {"start": load, "end": report.load_average()},
+        }
 
     rows = report.evaluate(
         {s: {"ours": r["ours"], "baseline": r["baseline"]} for s, r in results["scales"].items()},
         results["throughput"],
-        quick=args.quick,
+        quick=cost_quick,
     )
+    budget_rows = budget.rows(results.get("budget", []))
     elapsed = round(time.monotonic() - started, 1)
-    print(report.text_table(rows))
-    missed = [r for r in rows if r.met is False]
+    if rows:
+        print(report.text_table(rows))
+    if budget_rows:
+        print("\n" + budget.text_table(budget_rows))
+    verdicts = [r.met for r in rows] + [r.met for r in budget_rows]
     print(
-        f"\n{len(rows)} rows, {sum(r.met is True for r in rows)} targets met, "
-        f"{len(missed)} missed; {elapsed:.0f}s"
+        f"\n{len(verdicts)} rows, {sum(m is True for m in verdicts)} targets met, "
+        f"{sum(m is False for m in verdicts)} missed; {elapsed:.0f}s"
     )
 
     args.out.mkdir(parents=True, exist_ok=True)
     document = {
-        "quick": args.quick,
+        "quick": cost_quick,
         "scales": scales,
         "elapsed_seconds": elapsed,
         "machine": machine,
         "load_average": {"start": load_start, "end": report.load_average()},
         "git": {"start": git_start, "end": git_state()},
+    }
+    if before:
+        document = {k: before[k] for k in document if k in before}
+    document |= {
         "targets": report.rows_json(rows),
+        "budget_targets": budget.rows_json(budget_rows),
         "results": results,
     }
     (args.out / "results.json").write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")

@@ -22,10 +22,22 @@ START_TIMEOUT = 60.0
 
 
 class Simulator:
-    """`python -m scrapejobs_exporter simulate` on 127.0.0.1, a free port, the manual clock."""
+    """`python -m scrapejobs_exporter simulate` on 127.0.0.1, a free port, the manual clock.
+
+    The account rate limits are off unless asked for: the measurements of our own cost (render,
+    scrape, RSS, calls per cycle) must not wait for a budget.
+    """
 
     def __init__(
-        self, scale: int, *, latency: float = 0.0, running_fraction: float = 0.02, seed: int = 1
+        self,
+        scale: int,
+        *,
+        latency: float = 0.0,
+        running_fraction: float = 0.02,
+        seed: int = 1,
+        clock: str = "manual",
+        speed: float = 1.0,
+        rate_limits: bool = False,
     ) -> None:
         self.args = [
             sys.executable,
@@ -43,7 +55,11 @@ class Simulator:
             "--seed",
             str(seed),
             "--clock",
-            "manual",
+            clock,
+            "--speed",
+            str(speed),
+            "--rate-limits",
+            "on" if rate_limits else "off",
         ]
         self.url = ""
         self._process: subprocess.Popen[str] | None = None

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from scrapejobs_exporter.simulator import faults as fx
 from scrapejobs_exporter.simulator.api import ENDPOINTS, INVALID_JSON, Call, Handler
-from scrapejobs_exporter.simulator.clock import Clock
+from scrapejobs_exporter.simulator.clock import Clock, RealClock
 from scrapejobs_exporter.simulator.config import SimulatorConfig
 from scrapejobs_exporter.simulator.faults import (
     FaultInjector,
@@ -24,6 +24,7 @@ from scrapejobs_exporter.simulator.faults import (
     FaultSpecError,
     parse_rule,
 )
+from scrapejobs_exporter.simulator.ratelimits import AccountLimits
 from scrapejobs_exporter.simulator.replies import (
     Family,
     Reply,
@@ -34,7 +35,6 @@ from scrapejobs_exporter.simulator.replies import (
 from scrapejobs_exporter.simulator.world import World
 
 REQUEST_LOG_SIZE = 100_000
-AITRONOS_RATE_LIMIT = 1000  # the documented Premium plan: requests per minute
 TIMER_SLACK = 0.0005  # seconds: half of the event loop's timer resolution (epoll's 1 ms)
 AioHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -56,7 +56,7 @@ class SimulatorApp:
         self.faults = FaultInjector(config.seed)
         self.requests: Counter[str] = Counter()
         self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
-        self._rl_window, self._rl_used = 0, 0
+        self.limits = AccountLimits(config.limit_settings(), clock.quota_now())
 
     def build(self) -> web.Application:
         app = web.Application()
@@ -69,6 +69,8 @@ class SimulatorApp:
         app.router.add_delete("/_sim/faults", self._sim_faults_clear)
         app.router.add_post("/_sim/advance", self._sim_advance)
         app.router.add_post("/_sim/fail", self._sim_fail)
+        app.router.add_post("/_sim/unblock", self._sim_unblock)
+        app.router.add_post("/_sim/speed", self._sim_speed)
         app.router.add_route("*", "/{tail:.*}", self._unmatched)
         return app
 
@@ -82,7 +84,7 @@ class SimulatorApp:
 
         async def serve(request: web.Request) -> web.StreamResponse:
             arrival = asyncio.get_running_loop().time()
-            entry = self._record(request.method, endpoint)
+            entry = self._record(request.method, endpoint, family)
             response = await self._answer(request, family, handler)
             if self.config.latency > 0:
                 await self._pause_until(arrival + self.config.latency)
@@ -91,23 +93,11 @@ class SimulatorApp:
 
         return serve
 
-    def _rate_limit_headers(self) -> dict[str, str]:
-        """Aitronos documents X-RateLimit-* headers on every answer. The simulator reports a
-        per-minute window but does not enforce it (the `http_429` fault does that)."""
-        now = time.time()
-        window = int(now // 60) * 60
-        if window != self._rl_window:
-            self._rl_window, self._rl_used = window, 0
-        self._rl_used += 1
-        return {
-            "X-RateLimit-Limit": str(AITRONOS_RATE_LIMIT),
-            "X-RateLimit-Remaining": str(max(0, AITRONOS_RATE_LIMIT - self._rl_used)),
-            "X-RateLimit-Reset": str(window + 60),
-        }
-
-    def _record(self, method: str, endpoint: str) -> dict[str, Any]:
+    def _record(self, method: str, endpoint: str, family: Family | None) -> dict[str, Any]:
         self.requests[endpoint] += 1
         entry: dict[str, Any] = {"t": time.time(), "method": method, "endpoint": endpoint}
+        if family is not None:
+            entry["provider"] = "aitronos" if family.is_aitronos else "brightdata"
         entry["status"] = 0
         self.request_log.append(entry)
         return entry
@@ -127,6 +117,9 @@ class SimulatorApp:
         )
         if denied is not None:
             return render(denied)
+        refused, limit_headers = self.limits.check(family, self.clock.quota_now())
+        if refused is not None:
+            return render(refused)
         body = await _read_json(request) if request.method == "POST" else None
         call = Call(
             world=self.world,
@@ -136,8 +129,7 @@ class SimulatorApp:
             legacy_capitalised=self.config.legacy_capitalised,
         )
         reply = handler(call)
-        if family is Family.AITRONOS:
-            reply.headers.update(self._rate_limit_headers())
+        reply.headers.update(limit_headers)
         if rule is not None and reply.is_json_ok and rule.fault in fx.BODY_FAULTS:
             return self._body_fault(rule, reply, request.path)
         return render(reply)
@@ -204,15 +196,28 @@ class SimulatorApp:
 
     async def _unmatched(self, request: web.Request) -> web.StreamResponse:
         if not request.path.startswith("/_sim/"):
-            self._record(request.method, f"{request.method} <unmatched>")["status"] = 404
+            self._record(request.method, f"{request.method} <unmatched>", None)["status"] = 404
         return web.Response(status=404, text="Not Found")
 
     # ----- /_sim control endpoints -------------------------------------------
 
-    async def _sim_state(self, request: web.Request) -> web.StreamResponse:
+    def state(self, compact: bool = False, finished_since: float = 0.0) -> dict[str, Any]:
+        """Ground truth; `compact` leaves out the per-object bodies (every job's /dca/log...),
+        `finished_since` (unix seconds) the objects that finished before it."""
         self.sync_world()
-        state = self.world.state()
+        state = self.world.state(compact=compact, finished_since_ms=int(finished_since * 1000))
+        state["speed"] = self.clock.speed if isinstance(self.clock, RealClock) else None
         state["requests"] = dict(self.requests)
+        state["rate_limits"] = self.limits.state(self.clock.quota_now())
+        return state
+
+    async def _sim_state(self, request: web.Request) -> web.StreamResponse:
+        compact = request.query.get("compact", "") not in ("", "0", "false")
+        try:
+            since = float(request.query.get("finished_since", "0") or 0)
+        except ValueError:
+            return web.json_response({"error": "finished_since must be unix seconds"}, status=400)
+        state = self.state(compact=compact, finished_since=since)
         return _json_bytes(json.dumps(state, separators=(",", ":")).encode(), {})
 
     async def _sim_requests(self, request: web.Request) -> web.StreamResponse:
@@ -252,6 +257,23 @@ class SimulatorApp:
         if not self.world.fail_job(job_id):
             return web.json_response({"error": "no such running job"}, status=409)
         return web.json_response({"job_id": job_id, "status": "failed"})
+
+    async def _sim_unblock(self, request: web.Request) -> web.StreamResponse:
+        """Lift Bright Data's IP block (upstream, support does it) and forget recent 429s."""
+        self.limits.brightdata.unblock()
+        return web.json_response(self.limits.state(self.clock.quota_now())["brightdata"])
+
+    async def _sim_speed(self, request: web.Request) -> web.StreamResponse:
+        """Change the world's speed while running; 0 freezes it (rate limits keep real time)."""
+        body = await _read_json(request)
+        speed = body.get("speed") if isinstance(body, dict) else None
+        if isinstance(speed, bool) or not isinstance(speed, int | float) or speed < 0:
+            return web.json_response({"error": "speed must be a non-negative number"}, status=400)
+        if not isinstance(self.clock, RealClock):
+            return web.json_response({"error": "the manual clock has no speed"}, status=409)
+        self.sync_world()
+        self.clock.set_speed(float(speed))
+        return web.json_response({"now": self.world.now_ms / 1000, "speed": float(speed)})
 
 
 def render(reply: Reply) -> web.StreamResponse:

@@ -14,6 +14,7 @@ from scrapejobs_exporter.simulator.config import (
     SimulatorConfig,
     check_address,
 )
+from scrapejobs_exporter.simulator.ratelimits import AITRONOS_PLANS
 from scrapejobs_exporter.simulator.server import SimulatorServer
 
 DEFAULT_LISTEN = "127.0.0.1:8765"
@@ -34,6 +35,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--start-time", type=float, default=None, metavar="UNIX", help="simulated start time")
     add("--legacy-capitalised", action="store_true", help="/dca/log with Capitalised keys")
     add("--allow-non-loopback", action="store_true", help="allow binding a public address")
+    limits = parser.add_argument_group("per-account rate limits (docs/simulator.md)")
+    limits.add_argument(
+        "--rate-limits",
+        choices=("on", "off"),
+        default="on",
+        help="enforce the providers' account limits (off: count requests, refuse none)",
+    )
+    limits.add_argument(
+        "--brightdata-per-minute",
+        type=int,
+        default=100,
+        metavar="N",
+        help="Bright Data requests per 60 s across every endpoint (Limited Trial: 100)",
+    )
+    limits.add_argument(
+        "--brightdata-block-after",
+        type=int,
+        default=25,
+        metavar="N",
+        help="429s within five minutes that block the IP until POST /_sim/unblock (0: never)",
+    )
+    limits.add_argument(
+        "--aitronos-plan",
+        choices=tuple(AITRONOS_PLANS),
+        default="standard",
+        help="standard: 100/min, burst 120, 10,000/day; premium: 1,000/min, 1,200, 100,000",
+    )
+    for name, what in (("per-minute", "per minute"), ("burst", "burst"), ("per-day", "per day")):
+        limits.add_argument(
+            f"--aitronos-{name}",
+            type=int,
+            default=None,
+            metavar="N",
+            help=f"Aitronos requests {what} (default: the plan's)",
+        )
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -61,6 +97,13 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         legacy_capitalised=args.legacy_capitalised,
         allow_non_loopback=args.allow_non_loopback,
         start_time=getattr(args, "start_time", None),
+        rate_limits=args.rate_limits == "on",
+        brightdata_per_minute=args.brightdata_per_minute,
+        brightdata_block_after=args.brightdata_block_after,
+        aitronos_plan=args.aitronos_plan,
+        aitronos_per_minute=args.aitronos_per_minute,
+        aitronos_burst=args.aitronos_burst,
+        aitronos_per_day=args.aitronos_per_day,
     )
 
 
@@ -69,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
         check_address(config)
+        config.limit_settings()
     except (ValueError, NonLoopbackAddressError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -85,7 +129,8 @@ async def _serve(config: SimulatorConfig) -> None:
     await server.start()
     print(
         f"simulator listening on {server.url} (seed {config.seed}, scale {config.scale}, "
-        f"{'manual clock' if config.manual_clock else f'speed {config.speed}x'})",
+        f"{'manual clock' if config.manual_clock else f'speed {config.speed}x'}, "
+        f"rate limits {'on' if config.rate_limits else 'off'})",
         flush=True,
     )
     stop = asyncio.Event()

@@ -95,12 +95,9 @@ class SimulatorServer:
         self.app.clock.advance(seconds)
         self.app.sync_world()
 
-    def state(self) -> dict[str, Any]:
+    def state(self, compact: bool = False, finished_since: float = 0.0) -> dict[str, Any]:
         """Ground truth, as served by GET /_sim/state (call from the server's loop)."""
-        self.app.sync_world()
-        state = self.world.state()
-        state["requests"] = dict(self.app.requests)
-        return state
+        return self.app.state(compact=compact, finished_since=finished_since)
 
 
 @contextlib.contextmanager

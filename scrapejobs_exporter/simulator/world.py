@@ -36,6 +36,24 @@ AI_FLOW_MEAN_S = 420.0
 
 
 @dataclass(frozen=True, slots=True)
+class KindTruth:
+    """How one kind of object shows in the per-id ground truth of /_sim/state."""
+
+    name: str  # its key in `running` / `finished_since_start` (as in `finished`)
+    group: str | None  # the attribute (and key) that groups it: collector, dataset_id
+    id_attr: str
+    started_attr: str  # when it left its queue
+
+
+KINDS = {
+    "job": KindTruth("studio_jobs", "collector", "id", "started"),
+    "snapshot": KindTruth("snapshots", "dataset_id", "snapshot_id", "running_from"),
+    "ai_flow": KindTruth("ai_flows", "collector", "id", "running_from"),
+    "aitronos": KindTruth("aitronos_jobs", None, "job_id", "processing_from"),
+}
+
+
+@dataclass(frozen=True, slots=True)
 class WorldParams:
     seed: int = 1
     scale: int = 200
@@ -86,6 +104,10 @@ class World:
         self.finished_snapshots: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.finished_flows: Counter[str] = Counter()
         self.finished_aitronos: Counter[str] = Counter()
+        # Ground truth per object: what is not finished yet, and what finished since the start
+        # (id -> (finish ms, final status)), so that a measurement can tell which ids it missed.
+        self.active: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
+        self.ended: dict[str, dict[str, tuple[int, str, Any]]] = {kind: {} for kind in KINDS}
         self._stuck_p = stuck_arrival_probability(params.stuck_fraction)
         self._populate()
         # `finished` is ground truth for what happened since the start: the generated history
@@ -100,6 +122,8 @@ class World:
         self.finished_snapshots.clear()
         self.finished_flows.clear()
         self.finished_aitronos.clear()
+        for ended in self.ended.values():
+            ended.clear()
 
     # ----- construction -------------------------------------------------
 
@@ -256,11 +280,15 @@ class World:
 
     def _track(self, ends_ms: int, kind: str, obj: Any) -> None:
         if ends_ms <= self.now_ms:
-            self._count_finished(kind, obj)
+            self._count_finished(kind, obj, ends_ms)
         else:
             heapq.heappush(self._endings, (ends_ms, next(self._seq), kind, obj))
+            self.active[kind][_object_id(kind, obj)] = obj
 
-    def _count_finished(self, kind: str, obj: Any) -> None:
+    def _count_finished(self, kind: str, obj: Any, ends_ms: int) -> None:
+        object_id = _object_id(kind, obj)
+        self.active[kind].pop(object_id, None)
+        self.ended[kind][object_id] = (ends_ms, obj.outcome, obj)
         if kind == "job":
             self.finished_jobs[obj.collector][obj.outcome] += 1
         elif kind == "snapshot":
@@ -294,7 +322,7 @@ class World:
             ends, _, kind, obj = heapq.heappop(self._endings)
             if kind == "job" and obj.finished != ends:
                 continue  # a job failed on purpose ended earlier and was counted then
-            self._count_finished(kind, obj)
+            self._count_finished(kind, obj, ends)
 
     def fail_job(self, job_id: str) -> bool:
         """Make a building/running Studio job fail now (an injected failure); False if it
@@ -305,7 +333,7 @@ class World:
         job.end_processed = job.processed_at(self.now_ms)
         job.outcome = "failed"
         job.end_now(self.now_ms)
-        self._count_finished("job", job)
+        self._count_finished("job", job, self.now_ms)
         return True
 
     def _arrive(self, kind: str, at: int) -> None:
@@ -359,19 +387,61 @@ class World:
             "aitronos_jobs": dict(self.finished_aitronos),
         }
 
-    def state(self) -> dict[str, Any]:
+    def running(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Every object not finished yet, by kind and id: status, created, started (or None)."""
         t = self.now_ms
-        return {
-            "now": t / 1000,
-            "brightdata": {
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for kind, objects in self.active.items():
+            truth = KINDS[kind]
+            group = truth.group
+            rows = out[truth.name] = {}
+            for object_id, obj in objects.items():
+                started = int(getattr(obj, truth.started_attr))
+                row: dict[str, Any] = {
+                    "status": obj.status_at(t),
+                    "created": obj.created / 1000,
+                    "started": started / 1000 if started <= t else None,
+                }
+                if group is not None:
+                    row[group] = getattr(obj, group)
+                rows[object_id] = row
+        return out
+
+    def finished_since_start(self, since_ms: int = 0) -> dict[str, dict[str, dict[str, Any]]]:
+        """Every object that finished since the simulator started (after `since_ms` if given),
+        by kind and id: final status and finish time."""
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for kind, ended in self.ended.items():
+            group = KINDS[kind].group
+            rows = out[KINDS[kind].name] = {}
+            for object_id, (at_ms, status, obj) in ended.items():
+                if at_ms <= since_ms:
+                    continue
+                row: dict[str, Any] = {"status": status, "finished": at_ms / 1000}
+                if group is not None:
+                    row[group] = getattr(obj, group)
+                rows[object_id] = row
+        return out
+
+    def state(self, compact: bool = False, finished_since_ms: int = 0) -> dict[str, Any]:
+        t = self.now_ms
+        state: dict[str, Any] = {"now": t / 1000}
+        if not compact:
+            state["brightdata"] = {
                 "collectors": [c.state() for c in self.collectors],
                 "jobs": [{**j.log_body(t), "stuck": j.stuck} for j in self.jobs],
                 "snapshots": [s.state(t) for s in self.snapshots],
                 "ai_flows": [f.state(t) for f in self.ai_flows],
-            },
-            "aitronos": {"jobs": [j.progress_data(t) for j in self.aitronos_jobs]},
-            "finished": self.finished_counts(),
-        }
+            }
+            state["aitronos"] = {"jobs": [j.progress_data(t) for j in self.aitronos_jobs]}
+        state["finished"] = self.finished_counts()
+        state["running"] = self.running()
+        state["finished_since_start"] = self.finished_since_start(finished_since_ms)
+        return state
+
+
+def _object_id(kind: str, obj: Any) -> str:
+    return str(getattr(obj, KINDS[kind].id_attr))
 
 
 class _Streams:

@@ -89,8 +89,10 @@ receivers:
 def running_job_stack(tmp_path: Path) -> Iterator[tuple[str, str, Webhook]]:
     prometheus = require_binary("prometheus")
     alertmanager = require_binary("prometheus-alertmanager")
+    # A real-time exporter polling every second on the manual clock, where the per-account
+    # limits would only refill when the test advances time: they are not under test here.
     sim_config = SimulatorConfig(seed=21, scale=200, manual_clock=True, running_fraction=0.1,
-                                 stuck_fraction=0.0)  # fmt: skip
+                                 stuck_fraction=0.0, rate_limits=False)  # fmt: skip
     with ExitStack() as stack, run_simulator_in_thread(sim_config) as sim, Webhook() as webhook:
         state = httpx.get(f"{sim.url}/_sim/state").json()
         job = next(j for j in state["brightdata"]["jobs"] if j["status"] == "running")

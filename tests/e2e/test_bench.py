@@ -69,3 +69,34 @@ def test_quick_benchmark_runs_and_writes_every_measurement(tmp_path: Path) -> No
     assert all(row["met"] is None for row in document["targets"])  # a smoke run asserts nothing
     markdown = (tmp_path / "RESULTS.md").read_text()
     assert "| Metric | Jobs |" in markdown and "Machine:" in markdown
+
+
+def test_quick_budget_scenario_runs_the_exporter_against_the_enforcing_simulator(
+    tmp_path: Path,
+) -> None:
+    """`--only budget --quick`: the real exporter process against the simulator with its rate
+    limits on, sampled, frozen, caught up and tabled (the full run measures the targets)."""
+    process = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "budget", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    document = json.loads((tmp_path / "results.json").read_text())
+    (result,) = document["results"]["budget"]
+    assert result["shards"] == 1 and result["quick"] is True
+    assert len(result["samples"]) >= 5
+    for provider in ("brightdata", "aitronos"):
+        figures = result["providers"][provider]
+        assert figures["served"] > 0  # the simulator counted the exporter's requests
+        assert figures["busiest_60s"] <= figures["served"]
+        assert figures["final_truth"] >= 0 and figures["count_lag_max_s"] is not None
+        assert figures["ideal"]["list_pages_per_sweep"] >= 1
+    assert result["providers"]["brightdata"]["final_truth"] > 0  # jobs finished meanwhile
+    metrics = {row["metric"] for row in document["budget_targets"]}
+    assert {"Count lag max (s)", "Finished missed (after catch-up)", "Value age max (s)",
+            "Requests in the busiest 60 s", "429s answered by the simulator"} <= metrics  # fmt: skip
+    assert all(row["met"] is None for row in document["budget_targets"])
+    assert "## Budget-bound scenario" in (tmp_path / "RESULTS.md").read_text()

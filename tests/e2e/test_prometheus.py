@@ -96,9 +96,14 @@ def _run_world(sim: str) -> None:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     prometheus = require_binary("prometheus")
     tmp = tmp_path_factory.mktemp("e2e")
+    # A real-time exporter on the manual clock, with budgets above any account's: the account
+    # limits (which refill on the manual clock only) are set far above what it sends, so that
+    # Aitronos still announces them in its X-RateLimit-* headers.
     sim_config = SimulatorConfig(
-        seed=11, scale=300, manual_clock=True, running_fraction=0.1, stuck_fraction=0.2
-    )
+        seed=11, scale=300, manual_clock=True, running_fraction=0.1, stuck_fraction=0.2,
+        brightdata_per_minute=10**9, aitronos_per_minute=10**9, aitronos_burst=10**9,
+        aitronos_per_day=10**9,
+    )  # fmt: skip
     with ExitStack() as stack, run_simulator_in_thread(sim_config) as simulator:
         state = httpx.get(f"{simulator.url}/_sim/state").json()
         config = tmp / "exporter.yml"

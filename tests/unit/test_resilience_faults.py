@@ -60,7 +60,10 @@ TOLERATED = {
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimulatorServer]:
-    config = SimulatorConfig(scale=30, seed=11, manual_clock=True, running_fraction=0.6)
+    # Faults, not the account limits, are under test here: the budget below is far above them.
+    config = SimulatorConfig(
+        scale=30, seed=11, manual_clock=True, running_fraction=0.6, rate_limits=False
+    )
     with run_simulator_in_thread(config) as server:
         yield server
 

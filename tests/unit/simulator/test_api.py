@@ -426,7 +426,17 @@ async def test_sim_state_shape(client: httpx.AsyncClient) -> None:
     await client.get("/dca/log/j_nope", headers=BRD)
     await client.get("/dca/log/j_nope2")
     truth = await state(client)
-    assert set(truth) == {"now", "brightdata", "aitronos", "finished", "requests"}
+    assert set(truth) == {
+        "now",
+        "speed",
+        "brightdata",
+        "aitronos",
+        "finished",
+        "running",
+        "finished_since_start",
+        "requests",
+        "rate_limits",
+    }
     assert truth["now"] == START
     assert set(truth["brightdata"]) == {"collectors", "jobs", "snapshots", "ai_flows"}
     job = truth["brightdata"]["jobs"][0]
@@ -507,11 +517,12 @@ async def test_real_clock_speed_compresses_time() -> None:
 async def test_aitronos_answers_carry_rate_limit_headers(client: httpx.AsyncClient) -> None:
     first = await client.get("/v1/scrape/jobs", headers=AIT)
     second = await client.get("/api/v1/scrape/jobs", headers=AIT)
-    assert first.headers["X-RateLimit-Limit"] == "1000"
-    assert int(second.headers["X-RateLimit-Remaining"]) < int(
-        first.headers["X-RateLimit-Remaining"]
-    )
-    assert int(first.headers["X-RateLimit-Reset"]) % 60 == 0
+    assert first.headers["X-RateLimit-Limit"] == "100"  # the Standard plan by default
+    assert first.headers["X-RateLimit-Remaining"] == "119"  # burst 120, one used
+    assert second.headers["X-RateLimit-Remaining"] == "118"
+    # Full again once the two tokens are refilled at 100/min: 1.2 s on the manual clock.
+    assert first.headers["X-RateLimit-Reset"] == str(int(START) + 1)
+    assert second.headers["X-RateLimit-Reset"] == str(int(START) + 2)
     brightdata = await client.get("/dca/collectors_list", headers=BRD)
     assert "X-RateLimit-Limit" not in brightdata.headers
 

@@ -53,6 +53,39 @@ def test_flags_map_onto_config() -> None:
     assert (defaults.host, defaults.port) == ("127.0.0.1", 8765)
 
 
+def test_rate_limit_flags() -> None:
+    defaults = config_from_args(parse()).limit_settings()
+    assert defaults.enabled and defaults.brightdata_per_minute == 100
+    assert defaults.brightdata_block_after == 25
+    assert (defaults.aitronos.per_minute, defaults.aitronos.burst) == (100, 120)
+    assert defaults.aitronos.per_day == 10_000
+    args = parse(
+        "--rate-limits", "off", "--brightdata-per-minute", "300", "--brightdata-block-after", "0",
+        "--aitronos-plan", "premium", "--aitronos-per-day", "5000",
+    )  # fmt: skip
+    settings = config_from_args(args).limit_settings()
+    assert not settings.enabled and settings.brightdata_per_minute == 300
+    assert settings.brightdata_block_after == 0
+    assert (settings.aitronos.per_minute, settings.aitronos.burst) == (1000, 1200)
+    assert settings.aitronos.per_day == 5000
+
+
+@pytest.mark.parametrize(
+    ("flags", "culprit"),
+    [
+        (("--brightdata-per-minute", "0"), "brightdata per-minute limit"),
+        (("--aitronos-burst", "0"), "aitronos burst"),
+        (("--brightdata-block-after", "-1"), "brightdata block-after"),
+    ],
+)
+def test_bad_rate_limit_is_one_line_and_exit_2(
+    flags: tuple[str, str], culprit: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(parse(*flags)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and culprit in err
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
