@@ -7,11 +7,12 @@ a request out, the scheduler picks the most useful one at that moment:
 
 1. a list sweep that is due (each list is read every `poll_interval`, spaced further when the
    lists alone would take more than `LIST_SHARE` of the budget);
-2. a target never polled, or down and due for a retry;
-3. the running target whose values are oldest (and a finished one whose counter still waits for
-   its detail), once its values are `poll_interval` old;
-4. a finished target's last detail poll that only adds fields (when nothing else is due), and a
-   finished AI flow's low-rate re-check.
+2. a target never polled, or down and due for a retry; a finished AI flow's low-rate re-check
+   (it may be triggered again);
+3. the running target whose values are oldest, once they are `poll_interval` old, taking turns
+   with finished jobs whose counter still waits for their detail (Aitronos items found; newest
+   first, given up after `OWED_FOR`);
+4. a finished job's last detail poll that only adds fields, when nothing else is due.
 
 With R running targets and D detail requests a minute left after the lists, every running
 target's values are thus at most about R/D minutes old. Nothing is sent when nothing is due,
@@ -50,6 +51,11 @@ Sleep = Callable[[float], Awaitable[None]]
 
 LIST_SHARE = 0.5  # at most this share of the budget goes to list sweeps (when lists are many)
 IDLE = 5.0  # seconds to look again when nothing can be chosen
+OWED_FOR = 3600.0  # seconds a finished job's owed detail poll is still worth sending
+# The classes of detail polls, most urgent first.
+# A finished AI flow's re-check comes before running jobs: it is rare by construction (once
+# per `recheck_finished`), and a budget-bound account always has running jobs due.
+NEW, RECHECK, RUNNING_RANK, OWED, SPARE = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +99,7 @@ class ProviderScheduler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._held_back = False
+        self._owed_turn = False
         self._loop_task: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -199,18 +206,22 @@ class ProviderScheduler:
         if due:
             return _Sweep(min(due, key=lambda s: s.next_due)), 0.0
         next_due = min([next_due, *(s.next_due for s in sources if s.key not in self._busy)])
-        best: tuple[int, float] | None = None
-        chosen: Target | None = None
+        best: dict[int, tuple[float, Target]] = {}
         for target in self.store:
             if target.provider != self.provider or target.key in self._busy:
                 continue
             rank, at = self._rank(target, now)
             if at > now:
                 next_due = min(next_due, at)
-            elif best is None or (rank, at) < best:
-                best, chosen = (rank, at), target
-        if chosen is not None:
-            return _Detail(chosen), 0.0
+            elif rank not in best or at < best[rank][0]:
+                best[rank] = (at, target)
+        if OWED in best and RUNNING_RANK in best and min(best) == RUNNING_RANK:
+            # Finished jobs whose counter waits for their detail and running jobs due for a
+            # refresh take turns: neither starves the other when the budget is short.
+            self._owed_turn = not self._owed_turn
+            return _Detail(best[OWED if self._owed_turn else RUNNING_RANK][1]), 0.0
+        if best:
+            return _Detail(best[min(best)][1]), 0.0
         return None, max(0.001, next_due - now)
 
     def _rank(self, target: Target, now: float) -> tuple[int, float]:
@@ -225,15 +236,22 @@ class ProviderScheduler:
             recheck = kind.recheck_finished
             if recheck is None:
                 return never
-            return (3, (last or now) + max(recheck, self.interval))
+            return (RECHECK, (last or now) + max(recheck, self.interval))
         if last is None:
-            return (0, target.first_seen)
+            return (NEW, target.first_seen)
         if target.up is False:
-            return (0, last + self.interval)
-        values_from = target.last_detail or target.first_seen
+            return (NEW, last + self.interval)
         if target.terminal:  # finished by its row: the detail poll it still owes
-            return (1 if kind.final_detail == "required" else 2, values_from)
-        return (1, values_from + self.interval)
+            finished = target.finished_at or now
+            if now - finished > OWED_FOR:
+                # The budget never got to it: give it up rather than let the backlog grow.
+                target.final = True
+                target.owed_detail = False
+                return never
+            # Newest first: when the budget cannot keep up, the recent ones are current.
+            rank = OWED if kind.final_detail == "required" else SPARE
+            return (rank, -finished)
+        return (RUNNING_RANK, (target.last_detail or target.first_seen) + self.interval)
 
     # --- doing -------------------------------------------------------------------------------
 
