@@ -28,7 +28,7 @@ from scrapejobs_exporter.providers.http import ApiError
 from scrapejobs_exporter.sharding import Shard
 from scrapejobs_exporter.store import Model, Store
 
-__all__ = ["Discovery", "Found", "ListSource"]
+__all__ = ["Discovery", "Found", "ListSource", "owns_static"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ class ListSource:
     pages: int = 1  # calls the last sweep made
     watermark: float | None = None
     failing: bool = False
+    error: ApiError | None = None  # why the last sweep failed
     seen: set[str] = field(default_factory=set)  # ids seen by the sweep in progress
 
     @property
@@ -85,6 +86,15 @@ class ListSource:
 
 
 R = TypeVar("R")
+
+
+def owns_static(config: Config, shard: Shard, provider: str, target_id: str) -> bool:
+    """Whether this shard watches a target named in the config: the shard owning its id, but
+    every Aitronos job belongs to the shard reading the Aitronos jobs list when `discover` is on
+    (that shard then has the whole Aitronos budget)."""
+    if provider == "aitronos" and config.aitronos is not None and config.aitronos.discover:
+        return shard.index == AITRONOS_SHARD
+    return shard.owns(target_id)
 
 
 class Discovery:
@@ -166,14 +176,14 @@ class Discovery:
             return {
                 t.target_id
                 for t in self.store
-                if t.provider == "brightdata" and t.kind == "job" and not t.final
+                if t.provider == "brightdata" and t.kind == "job" and not t.terminal
                 and t.collector == source.arg and not t.static
             }  # fmt: skip
         if source.what == "aitronos":
             return {
                 t.target_id
                 for t in self.store
-                if t.provider == "aitronos" and not t.final and not t.static
+                if t.provider == "aitronos" and not t.terminal and not t.static
             }
         return set()
 
@@ -267,11 +277,11 @@ class Discovery:
         except ApiError as exc:
             if not source.failing:
                 log.warning("discovery: %s failed: %s", source, exc.short)
-            source.failing = True
+            source.failing, source.error = True, exc
             return None
         if source.failing:
             log.info("discovery: %s works again", source)
-            source.failing = False
+            source.failing, source.error = False, None
         return result
 
 

@@ -15,6 +15,7 @@ import httpx
 
 from scrapejobs_exporter.aggregates import Aggregates
 from scrapejobs_exporter.config import Config
+from scrapejobs_exporter.discovery import owns_static
 from scrapejobs_exporter.exposition import Exposition, render_per_target
 from scrapejobs_exporter.kinds import AI_FLOW, KINDS
 from scrapejobs_exporter.metrics import Family, collect_families
@@ -61,12 +62,14 @@ def _budget(config: Config, provider: str, shard: Shard) -> tuple[int, int | Non
     """This shard's requests per minute and per day: the account's budget split evenly
     between the shards that share it, unless the config sets the shard's own."""
     section = getattr(config, provider)
+    # With Aitronos discovery, one shard watches every Aitronos job: it has the whole budget.
+    count = 1 if provider == "aitronos" and section.discover else shard.count
     per_minute = section.shard_max_requests_per_minute or max(
-        1, section.max_requests_per_minute // shard.count
+        1, section.max_requests_per_minute // count
     )
     per_day = section.shard_max_requests_per_day
     if per_day is None and section.max_requests_per_day is not None:
-        per_day = max(1, section.max_requests_per_day // shard.count)
+        per_day = max(1, section.max_requests_per_day // count)
     return per_minute, per_day
 
 
@@ -128,7 +131,7 @@ def _static_targets(config: Config) -> Iterator[tuple[str, str, str, str | None]
 
 def _add_static_targets(store: Store, config: Config, shard: Shard) -> None:
     for provider, kind, target_id, collector in _static_targets(config):
-        if shard.owns(target_id):
+        if owns_static(config, shard, provider, target_id):
             store.add(provider, kind, target_id, collector)
 
 

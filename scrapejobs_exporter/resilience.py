@@ -104,11 +104,13 @@ class SlidingWindow:
     it rather than a whole minute's worth (25 429s in five minutes block the IP at Bright Data).
     """
 
+    MARGIN = 0.05  # seconds: the provider's window edge may be inclusive, its clock coarser
+
     def __init__(self, limit: int, clock: Clock, window: float = 60.0) -> None:
         if limit < 1:
             raise ValueError("a request window needs a limit of at least 1")
         self.limit = limit
-        self.window = window
+        self.window = window + self.MARGIN
         self._clock = clock
         self.burst = float(max(1, limit // 10))
         self._rate = limit / window

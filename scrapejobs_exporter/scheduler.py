@@ -33,11 +33,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from scrapejobs_exporter.config import Config
-from scrapejobs_exporter.discovery import Discovery, Found, ListSource
+from scrapejobs_exporter.discovery import Discovery, Found, ListSource, owns_static
 from scrapejobs_exporter.kinds import kind_of
 from scrapejobs_exporter.providers import Providers
 from scrapejobs_exporter.providers.http import ApiError
-from scrapejobs_exporter.resilience import ProviderGate
+from scrapejobs_exporter.resilience import RETRYABLE, ProviderGate
 from scrapejobs_exporter.sharding import Shard
 from scrapejobs_exporter.store import Model, Store, Target
 from scrapejobs_exporter.telemetry import Telemetry
@@ -51,6 +51,8 @@ Sleep = Callable[[float], Awaitable[None]]
 
 LIST_SHARE = 0.5  # at most this share of the budget goes to list sweeps (when lists are many)
 IDLE = 5.0  # seconds to look again when nothing can be chosen
+# Why a list sweep failed, when it says the provider as a whole is down.
+PROVIDER_DOWN = frozenset({*RETRYABLE, "circuit_open"})
 OWED_FOR = 3600.0  # seconds a finished job's owed detail poll is still worth sending
 # The classes of detail polls, most urgent first.
 # A finished AI flow's re-check comes before running jobs: it is rare by construction (once
@@ -276,6 +278,8 @@ class ProviderScheduler:
         now = self.clock()
         if rows is not None:
             self.apply_rows(rows, now, source.watermark, first)
+        elif source.error is not None and source.error.reason in PROVIDER_DOWN:
+            self._provider_down(source.error, now)
         source.sweeps += 1
         source.next_due = started + self._list_interval(source)
         self._check_ready()
@@ -302,7 +306,7 @@ class ProviderScheduler:
             key = (row.provider, row.kind, row.target_id)
             if key in store.forgotten:
                 continue
-            if key in static and not self.shard.owns(row.target_id):
+            if key in static and not owns_static(self.config, self.shard, *key[::2]):
                 continue  # named in the config: the shard owning its id watches it
             target = store.add(*key, row.collector, static=False, now=now)
             if row.model is not None:
@@ -313,6 +317,13 @@ class ProviderScheduler:
         self.wake()
 
     static_keys: frozenset[tuple[str, str, str]] = frozenset()
+
+    def _provider_down(self, error: ApiError, now: float) -> None:
+        """The provider itself fails (or its circuit is open): no target of it has current
+        values, whether or not its own poll came round yet."""
+        for target in self.store:
+            if target.provider == self.provider and not target.final and target.up is not False:
+                Store.record_failure(target, error, now)
 
     def _check_ready(self) -> None:
         """Ready once every list was swept once (seconds), not after every detail poll of a

@@ -10,7 +10,7 @@ import pytest
 import respx
 
 from scrapejobs_exporter.providers.http import ApiError, HttpClient
-from scrapejobs_exporter.resilience import Policy, ProviderGate, Refused
+from scrapejobs_exporter.resilience import Policy, ProviderGate, Refused, SlidingWindow
 from scrapejobs_exporter.telemetry import Telemetry
 
 BD = "https://api.brightdata.test"
@@ -88,7 +88,7 @@ async def test_window_counts_a_request_until_a_minute_after_its_answer() -> None
         pass
     async with g.turn():
         pass
-    assert fake.now == pytest.approx(1000.0 + 5.0 + 60.0)  # until the first's answer + 60 s
+    assert fake.now == pytest.approx(1000.0 + 5.0 + 60.0 + SlidingWindow.MARGIN)  # answer + 60 s
 
 
 async def test_daily_quota_is_spread_over_the_day() -> None:
