@@ -20,9 +20,30 @@ if TYPE_CHECKING:
     from scrapejobs_exporter.providers import Providers
     from scrapejobs_exporter.store import Model, Target
 
-__all__ = ["AITRONOS_JOB", "AI_FLOW", "KINDS", "SNAPSHOT", "STUDIO_JOB", "Kind", "kind_of"]
+__all__ = [
+    "AITRONOS_JOB",
+    "AI_FLOW",
+    "KINDS",
+    "SNAPSHOT",
+    "STUDIO_JOB",
+    "Bar",
+    "Kind",
+    "kind_of",
+]
 
 Fetch = Callable[["Providers", "Target"], Awaitable["Model"]]
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """A target's progress as the landing page and `watch` draw it."""
+
+    done: float | None
+    total: float | None
+    unit: str  # pages, steps or percent
+    ratio: float | None  # 0..1 when known
+
+
 Count = Callable[["Aggregates", Any, str], None]
 
 
@@ -65,6 +86,8 @@ class Kind:
     recheck_finished: float | None = None
     collector_of: Callable[[Any], str | None] = lambda _model: None
     no_worker: Callable[[Any], bool] = lambda _model: False  # running, but nothing happens yet
+    bar: Callable[[Any], Bar | None] = lambda _model: None
+    items: Callable[[Any], int | None] = lambda _model: None  # records or items produced
 
     @property
     def key(self) -> tuple[str, str]:
@@ -98,6 +121,17 @@ def _job_labels(target: Target, model: StudioJob) -> tuple[str, ...]:
     return (model.job_id, model.collector or target.collector or "")
 
 
+def _job_bar(model: StudioJob) -> Bar | None:
+    if not model.pages:
+        return None
+    # A job known only from a list row has no pages_left: no bar, unless it is done.
+    left = 0 if model.status == "done" else model.pages_left
+    if left is None:
+        return None
+    done = max(0, model.pages - left)
+    return Bar(done, model.pages, "pages", min(1.0, done / model.pages))
+
+
 def _job_left(model: StudioJob) -> float | None:
     return None if model.pages_left is None else float(model.pages_left)
 
@@ -120,6 +154,8 @@ STUDIO_JOB = Kind(
     collector_of=lambda m: m.collector,
     # Navigations still 0 while running: no worker was ever allocated (api-reference BD-1).
     no_worker=lambda m: m.navigations == 0,
+    bar=_job_bar,
+    items=lambda m: m.lines,
 )
 
 
@@ -143,6 +179,8 @@ SNAPSHOT = Kind(
     ensure=lambda a, m, _c: a.ensure_dataset(m.dataset_id or ""),
     count=lambda a, m, _c, _now: a.snapshot_finished(m),
     row_complete=True,
+    bar=lambda m: Bar(None, None, "percent", 1.0) if m.status == "ready" else None,
+    items=lambda m: m.records,
 )
 
 
@@ -151,6 +189,13 @@ SNAPSHOT = Kind(
 
 async def _fetch_ai_flow(providers: Providers, target: Target) -> Model:
     return await _client(providers, "brightdata").ai_flow_progress(target.target_id)  # type: ignore[no-any-return]
+
+
+def _ai_flow_bar(model: AiFlow) -> Bar | None:
+    if model.completed_steps is None:
+        return None
+    # Steps may repeat and the pipeline length varies: no total until it is over.
+    return Bar(model.completed_steps, None, "steps", 1.0 if model.status == "done" else None)
 
 
 def _static_ai_flows(config: Config) -> list[str]:
@@ -173,6 +218,7 @@ AI_FLOW = Kind(
     run_id=lambda m: m.ai_job_id,
     recheck_finished=300.0,  # a re-trigger of the collector is seen within five minutes
     collector_of=lambda m: m.collector,
+    bar=_ai_flow_bar,
 )
 
 
@@ -181,6 +227,13 @@ AI_FLOW = Kind(
 
 async def _fetch_aitronos_job(providers: Providers, target: Target) -> Model:
     return await _client(providers, "aitronos").job_progress(target.target_id)  # type: ignore[no-any-return]
+
+
+def _aitronos_bar(model: AitronosJob) -> Bar | None:
+    if model.progress_percentage is None:
+        return None
+    percent = max(0.0, min(100.0, model.progress_percentage))
+    return Bar(percent, 100.0, "percent", percent / 100.0)
 
 
 def _aitronos_left(model: AitronosJob) -> float | None:
@@ -205,6 +258,8 @@ AITRONOS_JOB = Kind(
     work_left=_aitronos_left,
     finished_at=lambda m: m.completed,
     final_detail="required",  # items found is only in the detail, and feeds a counter
+    bar=_aitronos_bar,
+    items=lambda m: m.items_found,
 )
 
 
