@@ -213,19 +213,37 @@ class Discovery:
         pending: set[str],
     ) -> list[Found]:
         window = _window(now, self.config.discovery.lookback)
-        found: list[Found] = []
-        offset = source.pages = 0
-        while True:
-            page: Page[StudioJob] = await client.list_collector_jobs(
+
+        async def page(offset: int) -> Page[StudioJob] | Page[AitronosJob]:
+            return await client.list_collector_jobs(
                 source.arg, window[0], window[1], offset, JOBS_PAGE
             )
+
+        return await self._jobs(source, page, JOBS_PAGE, full, pending)
+
+    async def _jobs(
+        self,
+        source: ListSource,
+        read_page: Callable[[int], Awaitable[Page[StudioJob] | Page[AitronosJob]]],
+        size: int,
+        full: bool,
+        pending: set[str],
+    ) -> list[Found]:
+        """The pages of a jobs list (newest first) as rows, as far as they are needed."""
+        found: list[Found] = []
+        offset = source.pages = 0
+        collector = source.arg or None
+        while True:
+            page = await read_page(offset)
             source.pages += 1
-            rows = [Found("brightdata", "job", j.job_id, source.arg, j, False) for j in page.items]
+            rows = [
+                Found(source.provider, "job", j.job_id, collector, j, False) for j in page.items
+            ]
             found += rows
             offset += len(page.items)
             pending -= {r.target_id for r in rows}
             done = not (full or pending or self._any_new(rows))
-            if _last_page(page, offset, JOBS_PAGE) or done:
+            if _last_page(page, offset, size) or done:
                 return found
 
     async def _snapshots(
@@ -248,18 +266,10 @@ class Discovery:
     async def _aitronos_jobs(
         self, client: AitronosClient, source: ListSource, full: bool, pending: set[str]
     ) -> list[Found]:
-        found: list[Found] = []
-        offset = source.pages = 0
-        while True:
-            page = await client.list_jobs(offset, AITRONOS_PAGE)
-            source.pages += 1
-            rows = [Found("aitronos", "job", j.job_id, None, j, False) for j in page.items]
-            found += rows
-            offset += len(page.items)
-            pending -= {r.target_id for r in rows}
-            done = not (full or pending or self._any_new(rows))
-            if _last_page(page, offset, AITRONOS_PAGE) or done:
-                return found
+        async def page(offset: int) -> Page[StudioJob] | Page[AitronosJob]:
+            return await client.list_jobs(offset, AITRONOS_PAGE)
+
+        return await self._jobs(source, page, AITRONOS_PAGE, full, pending)
 
     # --- helpers ---------------------------------------------------------------------------
 

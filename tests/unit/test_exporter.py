@@ -31,30 +31,39 @@ async def sim() -> AsyncIterator[SimulatorServer]:
     await server.stop()
 
 
-def exporter_for(sim: SimulatorServer, extra: str = "", shard: Shard | None = None) -> Exporter:
+# Budgets far above the simulator's: these tests are about what is counted, not the budget.
+UNLIMITED = "  max_requests_per_minute: 100000\n"
+
+
+def config_for(
+    sim: SimulatorServer,
+    extra: str = "",
+    poll_interval: str = "2m",
+    budget: str = UNLIMITED,
+    daily: str = "  max_requests_per_day: null\n",
+) -> str:
+    """Everything discovered: every collector, dataset, AI flow and Aitronos job."""
     state = sim.state()
     datasets = sorted({s["dataset_id"] for s in state["brightdata"]["snapshots"]})
-    text = f"""
-poll_interval: 2m
-concurrency: 8
+    return f"""
+poll_interval: {poll_interval}
 brightdata:
   api_token: {sim.config.brightdata_token}
   base_url: {sim.url}
   collectors: all
   datasets: {datasets}
   ai_flows: all
-  max_requests_per_minute: 100000
-aitronos:
+{budget}aitronos:
   api_key: {sim.config.aitronos_key}
   base_url: {sim.url}
   discover: true
-  max_requests_per_minute: 100000
-  max_requests_per_day: null
-stall:
-  no_worker_after: 10m
-  no_progress_after: 30m
-{extra}
+{budget}{daily}{extra}
 """
+
+
+def exporter_for(sim: SimulatorServer, extra: str = "", shard: Shard | None = None) -> Exporter:
+    stall = "concurrency: 8\nstall:\n  no_worker_after: 10m\n  no_progress_after: 30m\n"
+    text = config_for(sim, stall + extra)
     return Exporter(parse_config(text, env={}), clock=lambda: sim.world.now_ms / 1000, shard=shard)
 
 

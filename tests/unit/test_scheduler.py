@@ -15,6 +15,7 @@ from scrapejobs_exporter.exporter import Exporter
 from scrapejobs_exporter.poller import PROVIDERS
 from scrapejobs_exporter.sharding import Shard
 from scrapejobs_exporter.simulator import SimulatorConfig, SimulatorServer
+from tests.unit.test_exporter import config_for
 
 MINUTE = 60.0
 
@@ -37,20 +38,7 @@ def now(sim: SimulatorServer) -> float:
 
 def exporter_for(sim: SimulatorServer, shard: Shard | None = None) -> Exporter:
     """The issue's exporter settings, default budgets."""
-    datasets = sorted({s["dataset_id"] for s in sim.state()["brightdata"]["snapshots"]})
-    text = f"""
-poll_interval: 30s
-brightdata:
-  api_token: {sim.config.brightdata_token}
-  base_url: {sim.url}
-  collectors: all
-  datasets: {datasets}
-  ai_flows: all
-aitronos:
-  api_key: {sim.config.aitronos_key}
-  base_url: {sim.url}
-  discover: true
-"""
+    text = config_for(sim, poll_interval="30s", budget="", daily="")
 
     async def sleep(seconds: float) -> None:  # a wait inside a request moves the world on
         sim.advance(seconds)
