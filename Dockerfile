@@ -20,9 +20,18 @@ FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
+# The package's monitoring/ links to these (dashboards, rules, rule tests, runbooks): the
+# wheel carries them for `scrapejobs-exporter assets`.
+COPY grafana/dashboards ./grafana/dashboards
+COPY prometheus/rules ./prometheus/rules
+COPY prometheus/tests ./prometheus/tests
+COPY docs/runbooks.md ./docs/runbooks.md
 COPY scrapejobs_exporter ./scrapejobs_exporter
-RUN pip wheel --wheel-dir /wheels .
+# constraints.txt pins every runtime dependency (scripts/constraints.py): two builds of one
+# commit install the same versions.
+RUN pip wheel --constraint constraints.txt --wheel-dir /wheels . \
+    && cp constraints.txt /wheels/
 
 # --- final: install the wheels into a virtual environment ----------------------------------
 FROM ${PYTHON_IMAGE}
@@ -33,7 +42,8 @@ ENV PIP_NO_CACHE_DIR=1 \
     PATH=/opt/venv/bin:$PATH
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links=/wheels scrapejobs-exporter \
+    && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links=/wheels \
+        --constraint /wheels/constraints.txt scrapejobs-exporter \
     && groupadd --system --gid 10001 exporter \
     && useradd --system --uid 10001 --gid exporter --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin exporter \
@@ -45,7 +55,9 @@ LABEL org.opencontainers.image.title="scrapejobs-exporter" \
 
 USER 10001:10001
 EXPOSE 9842
+# Probes /-/healthy on the address and scheme (http, or https with --web.config.file) that
+# the exporter (PID 1) was started with: a changed CMD needs no change here.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:9842/healthz', timeout=4).status == 200 else 1)"]
+    CMD ["scrapejobs-exporter", "healthcheck", "--timeout", "4s"]
 ENTRYPOINT ["scrapejobs-exporter"]
 CMD ["run", "--config", "/etc/scrapejobs-exporter/config.yaml"]

@@ -4,15 +4,19 @@ PROMTOOL ?= promtool
 AMTOOL ?= amtool
 HADOLINT ?= $(if $(wildcard .venv/bin/hadolint),.venv/bin/hadolint,hadolint)
 
-.PHONY: dashboards prometheusrule generate rules-test alertmanager-check lint-docker check
+.PHONY: dashboards prometheusrule constraints generate rules-test alertmanager-check lint-docker check
 
 ## dashboards: regenerate grafana/dashboards/*.json from grafana/generate.py
 dashboards:
 	$(PYTHON) -m grafana.generate
 
-## prometheusrule: regenerate deploy/kubernetes/prometheusrule.yaml from prometheus/rules/
+## prometheusrule: regenerate deploy/kubernetes/base/prometheusrule.yaml from prometheus/rules/
 prometheusrule:
 	$(PYTHON) deploy/kubernetes/generate_prometheusrule.py
+
+## constraints: pin the image's runtime dependencies (constraints.txt) to this environment's
+constraints:
+	$(PYTHON) scripts/constraints.py
 
 generate: dashboards prometheusrule
 

@@ -218,11 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     if with_budget:
         shards = args.budget_shards or ("1" if args.quick else "1,3")
         counts = [int(n) for n in shards.split(",") if n.strip()]
-        load = report.load_average()
+        load, commit = report.load_average(), git_state()
         results["budget"] = budget.measure(counts, args.quick, log)
         results["budget_measured"] = {
             "date": machine["date"],
-            "git": git_state(),
+            "git": commit,  # at the start: what was measured
             "load_average": {"start": load, "end": report.load_average()},
         }
 

@@ -115,6 +115,15 @@ E = 'job=~"$job", provider=~"$provider"'
 TRACKED = f"sum by (provider, kind) (scrapejobs_exporter_tracked_targets{{{E}}})"
 
 
+def progress(selector: str) -> str:
+    """The fraction of a Studio job's pages done: `pages` is the job's total (the landing page
+    and `watch` show the same), so done = pages - pages_left."""
+    return (
+        f"(brightdata_job_pages{{{selector}}} - brightdata_job_pages_left{{{selector}}})"
+        f"\n/\n(brightdata_job_pages{{{selector}}} > 0)"
+    )
+
+
 def _or_zero(expr: str, fallback: str) -> str:
     """``expr`` or, for label sets it lacks, zeros shaped like ``fallback``.
 
@@ -310,8 +319,7 @@ OVERVIEW = DashboardSpec(
                     "short",
                     (
                         Query(
-                            f"brightdata_job_pages{{{C}}}\n/\n(brightdata_job_pages{{{C}}}"
-                            f" + brightdata_job_pages_left{{{C}}})\n{RUNNING}",
+                            f"{progress(C)}\n{RUNNING}",
                             sparse=True,
                         ),
                         Query(f"brightdata_job_pages{{{C}}}\n{RUNNING}", sparse=True),
@@ -322,7 +330,7 @@ OVERVIEW = DashboardSpec(
                         Query(f"brightdata_job_stalled{{{C}}}\n{RUNNING}", sparse=True),
                     ),
                     description="Bright Data jobs with status running and their progress "
-                    "(pages done / (pages done + pages left)).",
+                    "(pages done / pages, where `pages` is the job's total).",
                     width=24,
                     height=10,
                     columns={
@@ -488,12 +496,7 @@ JOB_DETAIL = DashboardSpec(
                     "Progress",
                     "stat",
                     "percentunit",
-                    (
-                        Query(
-                            f"brightdata_job_pages{{{JOB}}}\n/\n(brightdata_job_pages{{{JOB}}}"
-                            f" + brightdata_job_pages_left{{{JOB}}})"
-                        ),
-                    ),
+                    (Query(progress(JOB)),),
                     width=4,
                     height=4,
                     min=0,
@@ -545,12 +548,11 @@ JOB_DETAIL = DashboardSpec(
                     "percentunit",
                     (
                         Query(
-                            f"brightdata_job_pages{{{JOB}}}\n/\n(brightdata_job_pages{{{JOB}}}"
-                            f" + brightdata_job_pages_left{{{JOB}}})",
+                            progress(JOB),
                             "{{job_id}}",
                         ),
                     ),
-                    description="Pages done / (pages done + pages left).",
+                    description="(pages - pages left) / pages: `pages` is the job's total.",
                     min=0,
                     max=1,
                 ),

@@ -1,10 +1,12 @@
-"""`scrapejobs-exporter` command line: run, once, check-config, simulate, demo."""
+"""`scrapejobs-exporter` command line: run, once, check-config, simulate, demo, watch, ai-flow,
+assets, healthcheck."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import io
 import logging
 import signal
 import sys
@@ -14,10 +16,17 @@ from scrapejobs_exporter import __version__, render_scheduling
 from scrapejobs_exporter.config import Config, ConfigError, load_config, parse_duration
 from scrapejobs_exporter.exporter import Exporter
 from scrapejobs_exporter.exposition import render_text
-from scrapejobs_exporter.logs import LOG_FORMATS, LOG_LEVELS, setup_logging
+from scrapejobs_exporter.logs import (
+    LOG_FORMATS,
+    LOG_LEVELS,
+    OLD_LOG_FORMATS,
+    OLD_LOG_LEVELS,
+    setup_logging,
+)
 from scrapejobs_exporter.server import (
     DEFAULT_LISTEN,
     DEFAULT_PORT,
+    OPEN_PATHS,
     ListenAddress,
     Reloader,
     Server,
@@ -35,8 +44,34 @@ SHUTDOWN_GRACE = 4.0  # seconds; the process must be gone within 5 s of SIGTERM
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--log-level", choices=LOG_LEVELS, default="info")
-    parser.add_argument("--log-format", choices=LOG_FORMATS, default="text")
+    parser.add_argument(
+        "--log.level", dest="log_level", choices=LOG_LEVELS, default="info", help="default info"
+    )
+    parser.add_argument(
+        "--log.format",
+        dest="log_format",
+        choices=LOG_FORMATS,
+        default="logfmt",
+        help="default logfmt",
+    )
+    # The previous release's spellings, hidden, kept for one more release.
+    parser.add_argument(
+        "--log-level",
+        dest="log_level",
+        choices=(*LOG_LEVELS, *OLD_LOG_LEVELS),
+        help=argparse.SUPPRESS,
+    )
+    parser.add_argument(
+        "--log-format",
+        dest="log_format",
+        choices=(*LOG_FORMATS, *OLD_LOG_FORMATS),
+        help=argparse.SUPPRESS,
+    )
+    _version(parser)
+
+
+def _version(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--version", action="version", version=f"scrapejobs-exporter {__version__}")
 
 
 def _listen(value: str) -> ListenAddress:
@@ -46,8 +81,19 @@ def _listen(value: str) -> ListenAddress:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _listen_flag(parser: argparse.ArgumentParser, default: ListenAddress | None) -> None:
+    parser.add_argument(
+        "--web.listen-address",
+        dest="listen",
+        type=_listen,
+        default=default,
+        metavar="ADDR",
+        help=f"address to serve on (default {DEFAULT_LISTEN}: every interface)",
+    )
+
+
 def _telemetry_path(value: str) -> str:
-    if not value.startswith("/") or value in ("/", "/healthz", "/readyz"):
+    if not value.startswith("/") or value == "/" or value in OPEN_PATHS or value == "/-/reload":
         raise argparse.ArgumentTypeError(f"invalid telemetry path {value!r}: e.g. /metrics")
     return value
 
@@ -87,14 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="poll the providers and serve /metrics")
     run.add_argument("--config", required=True, metavar="FILE")
-    run.add_argument(
-        "--web.listen-address",
-        dest="listen",
-        type=_listen,
-        default=parse_listen_address(DEFAULT_LISTEN),
-        metavar="ADDR",
-        help=f"address to serve on (default {DEFAULT_LISTEN}: every interface)",
-    )
+    _listen_flag(run, parse_listen_address(DEFAULT_LISTEN))
     run.add_argument(
         "--web.telemetry-path",
         dest="telemetry_path",
@@ -147,6 +186,25 @@ def build_parser() -> argparse.ArgumentParser:
     _common(demo)
     _add_watch(sub)
     _add_ai_flow(sub)
+
+    assets = sub.add_parser(
+        "assets",
+        help="write the bundled dashboards, rules, rule tests and runbooks into DIR",
+    )
+    assets.add_argument("directory", metavar="DIR")
+    _common(assets)
+
+    health = sub.add_parser(
+        "healthcheck",
+        help="exit 0 if the exporter answers /-/healthy (for Docker's HEALTHCHECK)",
+        description="Without --web.* flags, those of the exporter process --pid (default 1, "
+        "the container's) are used, so the probe follows its listen address and scheme.",
+    )
+    _listen_flag(health, None)
+    health.add_argument("--web.config.file", dest="web_config", metavar="FILE")
+    health.add_argument("--pid", type=int, default=1, help="the exporter's process (default 1)")
+    health.add_argument("--timeout", type=_interval, default=4.0, help="default 4s")
+    _common(health)
     return parser
 
 
@@ -180,6 +238,7 @@ def _add_watch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def _add_ai_flow(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ai_flow = sub.add_parser("ai-flow", help="Bright Data AI flows")
+    _version(ai_flow)
     actions = ai_flow.add_subparsers(dest="ai_flow_command", required=True, metavar="ACTION")
     trigger = actions.add_parser("trigger", help="start an AI flow on a collector")
     trigger.add_argument("--collector", required=True, metavar="C")
@@ -356,6 +415,33 @@ def cmd_ai_flow(args: argparse.Namespace) -> int:
     return run_trigger(config, request)
 
 
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    from scrapejobs_exporter.healthcheck import exporter_flags, probe
+
+    listen, web_config = args.listen, args.web_config
+    running = exporter_flags(args.pid) if listen is None and web_config is None else None
+    if running is not None:
+        # The exporter's own flags, read by the parser that read them when it started.
+        with contextlib.suppress(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+            flags, _ = build_parser().parse_known_args(["run", *running])
+            listen, web_config = flags.listen, flags.web_config
+    listen = listen or parse_listen_address(DEFAULT_LISTEN)
+    try:
+        problem = probe(listen, web_config, args.timeout)
+    except WebConfigError as exc:
+        problem = str(exc)
+    if problem is not None:
+        print(f"unhealthy: {problem}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_assets(args: argparse.Namespace) -> int:
+    from scrapejobs_exporter.assets import run
+
+    return run(args.directory)
+
+
 COMMANDS = {
     "run": cmd_run,
     "once": cmd_once,
@@ -364,6 +450,8 @@ COMMANDS = {
     "demo": cmd_demo,
     "watch": cmd_watch,
     "ai-flow": cmd_ai_flow,
+    "assets": cmd_assets,
+    "healthcheck": cmd_healthcheck,
 }
 
 

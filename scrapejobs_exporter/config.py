@@ -92,9 +92,15 @@ def _read_secret_file(path: Path) -> SecretStr:
         text = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ValueError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"cannot read {str(path)!r}: {_not_utf8(exc)}") from None
     if not text:
         raise ValueError(f"{str(path)!r} is empty")
     return SecretStr(text)
+
+
+def _not_utf8(exc: UnicodeDecodeError) -> str:
+    return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
 
 
 def _check_secret_file(path: Path | None) -> Path | None:
@@ -107,6 +113,21 @@ def _check_base_url(value: str) -> str:
     if not re.match(r"^https?://[^\s/]+", value):
         raise ValueError(f"invalid URL {value!r}: expected http(s)://host[:port]")
     return value.rstrip("/")
+
+
+_PROXY_URL = re.compile(
+    r"^https?://(?:[^\s/@]+@)?(?:\[[0-9A-Fa-f:.]+\]|[^\s/@:\[\]]+)(?::\d{1,5})?/?$"
+)
+
+
+def _check_proxy_url(value: str | None) -> str | None:
+    """An HTTP forward proxy; https:// proxies are spoken to over TLS. No path, no query."""
+    if value is not None and not _PROXY_URL.match(value):
+        raise ValueError(
+            "invalid proxy URL: expected http(s)://[user:password@]host[:port], e.g."
+            " http://proxy.example:3128"
+        )
+    return value
 
 
 class RetentionConfig(_Strict):
@@ -166,8 +187,11 @@ class BrightDataConfig(_Strict):
     # This shard's own share; by default the budget above divided by --shard-count.
     shard_max_requests_per_minute: int | None = Field(default=None, ge=1, le=100_000)
     shard_max_requests_per_day: int | None = Field(default=None, ge=1, le=100_000_000)
+    # Unset: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY from the environment apply.
+    proxy_url: str | None = None
 
     _check_url = field_validator("base_url")(_check_base_url)
+    _check_proxy = field_validator("proxy_url")(_check_proxy_url)
     _check_file = field_validator("api_token_file")(_check_secret_file)
 
     @model_validator(mode="after")
@@ -198,8 +222,11 @@ class AitronosConfig(_Strict):
     max_requests_per_day: int | None = Field(default=10_000, ge=2, le=100_000_000)
     shard_max_requests_per_minute: int | None = Field(default=None, ge=1, le=100_000)
     shard_max_requests_per_day: int | None = Field(default=None, ge=1, le=100_000_000)
+    # Unset: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY from the environment apply.
+    proxy_url: str | None = None
 
     _check_url = field_validator("base_url")(_check_base_url)
+    _check_proxy = field_validator("proxy_url")(_check_proxy_url)
     _check_file = field_validator("api_key_file")(_check_secret_file)
 
     @field_validator("path_prefix")
@@ -356,4 +383,6 @@ def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read config file: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), [f"cannot read config file: {_not_utf8(exc)}"]) from None
     return parse_config(text, source=str(path), env=env, base_dir=path.parent)

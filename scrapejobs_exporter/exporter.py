@@ -115,6 +115,7 @@ def _client(
         policy=policy,
         gate=gate,
         transport=transport,
+        proxy=section.proxy_url,
     )
     if provider == "brightdata":
         return BrightDataClient(http)
@@ -149,7 +150,7 @@ def _connection(config: Config, provider: str) -> tuple[object, ...] | None:
         settings: tuple[object, ...] = (section.base_url, section.token())
     else:
         settings = (section.base_url, section.key(), section.auth_header, section.path_prefix)
-    return (*common, *settings, *_budget_settings(config, provider))
+    return (*common, *settings, section.proxy_url, *_budget_settings(config, provider))
 
 
 def _budget_settings(config: Config, provider: str) -> tuple[object, ...]:

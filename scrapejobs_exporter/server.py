@@ -1,4 +1,5 @@
-"""HTTP endpoints: /metrics, /, /healthz, /readyz, and POST /-/reload when lifecycle is enabled.
+"""HTTP endpoints: /metrics, /, /healthz and /readyz (also as /-/healthy and /-/ready, the
+official exporters' spelling), and POST /-/reload when lifecycle is enabled.
 
 Handlers only read what the exporter holds. With a web config, every route but the health checks
 requires its TLS and basic-auth credentials.
@@ -28,6 +29,7 @@ from scrapejobs_exporter.webconfig import BasicAuth, WebConfig
 __all__ = [
     "DEFAULT_LISTEN",
     "DEFAULT_PORT",
+    "OPEN_PATHS",
     "ListenAddress",
     "Reloader",
     "Server",
@@ -45,7 +47,9 @@ PATH_KEY = web.AppKey("telemetry_path", str)
 ReloadFn = Callable[[], Awaitable[list[str]]]
 RELOAD_KEY: web.AppKey[ReloadFn] = web.AppKey("reload")
 # Probes must keep working for orchestrators that cannot present credentials.
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+HEALTH_PATHS = ("/healthz", "/-/healthy")
+READY_PATHS = ("/readyz", "/-/ready")
+OPEN_PATHS = frozenset({*HEALTH_PATHS, *READY_PATHS})
 
 
 class Reloader:
@@ -69,9 +73,12 @@ class Reloader:
                 for problem in exc.problems:
                     log.error("reload rejected: %s: %s", exc.source, problem)
                 self._mark(ok=False)
+                # Shown at once, not a poll interval later when the next cycle renders.
+                await self.exporter.refresh_exposition()
                 return [f"{exc.source}: {p}" for p in exc.problems]
-            await self.exporter.reload(config)
+            # Marked before the switch, whose last step re-renders the exposition with it.
             self._mark(ok=True)
+            await self.exporter.reload(config)
             log.info("configuration reloaded from %s", self.path)
             return []
 
@@ -150,7 +157,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     if request.app[EXPORTER_KEY].ready:
         return web.Response(text="ready\n")
-    return web.Response(status=503, text="not ready: the first poll cycle has not finished\n")
+    return web.Response(status=503, text="not ready: the first list sweeps are not in yet\n")
 
 
 async def landing(request: web.Request) -> web.Response:
@@ -199,8 +206,10 @@ def build_app(
     app.router.add_get(telemetry_path, metrics)
     app.router.add_get("/", landing)
     app.router.add_get("/api/targets", api_targets)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
+    for path in HEALTH_PATHS:
+        app.router.add_get(path, healthz)
+    for path in READY_PATHS:
+        app.router.add_get(path, readyz)
     if reloader is not None:
         app[RELOAD_KEY] = reloader
         app.router.add_post("/-/reload", reload)

@@ -23,12 +23,21 @@ from scrapejobs_exporter.exporter import build_providers
 from scrapejobs_exporter.kinds import BY_COMMAND, Kind
 from scrapejobs_exporter.landing import SUCCEEDED, progress_text, target_row
 from scrapejobs_exporter.providers import Providers
-from scrapejobs_exporter.providers.brightdata import AiFlow
+from scrapejobs_exporter.providers.aitronos import AitronosJob
+from scrapejobs_exporter.providers.brightdata import AiFlow, StudioJob
 from scrapejobs_exporter.providers.http import ApiError
 from scrapejobs_exporter.store import Model, Store, Target
 from scrapejobs_exporter.telemetry import Telemetry
 
-__all__ = ["KINDS", "WatchOptions", "check_id", "follow", "run_watch", "watch"]
+__all__ = [
+    "KINDS",
+    "WatchOptions",
+    "check_id",
+    "elapsed_seconds",
+    "follow",
+    "run_watch",
+    "watch",
+]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # The command's KIND -> the kind's declaration. An AI flow is named by its collector.
@@ -107,7 +116,7 @@ async def watch(
     kind = KINDS[options.kind]
     store = Store(stall=config.stall)
     target = store.add(kind.provider, kind.name, options.target_id, now=clock())
-    show = JsonLines(out) if options.json else ProgressLine(out, started=clock())
+    show = JsonLines(out, started=clock()) if options.json else ProgressLine(out, started=clock())
     failures = waiting = 0
     while True:
         try:
@@ -179,11 +188,13 @@ def _exit_code(model: Model) -> int:
 class JsonLines:
     """One `/api/targets` row per poll, plus `elapsed_seconds` and, at the end, `exit_code`."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, started: float) -> None:
         self.out = out
+        self.started = started
 
     def update(self, target: Target, now: float) -> None:
-        self._write(target_row(target, now))
+        elapsed = elapsed_seconds(target.model, now, self.started)
+        self._write({**target_row(target, now), "elapsed_seconds": round(elapsed, 1)})
 
     def finish(self, target: Target, note: str | None, code: int) -> int:
         if note is not None:
@@ -207,7 +218,7 @@ class ProgressLine:
         self._last = ""
 
     def update(self, target: Target, now: float) -> None:
-        line = describe(target_row(target, now), now - self.started)
+        line = describe(target_row(target, now), elapsed_seconds(target.model, now, self.started))
         if self.tty:
             self.out.write("\r\x1b[2K" + line)
         elif line != self._last:
@@ -238,7 +249,26 @@ def _verdict(target: Target, code: int) -> str:
     return f"{status}{detail}" + ("" if code == EXIT_OK else " - exit 1")
 
 
-def describe(row: dict[str, Any], watched: float) -> str:
+def elapsed_seconds(model: Model | None, now: float, watching_since: float) -> float:
+    """The job's own time since it started, the same on every line: a Studio job from
+    `started` (until it finishes: `job_time`), an Aitronos job from `created_at` (until
+    `completed_at`). Kinds without times (snapshots, AI flows), and a job not started yet,
+    count from when `watch` began. Never negative, even if the provider's clock is ahead."""
+    start = end = None
+    if isinstance(model, StudioJob) and model.started is not None:
+        start = model.started
+        if model.job_time is not None and model.terminal:
+            return max(0.0, model.job_time)
+        end = model.finished if model.terminal else None
+    elif isinstance(model, AitronosJob) and model.created is not None:
+        start = model.created
+        end = model.completed if model.terminal else None
+    if start is None:
+        return max(0.0, now - watching_since)
+    return max(0.0, (end if end is not None else now) - start)
+
+
+def describe(row: dict[str, Any], elapsed: float) -> str:
     """`j_1  running  [#####-----]  12 / 40 pages  310 items  elapsed 1m05s  ETA 2m10s`."""
     parts = [row["id"], row["status"] or "not polled"]
     if row["step"]:
@@ -249,7 +279,6 @@ def describe(row: dict[str, Any], watched: float) -> str:
         parts.append(_progress_text(progress))
     if row["items"] is not None:
         parts.append(f"{row['items']:,} items")
-    elapsed = row["duration_seconds"] if row["duration_seconds"] is not None else watched
     parts.append(f"elapsed {_seconds(elapsed)}")
     if row["eta_seconds"] is not None and not row["final"]:
         parts.append(f"ETA {_seconds(row['eta_seconds'])}")

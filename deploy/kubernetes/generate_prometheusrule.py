@@ -1,8 +1,8 @@
-"""Write deploy/kubernetes/prometheusrule.yaml from the rule files in prometheus/rules/.
+"""Write deploy/kubernetes/base/prometheusrule.yaml from the rule files in prometheus/rules/.
 
 Run from anywhere: ``python deploy/kubernetes/generate_prometheusrule.py`` (``make
 prometheusrule``; ``--check`` only reports whether the committed file is current).
-tests/test_deploy.py fails when the PrometheusRule and the rule files differ.
+tests/e2e/test_deploy.py fails when the PrometheusRule and the rule files differ.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 RULE_FILES = sorted((ROOT / "prometheus" / "rules").glob("*.rules.yml"))
-OUTPUT = Path(__file__).resolve().parent / "prometheusrule.yaml"
+OUTPUT = Path(__file__).resolve().parent / "base" / "prometheusrule.yaml"
 
 HEADER = """\
 # GENERATED from prometheus/rules/*.rules.yml by

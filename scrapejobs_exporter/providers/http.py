@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import re
 import time
 from collections.abc import Callable
@@ -23,7 +22,6 @@ import httpx
 
 from scrapejobs_exporter import __version__
 from scrapejobs_exporter.providers.fields import ParseError
-from scrapejobs_exporter.providers.httpcore_backend import use_fast_streams
 from scrapejobs_exporter.resilience import (
     DEFAULT_POLICY,
     RETRYABLE,
@@ -47,7 +45,6 @@ DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_REQUESTS_PER_MINUTE = 100  # Bright Data's limit for trial accounts
 _ERROR_HEADERS = ("x-brd-error", "x-luminati-error")
 T = TypeVar("T")
-CONNECTIONS_PER_CLIENT = 8
 
 
 class ApiError(Exception):
@@ -103,6 +100,7 @@ class HttpClient:
         policy: Policy = DEFAULT_POLICY,
         gate: ProviderGate | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        proxy: str | None = None,
     ) -> None:
         self.provider = provider
         self.base_url = base_url
@@ -115,26 +113,26 @@ class HttpClient:
             provider, max_requests_per_minute, telemetry, policy, per_day=max_requests_per_day
         )
         self._secrets = _secret_values(headers)
-        # httpx spends time proportional to its pool size on every request, so a large
-        # concurrency is served by several small pools in turn rather than one big one. The
-        # pools' transports are used directly: httpx's Client adds auth, redirect, cookie and
-        # event-hook handling per request that these GETs and POSTs never need.
-        count = max(1, math.ceil(max_connections / CONNECTIONS_PER_CLIENT))
-        per_pool = math.ceil(max_connections / count)
-        limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
-        self._pools: list[httpx.AsyncBaseTransport] = [
-            transport or _transport(limits) for _ in range(count)
-        ]
-        self._in_flight = [0] * count
-        agent = f"scrapejobs-exporter/{__version__}"
-        self._headers = httpx.Headers(
-            {"User-Agent": agent, "Accept": "application/json", **headers}
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
         )
-        self._timeouts = httpx.Timeout(timeout, connect=min(timeout, 5.0)).as_dict()
+        self._client = httpx.AsyncClient(
+            headers={
+                "User-Agent": f"scrapejobs-exporter/{__version__}",
+                "Accept": "application/json",
+                **headers,
+            },
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            limits=limits,
+            transport=transport,
+            # An explicit proxy, else httpx's trust_env rules: HTTPS_PROXY, HTTP_PROXY,
+            # ALL_PROXY and NO_PROXY from the environment, as curl and Go programs read them.
+            proxy=proxy,
+            trust_env=True,
+        )
 
     async def aclose(self) -> None:
-        for pool in self._pools:
-            await pool.aclose()
+        await self._client.aclose()
 
     async def fetch(
         self,
@@ -240,26 +238,12 @@ class HttpClient:
     async def _send(
         self, method: str, path: str, params: dict[str, str | int] | None, body: Any
     ) -> tuple[httpx.Response, bytes]:
-        # The least busy pool: a request queued behind a full pool costs scans of that pool.
-        index = min(range(len(self._pools)), key=self._in_flight.__getitem__)
-        request = httpx.Request(
-            method,
-            self.base_url + path,
-            params=params,
-            headers=self._headers,
-            json=body,
-            extensions={"timeout": self._timeouts},
-        )
-        self._in_flight[index] += 1
+        request = self._client.build_request(method, self.base_url + path, params=params, json=body)
+        response = await self._client.send(request, stream=True)
         try:
-            response = await self._pools[index].handle_async_request(request)
-            response.request = request
-            try:
-                content = await self._read_capped(response)
-            finally:
-                await response.aclose()
+            content = await self._read_capped(response)
         finally:
-            self._in_flight[index] -= 1
+            await response.aclose()
         return response, _decompress(response, content)
 
     async def _read_capped(self, response: httpx.Response) -> bytes:
@@ -300,12 +284,6 @@ class HttpClient:
         if left is not None:
             reset = headers.get("x-ratelimit-reset") or headers.get("x-ratelimit-reset-requests")
             self.gate.announce(left, _reset_in(reset, headers.get("date")))
-
-
-def _transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
-    transport = httpx.AsyncHTTPTransport(limits=limits)
-    use_fast_streams(transport)
-    return transport
 
 
 def _report(turn: Turn, exc: ApiError) -> None:

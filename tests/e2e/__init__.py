@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -22,13 +23,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(url: str, timeout: float = 30.0, status: int = 200) -> None:
-    """Poll `url` until it answers `status`; bounded by `timeout` seconds."""
+def wait_for(
+    url: str, timeout: float = 30.0, status: int = 200, verify: ssl.SSLContext | bool = True
+) -> None:
+    """Poll `url` until it answers `status`; bounded by `timeout` seconds. `verify`: a
+    context trusting the CA of an https URL with a private certificate."""
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
         try:
-            response = httpx.get(url, timeout=2)
+            response = httpx.get(url, timeout=2, verify=verify)
             if response.status_code == status:
                 return
             last = f"HTTP {response.status_code}"

@@ -34,10 +34,6 @@ def _missing(what: str) -> None:
     pytest.skip(f"{what} is not available")
 
 
-def _load_all(path: Path) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
-
-
 # --- Dockerfile ---------------------------------------------------------------------------
 
 
@@ -72,7 +68,12 @@ def test_dockerfile_contract() -> None:
     assert re.search(r"^USER 10001", text, re.M)
     assert re.search(r"^EXPOSE 9842$", text, re.M)
     healthcheck = re.search(r"^HEALTHCHECK .*?CMD (.*)$", text, re.M | re.S)
-    assert healthcheck and "/healthz" in healthcheck.group(1) and "python" in healthcheck.group(1)
+    # The probe follows the exporter's own --web.listen-address and scheme (no fixed port).
+    assert healthcheck and '["scrapejobs-exporter", "healthcheck"' in healthcheck.group(1)
+    assert "9842" not in healthcheck.group(1)
+    # Dependencies pinned by constraints.txt in the build and the install.
+    assert "pip wheel --constraint constraints.txt" in text
+    assert "--constraint /wheels/constraints.txt" in text
     assert not re.search(r"\b(curl|wget)\b", text)
     assert re.search(r'^ENTRYPOINT \["scrapejobs-exporter"\]$', text, re.M)
     assert re.search(
@@ -83,8 +84,26 @@ def test_dockerfile_contract() -> None:
 
 def test_dockerignore_keeps_build_inputs() -> None:
     lines = (ROOT / ".dockerignore").read_text().split()
-    for needed in ("!pyproject.toml", "!README.md", "!scrapejobs_exporter/"):
+    for needed in ("!pyproject.toml", "!README.md", "!scrapejobs_exporter/", "!constraints.txt"):
         assert needed in lines
+    # What the package's monitoring/ links point at is in the build context and copied.
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for link in (ROOT / "scrapejobs_exporter/monitoring").iterdir():
+        source = link.resolve().relative_to(ROOT).as_posix()
+        assert f"!{source}" in lines or f"!{source}/" in lines, source
+        assert f"COPY {source} ./{source}" in dockerfile, source
+
+
+def test_constraints_pin_the_installed_runtime_dependencies() -> None:
+    """constraints.txt equals a fresh generation (`make constraints`) from this environment."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import constraints
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    pins = constraints.runtime_closure()
+    assert {"httpx", "pydantic", "aiohttp", "prometheus-client", "pyyaml"} <= set(pins)
+    assert (ROOT / "constraints.txt").read_text() == constraints.render(), "make constraints"
 
 
 # --- docker compose -----------------------------------------------------------------------
@@ -181,23 +200,34 @@ def test_compose_prometheus_scrapes_exporter() -> None:
 # --- Kubernetes ---------------------------------------------------------------------------
 
 
-def _kustomization(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((path / "kustomization.yaml").read_text())
-    return data
+def _kubectl() -> str:
+    path = shutil.which("kubectl")
+    if path is None:
+        _missing("kubectl (Debian package kubectl)")
+    assert path is not None
+    return path
 
 
-def _resources(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
-    docs: list[tuple[Path, dict[str, Any]]] = []
-    for name in _kustomization(directory)["resources"]:
-        target = (directory / name).resolve()
-        if target.is_dir():
-            continue  # a base, checked on its own
-        docs.extend((target, doc) for doc in _load_all(target))
-    return docs
+def _kustomize(directory: Path) -> list[dict[str, Any]]:
+    """The objects `kubectl kustomize` renders, as `kubectl apply -k` would send them."""
+    result = subprocess.run(
+        [_kubectl(), "kustomize", str(directory)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, f"kubectl kustomize {directory}: {result.stderr}"
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
-BASE = _resources(K8S)
-SHARDED = _resources(K8S / "sharded")
+_RENDERED: dict[str, list[dict[str, Any]]] = {}
+
+
+def _rendered(variant: str) -> list[dict[str, Any]]:
+    if variant not in _RENDERED:
+        _RENDERED[variant] = _kustomize(K8S / variant if variant else K8S)
+    return _RENDERED[variant]
+
+
+VARIANTS = ["", "sharded"]  # deploy/kubernetes/ and deploy/kubernetes/sharded/
 BUILTIN_KINDS = {
     "Namespace",
     "ConfigMap",
@@ -209,48 +239,73 @@ BUILTIN_KINDS = {
 }
 
 
-def test_kustomization_lists_every_manifest() -> None:
-    kinds = {doc["kind"] for _path, doc in BASE}
-    assert {
-        "Deployment",
-        "Service",
-        "Secret",
-        "ConfigMap",
-        "ServiceMonitor",
-        "PrometheusRule",
-        "NetworkPolicy",
-    } <= kinds
-    listed = {Path(p).name for p in _kustomization(K8S)["resources"]}
-    on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
-    assert listed == on_disk
-    sharded = _kustomization(K8S / "sharded")
-    assert "../" in sharded["resources"]
-    assert {doc["kind"] for _path, doc in SHARDED} == {"StatefulSet", "Service"}
+def _one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (doc,) = [d for d in docs if d["kind"] == kind]
+    return doc
 
 
-@pytest.mark.parametrize(
-    ("path", "doc"),
-    [(p, d) for p, d in BASE + SHARDED if d["kind"] in BUILTIN_KINDS],
-    ids=[
-        f"{p.parent.name}/{p.name}:{d['kind']}"
-        for p, d in BASE + SHARDED
-        if d["kind"] in BUILTIN_KINDS
-    ],
-)
-def test_builtin_resources_validate_against_schema(path: Path, doc: dict[str, Any]) -> None:
+@pytest.mark.parametrize("variant", VARIANTS, ids=["single", "sharded"])
+def test_every_overlay_renders_with_kubectl(variant: str) -> None:
+    kinds = sorted(doc["kind"] for doc in _rendered(variant))
+    workload = "StatefulSet" if variant else "Deployment"
+    services = ["Service", "Service"] if variant else ["Service"]
+    shared = ["ConfigMap", "Namespace", "NetworkPolicy", "PrometheusRule", "Secret"]
+    assert kinds == sorted([*shared, *services, "ServiceMonitor", workload])
+    for doc in _rendered(variant):
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"]["namespace"] == "scrapejobs-exporter", doc["kind"]
+    # Every manifest on disk is used by some kustomization.
+    used = {
+        (directory / name).resolve()
+        for directory in (K8S, K8S / "base", K8S / "sharded")
+        for name in yaml.safe_load((directory / "kustomization.yaml").read_text())["resources"]
+    }
+    on_disk = {p.resolve() for p in K8S.glob("**/*.yaml") if p.name != "kustomization.yaml"}
+    on_disk -= set((K8S / "components").glob("**/*.yaml"))
+    assert on_disk <= used, sorted(str(p) for p in on_disk - used)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=["single", "sharded"])
+def test_rendered_objects_validate_strictly(variant: str) -> None:
     try:
         import kubernetes_validate
     except ImportError:
         _missing("the kubernetes-validate package")
-    kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    builtin = [doc for doc in _rendered(variant) if doc["kind"] in BUILTIN_KINDS]
+    assert len(builtin) >= 6
+    for doc in builtin:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
 
-def _workloads() -> list[dict[str, Any]]:
-    return [doc for _p, doc in BASE + SHARDED if doc["kind"] in {"Deployment", "StatefulSet"}]
+def test_prometheus_operator_component(tmp_path: Path) -> None:
+    """The component sets the `release` label and the admitted namespace from its settings."""
+    copy = tmp_path / "kubernetes"
+    shutil.copytree(K8S, copy)
+    settings = copy / "components/prometheus-operator/settings.yaml"
+    text = settings.read_text()
+    text = text.replace("release: kube-prometheus-stack", "release: prom-stack")
+    settings.write_text(text.replace("namespace: monitoring", "namespace: observability"))
+    for variant in ("overlay", "overlay-sharded"):
+        overlay = tmp_path / variant
+        overlay.mkdir()
+        base = "../kubernetes" + ("/sharded" if variant.endswith("sharded") else "")
+        (overlay / "kustomization.yaml").write_text(
+            f"resources: [{base}]\ncomponents: [../kubernetes/components/prometheus-operator]\n"
+        )
+        docs = _kustomize(overlay)
+        for kind in ("ServiceMonitor", "PrometheusRule"):
+            assert _one(docs, kind)["metadata"]["labels"]["release"] == "prom-stack"
+        (rule,) = _one(docs, "NetworkPolicy")["spec"]["ingress"]
+        selector = rule["from"][0]["namespaceSelector"]["matchLabels"]
+        assert selector == {"kubernetes.io/metadata.name": "observability"}
+        assert "prometheus-operator-settings" not in {d["metadata"]["name"] for d in docs}
+    # Without the component: no release label, Prometheus from "monitoring".
+    assert "release" not in _one(_rendered(""), "ServiceMonitor")["metadata"]["labels"]
 
 
-@pytest.mark.parametrize("workload", _workloads(), ids=lambda d: d["kind"])
-def test_workload_hardening(workload: dict[str, Any]) -> None:
+@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet"])
+def test_workload_hardening(kind: str) -> None:
+    workload = _one(_rendered("sharded" if kind == "StatefulSet" else ""), kind)
     pod = workload["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == 10001
@@ -275,8 +330,9 @@ def test_workload_hardening(workload: dict[str, Any]) -> None:
 
 
 def test_statefulset_shards() -> None:
-    (sts,) = [doc for _p, doc in SHARDED if doc["kind"] == "StatefulSet"]
-    (headless,) = [doc for _p, doc in SHARDED if doc["kind"] == "Service"]
+    sts = _one(_rendered("sharded"), "StatefulSet")
+    (headless,) = [d for d in _rendered("sharded") if d["kind"] == "Service"
+                   and d["spec"].get("clusterIP") == "None"]  # fmt: skip
     assert sts["spec"]["replicas"] == 3
     args = sts["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[args.index("--shard-count") + 1] == "3"
@@ -286,7 +342,7 @@ def test_statefulset_shards() -> None:
 
 
 def test_network_policy_egress_only_https_and_dns() -> None:
-    (policy,) = [doc for _p, doc in BASE if doc["kind"] == "NetworkPolicy"]
+    policy = _one(_rendered(""), "NetworkPolicy")
     assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     ports = {
         (port["protocol"], port["port"])
@@ -297,8 +353,8 @@ def test_network_policy_egress_only_https_and_dns() -> None:
 
 
 def test_service_monitor_matches_service() -> None:
-    (monitor,) = [doc for _p, doc in BASE if doc["kind"] == "ServiceMonitor"]
-    services = [doc for _p, doc in BASE + SHARDED if doc["kind"] == "Service"]
+    monitor = _one(_rendered(""), "ServiceMonitor")
+    services = [doc for doc in _rendered("sharded") if doc["kind"] == "Service"]
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     selector = monitor["spec"]["selector"]["matchLabels"]
     selected = [s for s in services if selector.items() <= s["metadata"]["labels"].items()]
@@ -308,17 +364,17 @@ def test_service_monitor_matches_service() -> None:
 
 
 def test_config_map_mounts_the_config_the_image_reads() -> None:
-    (config_map,) = [doc for _p, doc in BASE if doc["kind"] == "ConfigMap"]
+    config_map = _one(_rendered(""), "ConfigMap")
     config = yaml.safe_load(config_map["data"]["config.yaml"])
     assert config["brightdata"]["api_token_file"] == "/run/secrets/brightdata_api_token"
     assert config["aitronos"]["api_key_file"] == "/run/secrets/aitronos_api_key"
-    (secret,) = [doc for _p, doc in BASE if doc["kind"] == "Secret"]
+    secret = _one(_rendered(""), "Secret")
     assert {"brightdata_api_token", "aitronos_api_key"} <= set(secret["stringData"])
 
 
 def test_prometheusrule_in_sync_with_rule_files() -> None:
-    (rule,) = [doc for _p, doc in BASE if doc["kind"] == "PrometheusRule"]
+    rule = _one(_rendered(""), "PrometheusRule")
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
     assert rule["spec"]["groups"] == generate_prometheusrule.rule_groups()
-    committed = (K8S / "prometheusrule.yaml").read_text(encoding="utf-8")
+    committed = generate_prometheusrule.OUTPUT.read_text(encoding="utf-8")
     assert committed == generate_prometheusrule.render(), "run `make prometheusrule`"

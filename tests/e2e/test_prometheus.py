@@ -71,7 +71,10 @@ aitronos:
   discover: true
   max_requests_per_minute: 100000
 retention:
-  finished_ttl: 15s
+  # Longer than this module runs: with a TTL of seconds, which finished targets (among them
+  # every AI flow, all ended when the world stops) still have series when a check runs
+  # depended on how fast the machine was, and the AI-flow panels came back empty under load.
+  finished_ttl: 1h
 stall:
   no_worker_after: 3s
   no_progress_after: 6s
@@ -111,7 +114,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         port = free_port()
         exporter_url = f"http://{LOOPBACK}:{port}"
         args = [sys.executable, "-m", "scrapejobs_exporter", "run", "--config", str(config),
-                "--web.listen-address", f"{LOOPBACK}:{port}", "--log-level", "debug"]  # fmt: skip
+                "--web.listen-address", f"{LOOPBACK}:{port}", "--log.level", "debug"]  # fmt: skip
         env = {"AITRONOS_KEY": sim_config.aitronos_key}
         exporter = stack.enter_context(Process(args, tmp / "exporter.log", env=env))
         wait_for(f"{exporter_url}/readyz")
@@ -249,3 +252,115 @@ def test_exporter_logged_no_traceback_and_no_secret(stack: Stack) -> None:
     assert "Traceback" not in log
     assert "sim-brightdata-token" not in log
     assert "ak_simulator" not in log
+
+
+def _old_progress(job: dict[str, Any]) -> float:
+    """The formula the dashboards used to have, `pages / (pages + pages_left)`."""
+    return float(job["pages"] / (job["pages"] + job["pages_left"]))
+
+
+# What each per-job panel query of the job-detail dashboard shows, from the simulator's
+# ground truth (a `/dca/log` body). Queries derived over time (ETA, stall, deriv) have no
+# ground truth and are listed in _DERIVED; any other new query must be added here.
+_JOB_TRUTH: list[tuple[str, Any]] = [
+    (r"^\(brightdata_job_pages\{.*\} - brightdata_job_pages_left\{.*\}\)\s*/",
+     lambda j: (j["pages"] - j["pages_left"]) / j["pages"]),
+    (r"^brightdata_job_pages\{", lambda j: j["pages"]),
+    (r"^brightdata_job_pages_left\{", lambda j: j["pages_left"]),
+    (r"^brightdata_job_lines\{", lambda j: j["lines"]),
+    (r"^brightdata_job_failures\{", lambda j: j["fails"]),
+    (r"^brightdata_job_successes\{", lambda j: j["success"]),
+    (r"^brightdata_job_success_ratio\{", lambda j: j["success_rate"]),
+    (r"^brightdata_job_queue_seconds\{", lambda j: j["queue_time"] / 1000),
+    (r"^brightdata_job_navigations\{", lambda j: j["navigations"]),
+    (r"^brightdata_job_inputs\{", lambda j: j["inputs"]),
+    (r"^brightdata_job_duplicate_inputs\{", lambda j: j["dup_inputs"]),
+    (r"^brightdata_job_info\{", lambda j: 1),
+]  # fmt: skip
+_DERIVED = ("brightdata_job_eta_seconds", "brightdata_job_stalled", "deriv(")
+
+
+def test_dashboard_panels_equal_ground_truth(stack: Stack) -> None:
+    """Each job-detail panel, for a handful of running jobs, shows what the simulator holds;
+    so do the overview's progress columns. The clock stands still at the end of the world, so
+    ground truth and the last poll agree exactly."""
+    from grafana.queries import dashboard_queries
+
+    running = [j for j in stack.truth["brightdata"]["jobs"]
+               if j["status"] == "running" and 0 < j["pages_left"] < j["pages"]]  # fmt: skip
+    handful = sorted(running, key=lambda j: j["id"])[:5]
+    assert len(handful) >= 3
+    # The jobs are far enough from done that the old formula reads differently for each.
+    assert all(
+        abs(_old_progress(j) - (j["pages"] - j["pages_left"]) / j["pages"]) > 0.01 for j in handful
+    )
+    checks: list[tuple[str, str, Any]] = []  # (job id, expr, expected values)
+    for job in handful:
+        variables = {"collector": job["collector"], "job_id": job["id"]}
+        before = len(checks)
+        for uid, title, expr in dashboard_queries(variables):
+            if uid != "scrapejobs-job-detail" or any(d in expr for d in _DERIVED):
+                continue
+            if expr.endswith("== 1") and expr.startswith("brightdata_job_status{"):
+                expected: Any = {(("collector", job["collector"]), ("job_id", job["id"]),
+                                  ("status", "running")): 1.0}  # fmt: skip
+            elif expr.startswith("brightdata_job_duration_seconds{"):
+                expected = {}  # a running job has no duration yet
+            elif expr.startswith("brightdata_job_created_timestamp_seconds{"):
+                expected = [_iso_ms(job["created"])]
+            else:
+                truth = next((f for p, f in _JOB_TRUTH if re.match(p, expr)), None)
+                assert truth is not None, f"no ground truth for {title!r}: {expr}"
+                expected = [truth(job)]
+            checks.append((job["id"], expr, expected))
+        assert len(checks) - before >= 12
+    _eventually_equal(stack, checks)
+
+    overview = dict(((t, e.split("\n")[0]), e) for u, t, e in dashboard_queries()
+                    if u == "scrapejobs-overview")  # fmt: skip
+    progress = next(e for (t, first), e in overview.items()
+                    if t == "Running jobs" and first.startswith("("))  # fmt: skip
+    shown = {dict(labels)["job_id"]: v for labels, v in _latest(stack, progress).items()}
+    for job in handful:
+        assert shown[job["id"]] == pytest.approx((job["pages"] - job["pages_left"]) / job["pages"])
+
+    aitronos = {j["job_id"]: j for j in stack.truth["aitronos"]["jobs"]}
+    for (title, _), expr in overview.items():
+        if expr != "aitronos_job_progress_ratio":
+            continue
+        ratios = {dict(labels)["job_id"]: v for labels, v in _latest(stack, expr).items()}
+        assert ratios, title  # at least the job still processing (finished ones may expire)
+        for job_id, value in ratios.items():
+            expected = aitronos[job_id]["progress_percentage"] / 100
+            assert value == pytest.approx(expected), (title, job_id)
+
+
+def _eventually_equal(stack: Stack, checks: list[tuple[str, str, Any]]) -> None:
+    """Every query shows its expected value once the exporter has polled the standing world
+    (a loaded machine may take a few cycles); a list is compared with the values alone."""
+    deadline = time.monotonic() + 30
+    while True:
+        wrong = []
+        for job_id, expr, expected in checks:
+            got: Any = _latest(stack, expr)
+            if isinstance(expected, list):
+                got = list(got.values())
+                if len(got) == len(expected) and got == pytest.approx(expected, rel=1e-9):
+                    continue
+            elif got == expected:
+                continue
+            wrong.append((job_id, expr, got, expected))
+        if not wrong or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    if wrong:
+        job_id = wrong[0][0]
+        row = httpx.get(f"{stack.exporter}/api/targets", params={"q": job_id}).json()
+        pytest.fail(f"{len(wrong)} panel values differ from ground truth, e.g. {wrong[:3]}; "
+                    f"the exporter's row for {job_id}: {row}")  # fmt: skip
+
+
+def _iso_ms(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000

@@ -102,6 +102,13 @@ def load_config_text(tmp_path: Path, text: str) -> Config:
     return load_config(path)
 
 
+def _served(exporter: Exporter, name: str) -> float:
+    body = exporter.exposition.pick(None).body.decode()
+    values = [float(line.split()[-1]) for line in body.splitlines() if line.startswith(name + " ")]
+    assert len(values) == 1, name
+    return values[0]
+
+
 async def test_bad_reload_is_rejected_and_logged_one_line_per_problem(
     sim: SimulatorServer,
     ids: dict[str, list[str]],
@@ -122,12 +129,18 @@ async def test_bad_reload_is_rejected_and_logged_one_line_per_problem(
         assert len(errors) == 3 and all(r.exc_info is None for r in errors)
         assert exporter.telemetry.config_reload_successful.get(()) == 0.0
         assert exporter.telemetry.config_reload_timestamp.get(()) == first
+        # What a scrape gets changes with the reload itself, not at the next poll cycle.
+        assert _served(exporter, "scrapejobs_exporter_config_last_reload_successful") == 0.0
         assert keys(exporter) == set(ids["jobs"][:1])
         assert exporter.config.poll_interval == 30.0
 
         path.write_text(config_text(sim.url, ids["jobs"][:2]))
         assert await reloader() == []
         assert exporter.telemetry.config_reload_successful.get(()) == 1.0
+        assert _served(exporter, "scrapejobs_exporter_config_last_reload_successful") == 1.0
+        assert _served(
+            exporter, "scrapejobs_exporter_config_last_reload_success_timestamp_seconds"
+        ) == exporter.telemetry.config_reload_timestamp.get(())
         assert len(keys(exporter)) == 2
     finally:
         await exporter.stop()
@@ -201,7 +214,7 @@ def test_sighup_reloads_and_sigterm_exits_promptly_with_requests_in_flight(
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "scrapejobs_exporter", "run", "--config", str(path),
-         "--web.listen-address", f"127.0.0.1:{port}", "--log-level", "debug"],
+         "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "debug"],
         stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     try:

@@ -32,14 +32,17 @@ async def test_endpoints() -> None:
     exporter = Exporter(parse_config(CONFIG, env={}))
     client = await _client(exporter)
     try:
-        assert (await client.get("/healthz")).status == 200
-        assert (await client.get("/readyz")).status == 503
+        for path in ("/healthz", "/-/healthy"):
+            assert (await client.get(path)).status == 200
+        for path in ("/readyz", "/-/ready"):
+            assert (await client.get(path)).status == 503
         with respx.mock() as router:
             router.get("https://bd.test/dca/log/j_ma13y9ay1piehrso8r").respond(
                 json=seed("job_log_done")
             )
             await exporter.poller.run_cycle()
         assert (await client.get("/readyz")).status == 200
+        assert (await client.get("/-/ready")).status == 200
 
         plain = await client.get("/metrics", headers={"Accept-Encoding": "identity"})
         assert plain.headers["Content-Type"].startswith("text/plain; version=0.0.4")

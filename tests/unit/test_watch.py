@@ -6,19 +6,24 @@ polls; every loop is bounded in count and time.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from scrapejobs_exporter.config import load_config
+from scrapejobs_exporter.exporter import build_providers
 from scrapejobs_exporter.simulator import (
     DEFAULT_AITRONOS_KEY,
     DEFAULT_BRIGHTDATA_TOKEN,
@@ -27,7 +32,8 @@ from scrapejobs_exporter.simulator import (
     run_simulator_in_thread,
 )
 from scrapejobs_exporter.store import Store
-from scrapejobs_exporter.watch import ProgressLine, describe
+from scrapejobs_exporter.telemetry import Telemetry
+from scrapejobs_exporter.watch import ProgressLine, WatchOptions, describe, watch
 
 EXE = [sys.executable, "-m", "scrapejobs_exporter"]
 STEP_SECONDS = 60  # simulated seconds per advance
@@ -197,7 +203,7 @@ def test_describe_line() -> None:
         "progress": {"done": 12, "total": 48, "unit": "pages", "ratio": 0.25},
         "duration_seconds": 65.0, "eta_seconds": 195.0, "stalled": True, "last_error": None,
     }  # fmt: skip
-    assert describe(row, 3.0) == (
+    assert describe(row, 65.0) == (
         "j_1  running  [######------------------]  12 / 48 pages (25%)  1,234 items"
         "  elapsed 1m05s  ETA 3m15s  STALLED"
     )
@@ -219,3 +225,69 @@ def test_progress_line_redraws_in_place_on_a_terminal() -> None:
         "\r\x1b[2Kj_1  not polled  elapsed 1s\r\x1b[2Kj_1  not polled  elapsed 2s\n"
         "j_1: interrupted\n"
     )
+
+
+def _elapsed(line: str) -> float:
+    match = re.search(r"  elapsed (?:(\d+)h)?(?:(\d+)m)?(\d+)s", line)
+    assert match, line
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def _unix(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+@pytest.mark.parametrize("kind", ["job", "aitronos-job"])
+async def test_elapsed_is_the_jobs_own_time_on_every_line(
+    sim: SimulatorServer, tmp_path: Path, kind: str
+) -> None:
+    """On the provider's clock (here the simulator's), every line's elapsed is the time since
+    the job started, from the first line (a job well under way) to the last (its duration)."""
+    world = state(sim)
+    if kind == "job":
+        job = running_job(sim)
+        target_id, start = job["id"], _unix(job["started"])
+    else:
+        job = next(j for j in world["aitronos"]["jobs"] if j["status"] == "processing")
+        target_id, start = job["job_id"], _unix(job["created_at"])
+    now = [float(world["now"])]
+    assert now[0] - start > 30, "the job must be well under way when watch starts"
+    config = load_config(write_config(sim, tmp_path / "c.yml"))
+    out = io.StringIO()
+    providers = build_providers(config, Telemetry())
+    stop = asyncio.Event()
+    options = WatchOptions(kind, target_id, interval=0.05)
+    task = asyncio.create_task(watch(providers, config, options, out, stop, lambda: now[0]))
+    polls: list[tuple[float, str]] = []  # (clock at the line, line)
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            for _ in range(300):
+                await asyncio.sleep(0.1)
+                lines = out.getvalue().splitlines()
+                polls.extend((now[0], line) for line in lines[len(polls) :])
+                if task.done():
+                    break
+                advanced = await client.post(f"{sim.url}/_sim/advance", json={"seconds": 30})
+                now[0] = float(advanced.json()["now"])
+        code = await asyncio.wait_for(task, 10)
+    finally:
+        stop.set()
+        await providers.aclose()
+    lines = out.getvalue().splitlines()
+    final = next(j for j in (state(sim)["brightdata"]["jobs"] if kind == "job" else
+                             state(sim)["aitronos"]["jobs"])
+                 if j.get("id", j.get("job_id")) == target_id)  # fmt: skip
+    assert code in (0, 1) and len(lines) >= 3, lines
+    progress = [line for line in lines if "  elapsed " in line]
+    values = [_elapsed(line) for line in progress]
+    # The first line already shows the job's age (not 0 s for a job under way) ...
+    assert abs(values[0] - (polls[0][0] - start)) <= 31, (values[0], polls[0][0] - start)
+    assert values[0] >= 30
+    # ... and it only grows, up to the job's own duration on the last progress line.
+    assert values == sorted(values)
+    if kind == "job":
+        expected_end = final["job_time"] / 1000
+    else:
+        expected_end = _unix(final["completed_at"]) - start
+    assert abs(values[-1] - expected_end) <= 1, (values[-1], expected_end)

@@ -258,8 +258,10 @@ async def test_tls_and_basic_auth_protect_everything_but_health(
             assert wrong.status_code == 401 and "Basic" in wrong.headers["WWW-Authenticate"]
             ok = await c.get(f"{url}/metrics", headers={"Authorization": basic("alice", PASSWORD)})
             assert ok.status_code == 200 and "scrapejobs_exporter_build_info" in ok.text
-            assert (await c.get(f"{url}/healthz")).status_code == 200
-            assert (await c.get(f"{url}/readyz")).status_code in (200, 503)
+            for probe in ("/healthz", "/-/healthy"):
+                assert (await c.get(f"{url}{probe}")).status_code == 200
+            for probe in ("/readyz", "/-/ready"):
+                assert (await c.get(f"{url}{probe}")).status_code in (200, 503)
         async with httpx.AsyncClient(timeout=5) as plain:
             with pytest.raises(httpx.HTTPError):
                 await plain.get(f"http://127.0.0.1:{server.port}/healthz")
