@@ -76,7 +76,8 @@ async def test_window_never_exceeds_budget_in_any_minute_and_uses_all_of_it(budg
     for _ in range(budget * 3):
         await passes(g)
     burst = max(1, budget // 10)
-    assert fake.now - start == pytest.approx((budget * 3 - burst) * 60.0 / budget)
+    # (a window edge may add its margin, a twentieth of a second, a few times)
+    assert fake.now - start == pytest.approx((budget * 3 - burst) * 60.0 / budget, abs=0.2)
 
 
 async def test_window_counts_a_request_until_a_minute_after_its_answer() -> None:
