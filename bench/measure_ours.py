@@ -41,7 +41,7 @@ def discovery_config(url: str, datasets: list[str], concurrency: int) -> str:
     brightdata = f"  base_url: {url}\n  collectors: all\n  datasets: {json.dumps(datasets)}\n"
     aitronos = (
         f"aitronos:\n  api_key: {DEFAULT_AITRONOS_KEY}\n  base_url: {url}\n  discover: true\n"
-        "  max_requests_per_minute: 100000\n"
+        "  max_requests_per_minute: 100000\n  max_requests_per_day: null\n"
     )
     return _config(concurrency, brightdata, aitronos)
 

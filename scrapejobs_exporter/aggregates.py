@@ -16,7 +16,6 @@ from scrapejobs_exporter.providers.brightdata import (
     StudioJob,
 )
 from scrapejobs_exporter.series import CounterVec, GaugeVec, HistogramVec
-from scrapejobs_exporter.store import Model
 
 __all__ = ["CHECKED", "IGNORED_REASONS", "Aggregates"]
 
@@ -52,47 +51,58 @@ class Aggregates:
             for reason in IGNORED_REASONS:
                 self.ignored.inc((metric, reason), 0)
 
-    def ensure_labels(self, model: Model, collector: str | None) -> None:
-        """Start every counter of a newly seen collector or dataset at 0, so that `increase()`
-        sees its first finished job and the series exist before anything finishes."""
-        if isinstance(model, StudioJob):
-            key = (model.collector or collector or "",)
-            if key not in self.collector_lines.values:
-                for status in JOB_TERMINAL:
-                    self.jobs_finished.inc((*key, status), 0)
-                self.collector_lines.inc(key, 0)
-                self.collector_failures.inc(key, 0)
-                self.job_duration.ensure(key)
-                self.job_queue.ensure(key)
-        elif isinstance(model, Snapshot):
-            for status in SNAPSHOT_TERMINAL:
-                self.snapshots_finished.inc((model.dataset_id or "", status), 0)
-        elif isinstance(model, AiFlow):
-            for status in AI_FLOW_TERMINAL:
-                self.ai_flows_finished.inc((status,), 0)
-        elif isinstance(model, AitronosJob) and () not in self.aitronos_items.values:
+    # Every counter of a newly seen collector, dataset or kind starts at 0, so that
+    # `increase()` sees the first finished job and the series exist before anything finishes.
+
+    def ensure_collector(self, collector: str) -> None:
+        key = (collector,)
+        if key not in self.collector_lines.values:
+            for status in JOB_TERMINAL:
+                self.jobs_finished.inc((*key, status), 0)
+            self.collector_lines.inc(key, 0)
+            self.collector_failures.inc(key, 0)
+            self.job_duration.ensure(key)
+            self.job_queue.ensure(key)
+
+    def ensure_dataset(self, dataset: str) -> None:
+        for status in SNAPSHOT_TERMINAL:
+            self.snapshots_finished.inc((dataset, status), 0)
+
+    def ensure_ai_flows(self) -> None:
+        for status in AI_FLOW_TERMINAL:
+            self.ai_flows_finished.inc((status,), 0)
+
+    def ensure_aitronos(self) -> None:
+        if () not in self.aitronos_items.values:
             for status in AITRONOS_TERMINAL:
                 self.aitronos_finished.inc((status,), 0)
             self.aitronos_items.inc((), 0)
             self.aitronos_processing.ensure(())
 
-    def record_finished(self, model: Model, collector: str | None, now: float) -> None:
-        """Count one finished target; the caller guarantees it happens once per target."""
-        if isinstance(model, StudioJob):
-            self._job(model, model.collector or collector or "", now)
-        elif isinstance(model, Snapshot):
-            self.snapshots_finished.inc((model.dataset_id or "", model.status))
-        elif isinstance(model, AiFlow):
-            self.ai_flows_finished.inc((model.status or "unknown",))
-        elif isinstance(model, AitronosJob):
-            self.aitronos_finished.inc((model.status,))
-            self._add(self.aitronos_items, "aitronos_items_found_total", (), model.items_found)
-            self._observe(
-                self.aitronos_processing,
-                "aitronos_finished_job_processing_seconds",
-                (),
-                model.processing_time,
-            )
+    # Each counts one finished target; the store guarantees it happens once per target (run).
+
+    def snapshot_finished(self, snapshot: Snapshot) -> None:
+        self.snapshots_finished.inc((snapshot.dataset_id or "", snapshot.status))
+
+    def ai_flow_finished(self, flow: AiFlow) -> None:
+        self.ai_flows_finished.inc((flow.status or "unknown",))
+
+    def aitronos_job_finished(self, job: AitronosJob) -> None:
+        self.aitronos_finished.inc((job.status,))
+        self.aitronos_items_found(job)
+        self._observe(
+            self.aitronos_processing,
+            "aitronos_finished_job_processing_seconds",
+            (),
+            job.processing_time,
+        )
+
+    def aitronos_items_found(self, job: AitronosJob) -> None:
+        """Items found are only in the detail: added when it arrives (once, by the store)."""
+        self._add(self.aitronos_items, "aitronos_items_found_total", (), job.items_found)
+
+    def job_finished(self, job: StudioJob, collector: str, now: float) -> None:
+        self._job(job, collector, now)
 
     def _job(self, job: StudioJob, collector: str, now: float) -> None:
         labels = (collector,)

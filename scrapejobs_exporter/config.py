@@ -209,8 +209,13 @@ class BrightDataConfig(_Strict):
     # snapshots of these datasets.
     collectors: list[TargetId] | Literal["all"] = []
     datasets: list[TargetId] = []
-    # Every call, retries included; 100 is the trial accounts' limit across all products.
+    # Every call, retries included, in any 60 s; 100 is the trial accounts' limit across all
+    # products. The account's budget: shards split it (see shard_max_requests_per_minute).
     max_requests_per_minute: int = Field(default=100, ge=2, le=100_000)
+    max_requests_per_day: int | None = Field(default=None, ge=2, le=100_000_000)
+    # This shard's own share; by default the budget above divided by --shard-count.
+    shard_max_requests_per_minute: int | None = Field(default=None, ge=1, le=100_000)
+    shard_max_requests_per_day: int | None = Field(default=None, ge=1, le=100_000_000)
     # Unset: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY from the environment apply.
     proxy_url: str | None = None
 
@@ -240,8 +245,12 @@ class AitronosConfig(_Strict):
     auth_header: AitronosAuthHeader = "X-API-Key"
     jobs: list[TargetId] = []
     discover: bool = False  # follow every job of the account through the jobs list
-    # Every call, retries included; the Standard plan allows 100 a minute.
+    # Every call, retries included; the Standard plan allows 100 a minute and 10,000 a day
+    # (spread evenly over the day: about 6.9 a minute). null: no daily quota.
     max_requests_per_minute: int = Field(default=100, ge=2, le=100_000)
+    max_requests_per_day: int | None = Field(default=10_000, ge=2, le=100_000_000)
+    shard_max_requests_per_minute: int | None = Field(default=None, ge=1, le=100_000)
+    shard_max_requests_per_day: int | None = Field(default=None, ge=1, le=100_000_000)
     # Unset: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY from the environment apply.
     proxy_url: str | None = None
 

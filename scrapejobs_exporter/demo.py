@@ -38,6 +38,7 @@ aitronos:
   auth_header: X-API-Key
   discover: true
   max_requests_per_minute: 6000
+  max_requests_per_day: null
 stall:
   no_worker_after: 1m
   no_progress_after: 2m

@@ -1,18 +1,22 @@
-"""Finding targets through the providers' list endpoints.
+"""Finding targets through the providers' list endpoints, one `ListSource` per list call.
 
-Each cycle lists what the config asks for: Scraper Studio jobs per collector (every collector
-with `collectors: all`), snapshots per dataset, the AI flows of inactive collectors with
-`ai_flows: all`, and every Aitronos job with `discover: true`. List rows that already carry
-what the metrics need (snapshots) are applied directly, so those targets are never polled one
-by one; jobs found running are polled per job by the poller.
+The sources: the collectors list (with `collectors: all` or `ai_flows: all`), the Scraper
+Studio jobs of each collector, the snapshots of each dataset and the Aitronos jobs list. Their
+rows are data: a row that shows a job finished counts it at once (see `Store.observe`), and
+snapshot rows carry all a snapshot's metrics, so those are never polled one by one.
+
+Shards share one account, so each list call is made by exactly one shard: a collector's jobs
+and AI flow belong to the shard owning the collector id, a dataset's snapshots to the one owning
+the dataset id, and the single Aitronos jobs list (and so every discovered Aitronos job) to
+shard 0. Only the collectors list is read by every shard, at a low rate, since each must learn
+which collectors exist.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -21,15 +25,19 @@ from scrapejobs_exporter.providers import Providers
 from scrapejobs_exporter.providers.aitronos import AitronosClient, AitronosJob
 from scrapejobs_exporter.providers.brightdata import BrightDataClient, Collector, Page, StudioJob
 from scrapejobs_exporter.providers.http import ApiError
+from scrapejobs_exporter.sharding import Shard
 from scrapejobs_exporter.store import Model, Store
 
-__all__ = ["Discovery", "Found"]
+__all__ = ["Discovery", "Found", "ListSource", "owns_static"]
 
 log = logging.getLogger(__name__)
 
 JOBS_PAGE = 500  # the documented maximum of /dca/collector/jobs
 SNAPSHOTS_PAGE = 5000  # the documented maximum of /datasets/v3/snapshots
 AITRONOS_PAGE = 100  # the documented maximum of /scrape/jobs
+COLLECTORS_EVERY = 300.0  # seconds between reads of the collectors list: collectors rarely change
+AITRONOS_SHARD = 0  # the shard that reads the Aitronos jobs list and owns what it finds
+_TIMES = ("created", "started", "finished", "completed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,128 +52,224 @@ class Found:
     complete: bool
 
 
+@dataclass(slots=True, eq=False)
+class ListSource:
+    """One list call (all its pages): what it reads, when it is due, what its first sweep saw.
+
+    `watermark` is the newest provider timestamp in the first sweep: the moment the exporter
+    started watching, on the provider's clock (which may differ from ours: the simulator's
+    runs faster). A job finished after it finished after we started watching.
+    """
+
+    provider: str
+    what: str  # collectors | jobs | snapshots | aitronos
+    arg: str = ""
+    next_due: float = 0.0
+    sweeps: int = 0  # completed (or failed) sweeps; 0: the first is still to come
+    pages: int = 1  # calls the last sweep made
+    watermark: float | None = None
+    failing: bool = False
+    error: ApiError | None = None  # why the last sweep failed
+    seen: set[str] = field(default_factory=set)  # ids seen by the sweep in progress
+
+    @property
+    def key(self) -> str:
+        return f"{self.what}:{self.arg}" if self.arg else self.what
+
+    def __str__(self) -> str:
+        return {
+            "collectors": "collectors list",
+            "jobs": f"jobs list of {self.arg}",
+            "snapshots": f"snapshots list of {self.arg}",
+            "aitronos": "Aitronos jobs list",
+        }[self.what]
+
+
 R = TypeVar("R")
 
 
+def owns_static(config: Config, shard: Shard, provider: str, target_id: str) -> bool:
+    """Whether this shard watches a target named in the config: the shard owning its id, but
+    every Aitronos job belongs to the shard reading the Aitronos jobs list when `discover` is on
+    (that shard then has the whole Aitronos budget)."""
+    if provider == "aitronos" and config.aitronos is not None and config.aitronos.discover:
+        return shard.index == AITRONOS_SHARD
+    return shard.owns(target_id)
+
+
 class Discovery:
-    def __init__(self, config: Config, store: Store, semaphore: asyncio.Semaphore) -> None:
+    """The list sources of this shard, and reading them."""
+
+    def __init__(self, config: Config, store: Store, shard: Shard | None = None) -> None:
         self.config = config
         self.store = store
-        self._semaphore = semaphore
-        self._failing: set[str] = set()
+        self.shard = shard or Shard()
+        self._sources: dict[str, ListSource] = {}
+        self._listed_collectors: list[Collector] | None = None
+        self.refresh()
 
     @property
     def enabled(self) -> bool:
-        bd, ait = self.config.brightdata, self.config.aitronos
-        return bool(
-            (bd and (bd.collectors or bd.datasets or bd.ai_flows == "all"))
-            or (ait and ait.discover)
-        )
+        return bool(self._sources)
 
-    async def run(self, providers: Providers, now: float, full: bool) -> list[Found]:
-        """Every list row found this cycle. A failing list is logged and skipped."""
-        jobs: list[Awaitable[list[Found]]] = []
+    def sources(self, provider: str) -> list[ListSource]:
+        return [s for s in self._sources.values() if s.provider == provider]
+
+    def refresh(self) -> None:
+        """Bring the sources in line with the config (and the collectors list): new ones are
+        added (their first sweep is a baseline), gone ones dropped, the others kept."""
+        wanted: list[ListSource] = []
         bd, ait = self.config.brightdata, self.config.aitronos
-        found: list[Found] = []
-        if bd is not None and providers.brightdata is not None:
-            client = providers.brightdata
-            window = _window(now, self.config.discovery.lookback)
-            collectors = await self._collectors(client, bd.collectors, bd.ai_flows)
-            jobs += [self._studio_jobs(client, c, window, full) for c in collectors.studio]
-            jobs += [self._snapshots(client, d, window[0]) for d in bd.datasets]
-            found += [
-                Found("brightdata", "ai_flow", c, c, None, False) for c in collectors.ai_flows
+        if bd is not None:
+            if bd.collectors == "all" or bd.ai_flows == "all":
+                wanted.append(ListSource("brightdata", "collectors"))
+            if bd.collectors == "all":
+                studio = [c.collector_id for c in self._listed_collectors or []]
+            else:
+                studio = list(bd.collectors)
+            wanted += [ListSource("brightdata", "jobs", c) for c in studio if self.shard.owns(c)]
+            wanted += [
+                ListSource("brightdata", "snapshots", d) for d in bd.datasets if self.shard.owns(d)
             ]
-        if ait is not None and ait.discover and providers.aitronos is not None:
-            jobs.append(self._aitronos_jobs(providers.aitronos, full))
-        for batch in await asyncio.gather(*jobs):
-            found += batch
-        return found
+        if ait is not None and ait.discover and self.shard.index == AITRONOS_SHARD:
+            wanted.append(ListSource("aitronos", "aitronos"))
+        self._sources = {s.key: self._sources.get(s.key, s) for s in wanted}
+
+    def ai_flows(self) -> list[Found]:
+        """With `ai_flows: all`, the AI flows of this shard's inactive collectors."""
+        bd = self.config.brightdata
+        if bd is None or bd.ai_flows != "all" or self._listed_collectors is None:
+            return []
+        return [
+            Found("brightdata", "ai_flow", c.collector_id, c.collector_id, None, False)
+            for c in self._listed_collectors
+            if c.active is False and self.shard.owns(c.collector_id)
+        ]
+
+    async def read(self, source: ListSource, providers: Providers, now: float) -> list[Found]:
+        """Every row of one source (raises ApiError). A first sweep and every
+        `full_scan_every`-th read all pages; the others stop once a page brings nothing new
+        and every job still running from this source was seen again."""
+        full = source.sweeps % self.config.discovery.full_scan_every == 0
+        pending = self._unfinished(source)
+        source.seen = set()
+        if source.what == "collectors":
+            assert providers.brightdata is not None
+            self._listed_collectors = await self._list_collectors(providers.brightdata, source)
+            self.refresh()
+            return self.ai_flows()
+        if source.what == "jobs":
+            assert providers.brightdata is not None
+            rows = await self._studio_jobs(providers.brightdata, source, now, full, pending)
+        elif source.what == "snapshots":
+            assert providers.brightdata is not None
+            rows = await self._snapshots(providers.brightdata, source, now)
+        else:
+            assert providers.aitronos is not None
+            rows = await self._aitronos_jobs(providers.aitronos, source, full, pending)
+        if source.sweeps == 0:
+            source.watermark = _newest(rows)
+        return rows
+
+    def _unfinished(self, source: ListSource) -> set[str]:
+        if source.what == "jobs":
+            return {
+                t.target_id
+                for t in self.store
+                if t.provider == "brightdata" and t.kind == "job" and not t.terminal
+                and t.collector == source.arg and not t.static
+            }  # fmt: skip
+        if source.what == "aitronos":
+            return {
+                t.target_id
+                for t in self.store
+                if t.provider == "aitronos" and not t.terminal and not t.static
+            }
+        return set()
 
     # --- sources ---------------------------------------------------------------------------
 
-    async def _collectors(
-        self, client: BrightDataClient, studio: list[str] | str, ai_flows: list[str] | str
-    ) -> _Collectors:
-        if studio != "all" and ai_flows != "all":
-            return _Collectors(list(studio), [])
-        listed = await self._guarded("collectors list", lambda: self._list_collectors(client))
-        if listed is None:  # keep going with what the config names explicitly
-            return _Collectors([] if studio == "all" else list(studio), [])
-        ids = [c.collector_id for c in listed]
-        return _Collectors(
-            ids if studio == "all" else list(studio),
-            [c.collector_id for c in listed if c.active is False] if ai_flows == "all" else [],
-        )
-
-    async def _list_collectors(self, client: BrightDataClient) -> list[Collector]:
+    async def _list_collectors(
+        self, client: BrightDataClient, source: ListSource
+    ) -> list[Collector]:
         # Paging parameters are undocumented here: follow `total` with offsets, and stop when
         # a page brings nothing new (an API that ignores `offset` repeats its first page).
         collectors: dict[str, Collector] = {}
+        source.pages = 0
         while True:
-            async with self._semaphore:
-                page = await client.list_collectors(offset=len(collectors))
+            page = await client.list_collectors(offset=len(collectors))
+            source.pages += 1
             before = len(collectors)
             collectors.update((c.collector_id, c) for c in page.items)
             if page.total is None or len(collectors) >= page.total or len(collectors) == before:
                 return list(collectors.values())
 
     async def _studio_jobs(
-        self, client: BrightDataClient, collector: str, window: tuple[str, str], full: bool
+        self,
+        client: BrightDataClient,
+        source: ListSource,
+        now: float,
+        full: bool,
+        pending: set[str],
     ) -> list[Found]:
-        async def fetch() -> list[Found]:
-            found: list[Found] = []
-            offset = 0
-            while True:
-                async with self._semaphore:
-                    page: Page[StudioJob] = await client.list_collector_jobs(
-                        collector, window[0], window[1], offset, JOBS_PAGE
-                    )
-                rows = [
-                    Found("brightdata", "job", j.job_id, collector, j, False) for j in page.items
-                ]
-                found += rows
-                offset += len(page.items)
-                if _last_page(page, offset, JOBS_PAGE) or not (full or self._any_new(rows)):
-                    return found
+        window = _window(now, self.config.discovery.lookback)
 
-        return await self._guarded(f"jobs list of {collector}", fetch) or []
+        async def page(offset: int) -> Page[StudioJob] | Page[AitronosJob]:
+            return await client.list_collector_jobs(
+                source.arg, window[0], window[1], offset, JOBS_PAGE
+            )
+
+        return await self._jobs(source, page, JOBS_PAGE, full, pending)
+
+    async def _jobs(
+        self,
+        source: ListSource,
+        read_page: Callable[[int], Awaitable[Page[StudioJob] | Page[AitronosJob]]],
+        size: int,
+        full: bool,
+        pending: set[str],
+    ) -> list[Found]:
+        """The pages of a jobs list (newest first) as rows, as far as they are needed."""
+        found: list[Found] = []
+        offset = source.pages = 0
+        collector = source.arg or None
+        while True:
+            page = await read_page(offset)
+            source.pages += 1
+            rows = [
+                Found(source.provider, "job", j.job_id, collector, j, False) for j in page.items
+            ]
+            found += rows
+            offset += len(page.items)
+            pending -= {r.target_id for r in rows}
+            done = not (full or pending or self._any_new(rows))
+            if _last_page(page, offset, size) or done:
+                return found
 
     async def _snapshots(
-        self, client: BrightDataClient, dataset_id: str, from_date: str
+        self, client: BrightDataClient, source: ListSource, now: float
     ) -> list[Found]:
         # Snapshot rows carry the status, which is all a snapshot's metrics need: every page is
-        # read each cycle and no snapshot is polled on its own.
-        async def fetch() -> list[Found]:
-            found: list[Found] = []
-            while True:
-                async with self._semaphore:
-                    page = await client.list_snapshots(
-                        dataset_id, from_date, len(found), SNAPSHOTS_PAGE
-                    )
-                found += [
-                    Found("brightdata", "snapshot", s.snapshot_id, None, s, True)
-                    for s in page.items
-                ]
-                if len(page.items) < SNAPSHOTS_PAGE:
-                    return found
+        # read each time and no discovered snapshot is polled on its own.
+        from_date = _window(now, self.config.discovery.lookback)[0]
+        found: list[Found] = []
+        source.pages = 0
+        while True:
+            page = await client.list_snapshots(source.arg, from_date, len(found), SNAPSHOTS_PAGE)
+            source.pages += 1
+            found += [
+                Found("brightdata", "snapshot", s.snapshot_id, None, s, True) for s in page.items
+            ]
+            if len(page.items) < SNAPSHOTS_PAGE:
+                return found
 
-        return await self._guarded(f"snapshots list of {dataset_id}", fetch) or []
+    async def _aitronos_jobs(
+        self, client: AitronosClient, source: ListSource, full: bool, pending: set[str]
+    ) -> list[Found]:
+        async def page(offset: int) -> Page[StudioJob] | Page[AitronosJob]:
+            return await client.list_jobs(offset, AITRONOS_PAGE)
 
-    async def _aitronos_jobs(self, client: AitronosClient, full: bool) -> list[Found]:
-        async def fetch() -> list[Found]:
-            found: list[Found] = []
-            offset = 0
-            while True:
-                async with self._semaphore:
-                    page = await client.list_jobs(offset, AITRONOS_PAGE)
-                rows = [Found("aitronos", "job", j.job_id, None, j, False) for j in page.items]
-                found += rows
-                offset += len(page.items)
-                if _last_page(page, offset, AITRONOS_PAGE) or not (full or self._any_new(rows)):
-                    return found
-
-        return await self._guarded("Aitronos jobs list", fetch) or []
+        return await self._jobs(source, page, AITRONOS_PAGE, full, pending)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -176,24 +280,30 @@ class Discovery:
             for f in rows
         )
 
-    async def _guarded(self, what: str, fetch: Callable[[], Awaitable[R]]) -> R | None:
+    async def guarded(self, source: ListSource, fetch: Callable[[], Awaitable[R]]) -> R | None:
+        """A failing list is logged once, when it starts failing, and skipped."""
         try:
             result = await fetch()
         except ApiError as exc:
-            if what not in self._failing:
-                log.warning("discovery: %s failed: %s", what, exc.short)
-            self._failing.add(what)
+            if not source.failing:
+                log.warning("discovery: %s failed: %s", source, exc.short)
+            source.failing, source.error = True, exc
             return None
-        if what in self._failing:
-            log.info("discovery: %s works again", what)
-            self._failing.discard(what)
+        if source.failing:
+            log.info("discovery: %s works again", source)
+            source.failing, source.error = False, None
         return result
 
 
-@dataclass(frozen=True, slots=True)
-class _Collectors:
-    studio: list[str]
-    ai_flows: list[str]
+def _newest(rows: list[Found]) -> float | None:
+    """The newest provider timestamp among the rows (None: the rows carry no times)."""
+    times: list[float] = [
+        t
+        for row in rows
+        for name in _TIMES
+        if isinstance(t := getattr(row.model, name, None), float)
+    ]
+    return max(times, default=None)
 
 
 def _last_page(page: Page[StudioJob] | Page[AitronosJob], seen: int, size: int) -> bool:

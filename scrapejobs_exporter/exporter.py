@@ -9,20 +9,24 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import httpx
 
 from scrapejobs_exporter.aggregates import Aggregates
 from scrapejobs_exporter.config import Config
+from scrapejobs_exporter.discovery import owns_static
 from scrapejobs_exporter.exposition import Exposition, render_per_target
+from scrapejobs_exporter.kinds import AI_FLOW, KINDS
 from scrapejobs_exporter.metrics import Family, collect_families
-from scrapejobs_exporter.poller import Clock, Poller
+from scrapejobs_exporter.poller import PROVIDERS, Clock, Poller
 from scrapejobs_exporter.providers import Providers
 from scrapejobs_exporter.providers.aitronos import AitronosClient, auth_headers
 from scrapejobs_exporter.providers.brightdata import BrightDataClient
 from scrapejobs_exporter.providers.http import HttpClient
 from scrapejobs_exporter.render_scheduling import ServeFirst, background_executor
-from scrapejobs_exporter.resilience import ProviderGate
+from scrapejobs_exporter.resilience import DEFAULT_POLICY, Policy, ProviderGate
+from scrapejobs_exporter.scheduler import Sleep
 from scrapejobs_exporter.sharding import Shard
 from scrapejobs_exporter.store import Store, TargetKey
 from scrapejobs_exporter.telemetry import Telemetry
@@ -33,112 +37,102 @@ __all__ = ["Exporter", "build_providers"]
 
 log = logging.getLogger(__name__)
 
-PROVIDERS = ("brightdata", "aitronos")
+BREAKER_PROBE_CAP = 120.0  # seconds: after an outage, targets are back within two minutes
+RENDER_EVERY = 15.0  # seconds at most between renders of /metrics (and poll_interval / 2)
+READY_CHECK = 0.2  # seconds between looks at readiness, until the first render after it
 RETIRE_GRACE = 30.0  # seconds a replaced client keeps serving the requests it has in flight
 
 
 def build_providers(
-    config: Config, telemetry: Telemetry, transport: httpx.AsyncBaseTransport | None = None
+    config: Config,
+    telemetry: Telemetry,
+    transport: httpx.AsyncBaseTransport | None = None,
+    *,
+    shard: Shard | None = None,
+    clock: Clock | None = None,
+    sleep: Sleep = asyncio.sleep,
 ) -> Providers:
-    return Providers(
-        brightdata=_brightdata_client(config, telemetry, transport),
-        aitronos=_aitronos_client(config, telemetry, transport),
+    bd = _client(config, "brightdata", telemetry, transport, shard, clock, sleep)
+    ait = _client(config, "aitronos", telemetry, transport, shard, clock, sleep)
+    assert not isinstance(bd, AitronosClient) and not isinstance(ait, BrightDataClient)
+    return Providers(brightdata=bd, aitronos=ait)
+
+
+def _budget(config: Config, provider: str, shard: Shard) -> tuple[int, int | None]:
+    """This shard's requests per minute and per day: the account's budget split evenly
+    between the shards that share it, unless the config sets the shard's own."""
+    section = getattr(config, provider)
+    # With Aitronos discovery, one shard watches every Aitronos job: it has the whole budget.
+    count = 1 if provider == "aitronos" and section.discover else shard.count
+    per_minute = section.shard_max_requests_per_minute or max(
+        1, section.max_requests_per_minute // count
     )
+    per_day = section.shard_max_requests_per_day
+    if per_day is None and section.max_requests_per_day is not None:
+        per_day = max(1, section.max_requests_per_day // count)
+    return per_minute, per_day
 
 
-def _http(
+def policy_for(config: Config) -> Policy:
+    """After an outage, a probe goes out at most once per poll_interval and at least every
+    two minutes, so targets are back within one probe of the provider answering again."""
+    first = min(config.poll_interval, BREAKER_PROBE_CAP)
+    return replace(DEFAULT_POLICY, breaker_open=first, breaker_open_cap=BREAKER_PROBE_CAP)
+
+
+def _client(
     config: Config,
     provider: str,
-    base_url: str,
-    headers: dict[str, str],
-    per_minute: int,
     telemetry: Telemetry,
     transport: httpx.AsyncBaseTransport | None,
-    gate: ProviderGate | None,
-    proxy: str | None = None,
-) -> HttpClient:
-    return HttpClient(
+    shard: Shard | None,
+    clock: Clock | None,
+    sleep: Sleep,
+    gate: ProviderGate | None = None,
+) -> BrightDataClient | AitronosClient | None:
+    section = getattr(config, provider)
+    if section is None:
+        return None
+    per_minute, per_day = _budget(config, provider, shard or Shard())
+    policy = policy_for(config)
+    if gate is None:
+        gate = ProviderGate(
+            provider, per_minute, telemetry, policy, per_day=per_day,
+            clock=clock or time.monotonic, sleep=sleep,
+        )  # fmt: skip
+    if provider == "brightdata":
+        headers = {"Authorization": f"Bearer {section.token()}"}
+    else:
+        headers = auth_headers(section.auth_header, section.key())
+    http = HttpClient(
         provider,
-        base_url,
+        section.base_url,
         headers,
         config.request_timeout,
         telemetry,
         max_connections=config.concurrency,
         max_body_bytes=config.max_response_bytes,
-        max_requests_per_minute=per_minute,
+        policy=policy,
         gate=gate,
         transport=transport,
-        proxy=proxy,
+        proxy=section.proxy_url,
     )
-
-
-def _brightdata_client(
-    config: Config,
-    telemetry: Telemetry,
-    transport: httpx.AsyncBaseTransport | None,
-    gate: ProviderGate | None = None,
-) -> BrightDataClient | None:
-    bd = config.brightdata
-    if bd is None:
-        return None
-    headers = {"Authorization": f"Bearer {bd.token()}"}
-    return BrightDataClient(
-        _http(
-            config,
-            "brightdata",
-            bd.base_url,
-            headers,
-            bd.max_requests_per_minute,
-            telemetry,
-            transport,
-            gate,
-            bd.proxy_url,
-        )
-    )
-
-
-def _aitronos_client(
-    config: Config,
-    telemetry: Telemetry,
-    transport: httpx.AsyncBaseTransport | None,
-    gate: ProviderGate | None = None,
-) -> AitronosClient | None:
-    ait = config.aitronos
-    if ait is None:
-        return None
-    headers = auth_headers(ait.auth_header, ait.key())
-    http = _http(
-        config,
-        "aitronos",
-        ait.base_url,
-        headers,
-        ait.max_requests_per_minute,
-        telemetry,
-        transport,
-        gate,
-        ait.proxy_url,
-    )
-    return AitronosClient(http, ait.path_prefix)
+    if provider == "brightdata":
+        return BrightDataClient(http)
+    return AitronosClient(http, section.path_prefix)
 
 
 def _static_targets(config: Config) -> Iterator[tuple[str, str, str, str | None]]:
     """(provider, kind, id, collector) of every target the config names."""
-    if config.brightdata is not None:
-        for job_id in config.brightdata.jobs:
-            yield "brightdata", "job", job_id, None
-        for snapshot_id in config.brightdata.snapshots:
-            yield "brightdata", "snapshot", snapshot_id, None
-        if config.brightdata.ai_flows != "all":
-            for collector in config.brightdata.ai_flows:
-                yield "brightdata", "ai_flow", collector, collector
-    if config.aitronos is not None:
-        for job_id in config.aitronos.jobs:
-            yield "aitronos", "job", job_id, None
+    for kind in KINDS:
+        for target_id in kind.static_ids(config):
+            # An AI flow is named by its collector.
+            yield kind.provider, kind.name, target_id, target_id if kind is AI_FLOW else None
 
 
 def _add_static_targets(store: Store, config: Config, shard: Shard) -> None:
     for provider, kind, target_id, collector in _static_targets(config):
-        if shard.owns(target_id):
+        if owns_static(config, shard, provider, target_id):
             store.add(provider, kind, target_id, collector)
 
 
@@ -149,14 +143,25 @@ def _static_keys(config: Config) -> set[TargetKey]:
 def _connection(config: Config, provider: str) -> tuple[object, ...] | None:
     """Everything a provider's client is built from; a change means a new client."""
     common = (config.request_timeout, config.concurrency, config.max_response_bytes)
-    if provider == "brightdata" and config.brightdata is not None:
-        bd = config.brightdata
-        return (*common, bd.base_url, bd.token(), bd.max_requests_per_minute, bd.proxy_url)
-    if provider == "aitronos" and config.aitronos is not None:
-        ait = config.aitronos
-        settings = (ait.base_url, ait.key(), ait.auth_header, ait.path_prefix, ait.proxy_url)
-        return (*common, *settings, ait.max_requests_per_minute)
-    return None
+    section = getattr(config, provider)
+    if section is None:
+        return None
+    if provider == "brightdata":
+        settings: tuple[object, ...] = (section.base_url, section.token())
+    else:
+        settings = (section.base_url, section.key(), section.auth_header, section.path_prefix)
+    return (*common, *settings, section.proxy_url, *_budget_settings(config, provider))
+
+
+def _budget_settings(config: Config, provider: str) -> tuple[object, ...]:
+    section = getattr(config, provider)
+    return (
+        section.max_requests_per_minute,
+        section.max_requests_per_day,
+        section.shard_max_requests_per_minute,
+        section.shard_max_requests_per_day,
+        config.poll_interval,
+    )
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -185,12 +190,19 @@ class Exporter:
         config: Config,
         *,
         clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
         shard: Shard | None = None,
     ) -> None:
+        """`clock` and `sleep` are injected together (tests drive a manual clock); with the
+        defaults, the request budget runs on the monotonic clock."""
         self.config = config
         self.shard = shard or Shard()
         self._transport = transport
+        self._clock = clock
+        self._sleep = sleep
+        self._gate_clock = None if clock is time.time else clock
+        self._render_task: asyncio.Task[None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
         self.telemetry = Telemetry()
         self.serve_first = ServeFirst()
@@ -198,7 +210,10 @@ class Exporter:
         self.aggregates = Aggregates(config.histogram_buckets)
         self.store = Store(self.aggregates, config.stall)
         _add_static_targets(self.store, config, self.shard)
-        self.providers = build_providers(config, self.telemetry, transport)
+        self.providers = build_providers(
+            config, self.telemetry, transport, shard=self.shard, clock=self._gate_clock,
+            sleep=sleep,
+        )  # fmt: skip
         self.poller = Poller(
             config,
             self.store,
@@ -206,14 +221,35 @@ class Exporter:
             self.telemetry,
             self.aggregates,
             clock=clock,
+            sleep=sleep,
             on_cycle=self.refresh_exposition,
             shard=self.shard,
         )
+        self.poller.set_static(frozenset(_static_keys(config)))
         self.exposition = self.render()
 
     @property
     def ready(self) -> bool:
-        return self.poller.ready.is_set()
+        return self.poller.ready
+
+    @property
+    def render_every(self) -> float:
+        """/metrics is re-rendered on this timer, however long polling takes."""
+        return min(RENDER_EVERY, self.config.poll_interval / 2)
+
+    async def _render_loop(self) -> None:
+        shown_ready = False
+        while True:
+            # Until the first sweeps are in, look often: /readyz and /metrics turn together.
+            await self._sleep(self.render_every if shown_ready else READY_CHECK)
+            if not shown_ready and not self.ready:
+                continue
+            shown_ready = True
+            try:
+                self.poller.expire()
+                await self.refresh_exposition()
+            except Exception:  # a bug in one render must not stop the next ones
+                log.exception("rendering /metrics failed unexpectedly")
 
     async def refresh_exposition(self) -> None:
         """Re-render both formats in the render thread, which steps aside for scrapes."""
@@ -254,8 +290,15 @@ class Exporter:
 
     async def start(self) -> None:
         self.poller.start()
+        if self._render_task is None:
+            self._render_task = asyncio.create_task(self._render_loop(), name="render")
 
     async def stop(self) -> None:
+        if self._render_task is not None:
+            self._render_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._render_task
+            self._render_task = None
         await self.poller.stop()
         for task in list(self._retiring):
             task.cancel()
@@ -287,24 +330,29 @@ class Exporter:
         for name in ("concurrency", "histogram_buckets"):
             if getattr(old, name) != getattr(config, name):
                 log.warning("reload: a change of %s takes effect after a restart", name)
-        self.config = self.poller.config = self.poller.discovery.config = config
-        self.poller.interval = config.poll_interval
+        self.config = config
+        self.poller.configure(config)
+        self.poller.set_static(frozenset(_static_keys(config)))
         self.store.stall = config.stall
         await self.refresh_exposition()
 
     def _replace_client(self, provider: str, old: Config, new: Config) -> None:
         current: BrightDataClient | AitronosClient | None = getattr(self.providers, provider)
         before, after = getattr(old, provider), getattr(new, provider)
+        # The gate (budget, pauses, breaker) carries over while the budget stays the same.
         same_budget = (
             current is not None
             and before is not None
             and after is not None
-            and (before.base_url, before.max_requests_per_minute)
-            == (after.base_url, after.max_requests_per_minute)
+            and before.base_url == after.base_url
+            and _budget_settings(old, provider) == _budget_settings(new, provider)
         )
         gate = current.http.gate if same_budget and current is not None else None
-        build = _brightdata_client if provider == "brightdata" else _aitronos_client
-        setattr(self.providers, provider, build(new, self.telemetry, self._transport, gate))
+        client = _client(
+            new, provider, self.telemetry, self._transport, self.shard, self._gate_clock,
+            self._sleep, gate,
+        )  # fmt: skip
+        setattr(self.providers, provider, client)
         if current is not None:
             self._retire(current.http)
         log.info("reload: %s client rebuilt with the new settings", provider)

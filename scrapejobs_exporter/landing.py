@@ -12,7 +12,6 @@ import hashlib
 import html
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,6 +19,7 @@ from aiohttp import web
 
 from scrapejobs_exporter import __version__
 from scrapejobs_exporter.config import Config
+from scrapejobs_exporter.kinds import Bar, kind_of
 from scrapejobs_exporter.providers.aitronos import AitronosJob
 from scrapejobs_exporter.providers.brightdata import AiFlow, Snapshot, StudioJob
 from scrapejobs_exporter.store import Target
@@ -49,14 +49,6 @@ SUCCEEDED = frozenset({"done", "ready", "completed"})
 # --- view data -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Bar:
-    done: float | None
-    total: float | None
-    unit: str  # pages, steps or percent
-    ratio: float | None  # 0..1 when known
-
-
 def target_row(target: Target, now: float) -> dict[str, Any]:
     """One target as plain JSON values; the page and `watch --json` show exactly this."""
     model = target.model
@@ -67,7 +59,8 @@ def target_row(target: Target, now: float) -> dict[str, Any]:
             "reason": target.last_error_reason,
             "message": target.last_error,
         }
-    progress = _progress(model)
+    kind = kind_of(target.provider, target.kind)
+    progress = None if model is None else kind.bar(model)
     return {
         "provider": target.provider,
         "kind": target.kind,
@@ -80,7 +73,7 @@ def target_row(target: Target, now: float) -> dict[str, Any]:
         "stalled": target.stalled,
         "final": target.final,
         "progress": None if progress is None else _progress_json(progress),
-        "items": _items(model),
+        "items": None if model is None else kind.items(model),
         "success_ratio": _success_ratio(model),
         "duration_seconds": _duration(target, now),
         "eta_seconds": _round(target.eta),
@@ -109,36 +102,6 @@ def _collector(target: Target) -> str | None:
     if isinstance(model, StudioJob | AiFlow) and model.collector:
         return model.collector
     return target.collector
-
-
-def _progress(model: object) -> Bar | None:
-    if isinstance(model, StudioJob) and model.pages:
-        # A job known only from a list row has no pages_left: no bar, unless it is done.
-        left = 0 if model.status == "done" else model.pages_left
-        if left is None:
-            return None
-        done = max(0, model.pages - left)
-        return Bar(done, model.pages, "pages", min(1.0, done / model.pages))
-    if isinstance(model, AitronosJob) and model.progress_percentage is not None:
-        percent = max(0.0, min(100.0, model.progress_percentage))
-        return Bar(percent, 100.0, "percent", percent / 100.0)
-    if isinstance(model, AiFlow) and model.completed_steps is not None:
-        # Steps may repeat and the pipeline length varies: no total until it is over.
-        ratio = 1.0 if model.status == "done" else None
-        return Bar(model.completed_steps, None, "steps", ratio)
-    if isinstance(model, Snapshot) and model.status == "ready":
-        return Bar(None, None, "percent", 1.0)
-    return None
-
-
-def _items(model: object) -> int | None:
-    if isinstance(model, StudioJob):
-        return model.lines
-    if isinstance(model, Snapshot):
-        return model.records
-    if isinstance(model, AitronosJob):
-        return model.items_found
-    return None
 
 
 def _success_ratio(model: object) -> float | None:

@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 from scrapejobs_exporter import __version__
 from scrapejobs_exporter.aggregates import Aggregates
+from scrapejobs_exporter.kinds import AI_FLOW, AITRONOS_JOB, SNAPSHOT, STUDIO_JOB, kind_of
 from scrapejobs_exporter.providers import aitronos, brightdata
 from scrapejobs_exporter.providers.aitronos import AitronosJob
-from scrapejobs_exporter.providers.brightdata import AiFlow, Snapshot, StudioJob
 from scrapejobs_exporter.series import CounterVec, HistogramVec
 from scrapejobs_exporter.store import Store, Target
 from scrapejobs_exporter.telemetry import Telemetry
@@ -501,8 +501,8 @@ def _last_success(target: Target) -> float | None:
     return None if target.up is None or target.final else target.last_success
 
 
-BD_JOB_KIND, BD_SNAP_KIND = ("brightdata", "job"), ("brightdata", "snapshot")
-BD_AI_KIND, AIT_KIND = ("brightdata", "ai_flow"), ("aitronos", "job")
+BD_JOB_KIND, BD_SNAP_KIND = STUDIO_JOB.key, SNAPSHOT.key
+BD_AI_KIND, AIT_KIND = AI_FLOW.key, AITRONOS_JOB.key
 PER_TARGET: tuple[PerTarget, ...] = (
     PerTarget(
         BD_JOB_STATUS, BD_JOB_KIND, states=brightdata.JOB_STATUSES, current=attrgetter("status")
@@ -554,14 +554,9 @@ def base_labels(target: Target) -> tuple[str, ...]:
 
     The id is always the one we asked for (the target's), never one a reply names: two replies
     naming the same id must not make two targets' series collide."""
-    model = target.model
-    if target.kind == "job" and isinstance(model, StudioJob):
-        return (target.target_id, model.collector or target.collector or "")
-    if isinstance(model, Snapshot):
-        return (target.target_id, model.dataset_id or "")
-    if isinstance(model, AiFlow | AitronosJob):
-        return (target.target_id,)
-    raise ValueError(f"no model to label {target.key}")
+    if target.model is None:
+        raise ValueError(f"no model to label {target.key}")
+    return kind_of(target.provider, target.kind).labels(target, target.model)
 
 
 def target_labels(target: Target) -> tuple[str, str, str]:

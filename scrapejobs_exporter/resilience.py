@@ -1,4 +1,5 @@
-"""Being a polite API client: a token bucket, 429 pauses, retries and a circuit breaker.
+"""Being a polite API client: a per-minute window, a daily quota, the provider's announced
+quota, 429 pauses, retries and a circuit breaker.
 
 One `ProviderGate` per provider holds every call to that provider, retries included. Bright Data
 blocks a client IP after 25 429s in five minutes, so a 429 pauses the whole provider (not just the
@@ -11,12 +12,14 @@ Time and sleeping are injected, so the logic is tested with a fake clock and nev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from scrapejobs_exporter.telemetry import Telemetry
@@ -27,8 +30,9 @@ __all__ = [
     "CircuitBreaker",
     "Policy",
     "ProviderGate",
+    "QuotaBucket",
     "Refused",
-    "TokenBucket",
+    "SlidingWindow",
     "Turn",
 ]
 
@@ -83,37 +87,155 @@ class Refused(Exception):
         self.reason = reason
 
 
-class TokenBucket:
-    """At most `per_minute` calls in any 60-second window.
+@dataclass(slots=True, eq=False)
+class Slot:
+    """One request's place in the window: from its sending until it is answered (`done`)."""
 
-    A bucket of capacity b refilling at r per second admits b + 60r calls in 60 s, so the burst is
-    taken out of the refill rate; one second of slack covers clock and network jitter.
+    at: float
+    done: bool = False
+
+
+class SlidingWindow:
+    """At most `limit` requests in any `window` seconds, as the provider counts them.
+
+    The provider counts a request when it arrives, some time between our sending it and its
+    answer. A request therefore occupies its slot from its sending until `window` seconds after
+    its answer (in flight: until it is answered): two requests whose arrivals lie in one window
+    of the provider's then always share one of ours, whatever the latency. The whole budget is
+    used; a token bucket with a burst sustains less (88.5 of 100 a minute).
+
+    Bursts are also kept short: beyond `burst` requests at once, sends are spaced `window /
+    limit` apart (the same rate), so that when a provider starts refusing, a few requests learn
+    it rather than a whole minute's worth (25 429s in five minutes block the IP at Bright Data).
     """
 
-    def __init__(self, per_minute: int, clock: Clock) -> None:
-        if per_minute < 2:
-            raise ValueError("a token bucket needs at least 2 requests per minute")
-        self.per_minute = per_minute
-        self.capacity = max(1, per_minute // 10)
-        self.rate = (per_minute - self.capacity) / 61.0
+    MARGIN = 0.05  # seconds: the provider's window edge may be inclusive, its clock coarser
+
+    def __init__(self, limit: int, clock: Clock, window: float = 60.0) -> None:
+        if limit < 1:
+            raise ValueError("a request window needs a limit of at least 1")
+        self.limit = limit
+        self.window = window + self.MARGIN
         self._clock = clock
-        self._tokens = float(self.capacity)
+        self.burst = float(max(1, limit // 10))
+        self._rate = limit / window
+        self._allowance = self.burst
+        self._updated = clock()
+        self._slots: deque[Slot] = deque()
+
+    def _trim(self, now: float) -> None:
+        slots = self._slots
+        while slots and slots[0].done and slots[0].at <= now - self.window:
+            slots.popleft()
+
+    def wait(self) -> float:
+        """Seconds until a request may go out (0: now)."""
+        now = self._clock()
+        self._trim(now)
+        self._refill(now)
+        # A hair of tolerance: a sleep of exactly the wait must be enough despite rounding.
+        spaced = 0.0 if self._allowance >= 1.0 - 1e-9 else (1.0 - self._allowance) / self._rate
+        used = len(self._slots)
+        if used < self.limit:
+            return spaced
+        # Answered slots free up `window` after their answer; one still in flight at the
+        # latest when it is answered (a request timeout), so look again in a second.
+        free_at = [s.at + self.window for s in self._slots if s.done]
+        need = used - self.limit + 1
+        if len(free_at) < need:
+            return max(spaced, 1.0)
+        return max(spaced, sorted(free_at)[need - 1] - now)
+
+    def _refill(self, now: float) -> None:
+        elapsed = max(0.0, now - self._updated)
+        self._allowance = min(self.burst, self._allowance + elapsed * self._rate)
+        self._updated = now
+
+    def take(self) -> Slot:
+        slot = Slot(self._clock())
+        self._refill(slot.at)
+        self._allowance -= 1.0
+        self._slots.append(slot)
+        return slot
+
+    def answered(self, slot: Slot) -> None:
+        slot.at, slot.done = self._clock(), True
+
+    def give_back(self, slot: Slot) -> None:
+        """A slot taken by a call that never went out."""
+        with contextlib.suppress(ValueError):
+            self._slots.remove(slot)
+            self._allowance = min(self.burst, self._allowance + 1.0)
+
+    def sent_within(self, seconds: float) -> int:
+        now = self._clock()
+        return sum(1 for s in self._slots if s.at > now - seconds or not s.done)
+
+
+class QuotaBucket:
+    """`limit` requests per `period` (a day), spread evenly: a bucket refilling at
+    limit/period with a burst of `burst`, which is taken out of the refill rate so that no
+    period ever holds more than `limit`."""
+
+    def __init__(self, limit: int, period: float, clock: Clock, burst: int | None = None) -> None:
+        self.limit = limit
+        self.capacity = float(max(1, min(limit, burst if burst is not None else limit // 288)))
+        self.rate = max(limit - self.capacity, 1.0) / period
+        self._clock = clock
+        self._tokens = self.capacity
         self._updated = clock()
 
-    def reserve(self) -> float:
-        """Take a token; return how long to wait before using it (0: now).
-
-        Tokens go negative while calls queue, so waiters are served in order at the refill rate.
-        """
+    def _refill(self) -> None:
         now = self._clock()
         self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
         self._updated = now
-        self._tokens -= 1.0
-        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
 
-    def refund(self) -> None:
-        """Give back a token reserved by a call that never went out."""
+    def wait(self) -> float:
+        self._refill()
+        # A hair of tolerance: a sleep of exactly the wait must be enough despite rounding.
+        return 0.0 if self._tokens >= 1.0 - 1e-9 else (1.0 - self._tokens) / self.rate
+
+    def take(self) -> None:
+        self._refill()
+        self._tokens -= 1.0
+
+    def give_back(self) -> None:
         self._tokens = min(self.capacity, self._tokens + 1.0)
+
+
+class AnnouncedQuota:
+    """What the provider said in `X-RateLimit-Remaining` / `X-RateLimit-Reset`: no more than
+    `remaining` requests go out before `reset_at` (on our clock)."""
+
+    MAX_RESET = 3600.0  # a reset further away than this is not believed (clock skew)
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self.remaining: float | None = None
+        self.reset_at = 0.0
+
+    def announce(self, remaining: float, reset_in: float | None) -> None:
+        now = self._clock()
+        # Without a reset time, the announcement holds for a minute (the usual window).
+        reset_in = 60.0 if reset_in is None else min(max(reset_in, 0.0), self.MAX_RESET)
+        self.remaining, self.reset_at = max(0.0, remaining), now + reset_in
+
+    def wait(self) -> float:
+        if self.remaining is None:
+            return 0.0
+        now = self._clock()
+        if now >= self.reset_at:
+            self.remaining = None
+            return 0.0
+        return 0.0 if self.remaining >= 1 else self.reset_at - now
+
+    def take(self) -> None:
+        if self.remaining is not None:
+            self.remaining -= 1
+
+    def give_back(self) -> None:
+        if self.remaining is not None:
+            self.remaining += 1
 
 
 class CircuitBreaker:
@@ -180,6 +302,7 @@ class Turn:
     """One call's pass through the gate; the client reports how it went."""
 
     sent_at: float
+    slot: Slot | None = None
     outcome: str = "success"  # success | failure | rate_limited | neutral
     retry_after: float | None = None
 
@@ -193,8 +316,15 @@ class Turn:
         self.outcome = "neutral"
 
 
+# A request slot a scheduler took before choosing the work: the next call made in that
+# context uses it instead of waiting for one (see `ProviderGate.claim`).
+_CLAIMED: ContextVar[tuple[ProviderGate, Slot] | None] = ContextVar("claimed", default=None)
+
+
 class ProviderGate:
-    """Everything that decides when a provider may be called."""
+    """Everything that decides when a provider may be called: the per-minute window, the
+    daily quota, what the provider announced in its rate-limit headers, 429 pauses and the
+    circuit breaker."""
 
     def __init__(
         self,
@@ -203,6 +333,7 @@ class ProviderGate:
         telemetry: Telemetry,
         policy: Policy = DEFAULT_POLICY,
         *,
+        per_day: int | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -211,52 +342,124 @@ class ProviderGate:
         self.telemetry = telemetry
         self.clock = clock
         self.sleep = sleep
-        self.bucket = TokenBucket(per_minute, clock)
+        self.window = SlidingWindow(per_minute, clock)
+        self.daily = None if per_day is None else QuotaBucket(per_day, 86400.0, clock)
+        self.announced = AnnouncedQuota(clock)
         self.breaker = CircuitBreaker(provider, policy, telemetry, clock)
         self.paused_until = 0.0
         self.pause_started = float("-inf")
         self.streak = 0  # 429s in a row
         self.recent_429s: deque[float] = deque()
         self._single = asyncio.Lock()  # one call at a time after a 429, until one passes
+        self._in_flight = 0
         telemetry.rate_limit_wait.inc((provider,), 0.0)
+
+    @property
+    def per_minute(self) -> int:
+        return self.window.limit
+
+    @property
+    def per_day(self) -> int | None:
+        return None if self.daily is None else self.daily.limit
+
+    @property
+    def sustained_per_minute(self) -> float:
+        """Requests a minute this gate lets out in the long run (the daily quota spread)."""
+        daily = self.daily
+        return float(self.per_minute) if daily is None else min(self.per_minute, daily.rate * 60)
 
     @property
     def cautious(self) -> bool:
         return self.streak > 0
 
+    def budget_wait(self) -> float:
+        """Seconds until the budget lets a request out: window, day, announced quota."""
+        waits = [self.window.wait(), self.announced.wait()]
+        if self.daily is not None:
+            waits.append(self.daily.wait())
+        return max(waits)
+
+    def wait_time(self) -> float:
+        """Seconds until a call may go out now (0: now), pauses and an open circuit included.
+        A scheduler asks this before it chooses what to send."""
+        now = self.clock()
+        waits = [self.budget_wait(), self.paused_until - now]
+        if self.cautious and self._in_flight:
+            waits.append(1.0)  # after a 429, one call at a time until one passes
+        breaker = self.breaker
+        if breaker.open_until is not None:
+            waits.append(1.0 if breaker.probing else breaker.open_until - now)
+        return max(0.0, *waits)
+
+    def claim(self) -> None:
+        """Take a request slot now for the next call made in the current context (a task):
+        the scheduler decides what to send once the budget allows it, not before."""
+        _CLAIMED.set((self, self._take()))
+
+    def release_claim(self) -> None:
+        """Give back a claimed slot that no call used."""
+        claimed = _CLAIMED.get()
+        if claimed is not None and claimed[0] is self:
+            _CLAIMED.set(None)
+            self._give_back(claimed[1])
+
+    def announce(self, remaining: float, reset_in: float | None) -> None:
+        """The provider's `X-RateLimit-Remaining` (and `Reset`, in seconds from now)."""
+        self.announced.announce(remaining, reset_in)
+
+    def _take(self) -> Slot:
+        if self.daily is not None:
+            self.daily.take()
+        self.announced.take()
+        return self.window.take()
+
+    def _give_back(self, slot: Slot) -> None:
+        if self.daily is not None:
+            self.daily.give_back()
+        self.announced.give_back()
+        self.window.give_back(slot)
+
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[Turn]:
         """Wait for this provider's turn; raises Refused instead of waiting too long."""
+        claimed = _CLAIMED.get()
+        if claimed is not None and claimed[0] is self:
+            _CLAIMED.set(None)
+            async with self._call(claimed[1]) as turn:
+                yield turn
+            return
         if not self.cautious:
-            await self._ready()
+            slot = await self._ready()
             if not self.cautious:
-                async with self._call() as turn:
+                async with self._call(slot) as turn:
                     yield turn
                 return
+            self._give_back(slot)
             # A 429 arrived while this call queued: it joins the single file below.
         async with self._single:
-            await self._ready()
-            async with self._call() as turn:
+            slot = await self._ready()
+            async with self._call(slot) as turn:
                 yield turn
 
-    async def _ready(self) -> None:
-        """Wait out any 429 pause, then for a token; a token is only used outside a pause."""
-        for _ in range(1000):  # each round waits out a new pause; bounded all the same
+    async def _ready(self) -> Slot:
+        """Wait out any 429 pause, then for the budget; returns the slot taken."""
+        for _ in range(10000):  # each round waits out a new pause; bounded all the same
             await self._wait_pause()
-            wait = self.bucket.reserve()
+            wait = self.budget_wait()
             if wait > 0:
                 await self._waited(wait)
+                continue
             if self.clock() >= self.paused_until:
-                return
-            # A 429 came in while we queued: that token is spent unused, which is only safer.
+                return self._take()
         raise Refused("rate_limited", f"{self.provider} API kept answering 429")
 
     @asynccontextmanager
-    async def _call(self) -> AsyncIterator[Turn]:
+    async def _call(self, slot: Slot) -> AsyncIterator[Turn]:
         if not self.breaker.admit():
-            self.bucket.refund()
+            self._give_back(slot)
             raise Refused("circuit_open", f"{self.provider} API circuit open after failures")
-        turn = Turn(sent_at=self.clock())
+        turn = Turn(sent_at=self.clock(), slot=slot)
+        self._in_flight += 1
         try:
             yield turn
         except BaseException:
@@ -264,6 +467,8 @@ class ProviderGate:
                 turn.neutral()  # cancelled or a bug: says nothing about the provider
             raise
         finally:
+            self._in_flight -= 1
+            self.window.answered(slot)
             self._settle(turn)
 
     async def _wait_pause(self) -> None:

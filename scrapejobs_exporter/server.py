@@ -180,7 +180,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     if request.app[EXPORTER_KEY].ready:
         return web.Response(text="ready\n")
-    return web.Response(status=503, text="not ready: the first poll cycle has not finished\n")
+    return web.Response(status=503, text="not ready: the first list sweeps are not in yet\n")
 
 
 async def landing(request: web.Request) -> web.Response:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from operator import itemgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scrapejobs_exporter.config import StallConfig
+from scrapejobs_exporter.kinds import KINDS as KIND_DECLARATIONS
+from scrapejobs_exporter.kinds import Kind, kind_of
 from scrapejobs_exporter.progress import Progress
 from scrapejobs_exporter.providers.aitronos import AitronosJob
 from scrapejobs_exporter.providers.brightdata import AiFlow, Snapshot, StudioJob
@@ -25,12 +27,7 @@ Model = StudioJob | Snapshot | AiFlow | AitronosJob
 TargetKey = tuple[str, str, str]  # provider, kind, id
 
 # (provider, kind) pairs, in the order they are shown and rendered.
-KINDS: tuple[tuple[str, str], ...] = (
-    ("brightdata", "job"),
-    ("brightdata", "snapshot"),
-    ("brightdata", "ai_flow"),
-    ("aitronos", "job"),
-)
+KINDS: tuple[tuple[str, str], ...] = tuple(k.key for k in KIND_DECLARATIONS)
 RUNNING = frozenset({"running", "processing"})
 
 
@@ -49,11 +46,14 @@ class Target:
     collector: str | None = None  # a hint from config or discovery, until a poll tells
     static: bool = False  # listed in the config (not discovered)
     model: Model | None = None
-    complete: bool = False  # `model` came from a per-target poll, not from a thinner list row
+    complete: bool = False  # `model` holds a per-target poll's fields, not only a list row's
     up: bool | None = None  # None: not polled yet
     first_seen: float = 0.0
-    last_success: float | None = None
+    last_success: float | None = None  # a poll or a list row: the age of the exported values
     last_poll: float | None = None
+    last_detail: float | None = None  # the last successful per-target poll
+    counted: str | None = None  # the run (id, or "") seen finished: counted, or from before
+    owed_detail: bool = False  # counted from a row; its detail still adds to a counter
     last_error: str | None = None
     last_error_reason: str | None = None
     last_error_status: int | None = None
@@ -134,25 +134,61 @@ class Store:
     # --- transitions ---------------------------------------------------------------------------
 
     def observe(
-        self, target: Target, model: Model, now: float, *, complete: bool, count: bool
+        self,
+        target: Target,
+        model: Model,
+        now: float,
+        *,
+        complete: bool,
+        watermark: float | None = None,
+        first_sweep: bool = False,
     ) -> None:
-        """Apply a poll result (`complete`) or a list row; count the target once if it finished.
+        """Apply a per-target poll (`complete`) or a list row; count the target once when a run
+        of it is seen finished, whichever shows it first.
 
-        `count` is False for what is already finished when the exporter starts, so a restart
-        never makes `increase()` jump.
+        A run counts iff it finished after the exporter started watching: `watermark` is that
+        start on the provider's clock (the newest time in the first sweep of the target's list,
+        see `discovery.ListSource`), and a target seen finished in that first sweep
+        (`first_sweep`), or at its very first poll, is from before unless its finish time says
+        otherwise. So a restart or a reload never makes `increase()` jump, and a job is never
+        counted twice (its row and its detail poll, or two overlapping reads).
         """
-        if target.complete and not complete:
-            return  # a list row never overwrites the richer per-target poll
-        if target.model is None and self.aggregates is not None:
-            self.aggregates.ensure_labels(model, target.collector)
+        kind = kind_of(target.provider, target.kind)
+        previous = target.model
+        if previous is not None:
+            same_run = kind.run_id(model) == kind.run_id(previous)
+            if previous.terminal and not model.terminal and same_run:
+                return  # read before it finished (a stale page or a slow answer): never back
+            if not complete:
+                # A row keeps what only the detail has (success rate, pages left, ...).
+                model = _merge(previous, model)
+        elif self.aggregates is not None:
+            kind.ensure(self.aggregates, model, kind.collector_of(model) or target.collector or "")
         self.record_success(target, model, now)
-        target.complete = complete
-        self._track_progress(target, model, now)
-        if model.terminal and complete and not target.final:
-            target.final = True
+        if complete:
+            target.complete = True
+            target.last_detail = now
+        self._track_progress(kind, target, model, now)
+        if not model.terminal:
+            target.final = False  # a re-run (an AI flow triggered again)
+            return
+        run = kind.run_id(model) or ""
+        if target.counted != run:
+            first = previous is None and (complete or first_sweep)
+            if _finished_since(kind, model, watermark, first):
+                if self.aggregates is not None:
+                    kind.count(self.aggregates, model, kind.collector(target), now)
+                target.owed_detail = not complete and kind.count_detail is not None
+            target.counted = run
             target.finished_at = now
-            if count and self.aggregates is not None:
-                self.aggregates.record_finished(model, target.collector, now)
+        elif complete and target.owed_detail:
+            target.owed_detail = False
+            if self.aggregates is not None and kind.count_detail is not None:
+                kind.count_detail(self.aggregates, model, kind.collector(target))
+        # Nothing more changes, unless a detail poll is still owed or it may run again.
+        target.final = (
+            target.final or complete or kind.final_detail == "none" or not kind.polled(target)
+        )
 
     @staticmethod
     def record_success(target: Target, model: Model, now: float) -> None:
@@ -177,21 +213,18 @@ class Store:
         target.finished_at = target.finished_at or now
         target.progress, target.stalled, target.eta = None, False, None
 
-    def _track_progress(self, target: Target, model: Model, now: float) -> None:
-        tracked = isinstance(model, StudioJob | AitronosJob)
-        if not tracked or model.status not in RUNNING:
+    def _track_progress(self, kind: Kind, target: Target, model: Model, now: float) -> None:
+        if kind.work_left is None or model.status not in RUNNING:
             target.progress, target.stalled, target.eta = None, False, None
             return
-        left = _work_left(model)
+        left = kind.work_left(model)
         if target.progress is None:
             target.progress = Progress.start(now, left)
         else:
             target.progress.update(now, left)
         progress = target.progress
         no_worker = (
-            isinstance(model, StudioJob)
-            and model.navigations == 0
-            and now - progress.running_since >= self.stall.no_worker_after
+            kind.no_worker(model) and now - progress.running_since >= self.stall.no_worker_after
         )
         target.stalled = no_worker or progress.stalled(now, self.stall.no_progress_after)
         target.eta = progress.eta(now)
@@ -230,12 +263,22 @@ def _finished_before(target: Target, cutoff: float) -> bool:
     return target.final and target.finished_at is not None and target.finished_at < cutoff
 
 
-def _work_left(model: Model) -> float | None:
-    if isinstance(model, StudioJob):
-        return None if model.pages_left is None else float(model.pages_left)
-    if isinstance(model, AitronosJob) and model.progress_percentage is not None:
-        return max(0.0, 100.0 - model.progress_percentage)
-    return None
+def _finished_since(kind: Kind, model: Model, watermark: float | None, first: bool) -> bool:
+    """Whether a run seen finished finished after the exporter started watching."""
+    finished = kind.finished_at(model)
+    if finished is not None and watermark is not None:
+        return finished > watermark
+    # No finish time to compare: finished before, if it was finished when first seen.
+    return not first
+
+
+def _merge(previous: Any, row: Any) -> Any:
+    """The row's values over the previous model's, where the row has them."""
+    if type(previous) is not type(row):
+        return row
+    newer = {f.name: v for f in fields(row) if (v := getattr(row, f.name)) is not None}
+    newer["invalid"] = row.invalid
+    return replace(previous, **newer)
 
 
 _PROVIDER_KIND = itemgetter(0, 1)

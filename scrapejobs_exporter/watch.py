@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from scrapejobs_exporter.config import Config
 from scrapejobs_exporter.exporter import build_providers
+from scrapejobs_exporter.kinds import BY_COMMAND, Kind
 from scrapejobs_exporter.landing import SUCCEEDED, progress_text, target_row
 from scrapejobs_exporter.providers import Providers
 from scrapejobs_exporter.providers.aitronos import AitronosJob
@@ -39,13 +40,8 @@ __all__ = [
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-# The command's KIND -> the store's (provider, kind). An AI flow is named by its collector.
-KINDS: dict[str, tuple[str, str]] = {
-    "job": ("brightdata", "job"),
-    "snapshot": ("brightdata", "snapshot"),
-    "ai-flow": ("brightdata", "ai_flow"),
-    "aitronos-job": ("aitronos", "job"),
-}
+# The command's KIND -> the kind's declaration. An AI flow is named by its collector.
+KINDS: dict[str, Kind] = BY_COMMAND
 MAX_FAILURES = 5  # polls in a row that fail (after the client's own retries) before giving up
 NO_FLOW_POLLS = 5  # polls an AI flow may take to show up after a trigger
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}")  # as config.py accepts ids
@@ -69,7 +65,7 @@ def check_id(value: str, what: str = "id") -> str | None:
 
 
 def check_provider(config: Config, kind: str) -> str | None:
-    provider = KINDS[kind][0]
+    provider = KINDS[kind].provider
     if getattr(config, provider) is None:
         return f"the config has no `{provider}` section, needed to watch a {kind}"
     return None
@@ -117,14 +113,14 @@ async def watch(
     clock: Callable[[], float] = time.time,
 ) -> int:
     """Poll every `interval` until the target ends; the exit code says how it ended."""
-    provider, kind = KINDS[options.kind]
+    kind = KINDS[options.kind]
     store = Store(stall=config.stall)
-    target = store.add(provider, kind, options.target_id, now=clock())
+    target = store.add(kind.provider, kind.name, options.target_id, now=clock())
     show = JsonLines(out, started=clock()) if options.json else ProgressLine(out, started=clock())
     failures = waiting = 0
     while True:
         try:
-            model = await _unless_stopped(_fetch(providers, target), stop)
+            model = await _unless_stopped(kind.fetch(providers, target), stop)
         except ApiError as exc:
             Store.record_failure(target, exc, clock())
             failures += 1
@@ -140,26 +136,13 @@ async def watch(
                 if waiting >= NO_FLOW_POLLS:
                     return show.finish(target, "no AI flow found for this collector", EXIT_FAILED)
             else:
-                store.observe(target, model, clock(), complete=True, count=False)
+                store.observe(target, model, clock(), complete=True)
             show.update(target, clock())
             if target.model is not None and _ended(target.model):
                 return show.finish(target, None, _exit_code(target.model))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=options.interval)
             return show.finish(target, "interrupted", EXIT_FAILED)
-
-
-async def _fetch(providers: Providers, target: Target) -> Model:
-    bd, ait = providers.brightdata, providers.aitronos
-    if target.provider == "aitronos":
-        assert ait is not None  # check_provider ran first
-        return await ait.job_progress(target.target_id)
-    assert bd is not None
-    if target.kind == "job":
-        return await bd.job_log(target.target_id)
-    if target.kind == "snapshot":
-        return await bd.snapshot_progress(target.target_id)
-    return await bd.ai_flow_progress(target.target_id)
 
 
 async def _unless_stopped(fetch: Awaitable[Model], stop: asyncio.Event) -> Model | None:

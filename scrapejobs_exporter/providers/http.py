@@ -9,6 +9,7 @@ label values without exploding cardinality. Every call, retries included, passes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -99,6 +100,7 @@ class HttpClient:
         max_connections: int = 16,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         max_requests_per_minute: int = DEFAULT_MAX_REQUESTS_PER_MINUTE,
+        max_requests_per_day: int | None = None,
         policy: Policy = DEFAULT_POLICY,
         gate: ProviderGate | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -111,7 +113,9 @@ class HttpClient:
         self.max_body_bytes = max_body_bytes
         self.policy = policy
         # A gate handed over from a replaced client keeps its budget and pauses across a reload.
-        self.gate = gate or ProviderGate(provider, max_requests_per_minute, telemetry, policy)
+        self.gate = gate or ProviderGate(
+            provider, max_requests_per_minute, telemetry, policy, per_day=max_requests_per_day
+        )
         self._redact = Redactor(_secret_values(headers))
         self._refusals_seen: set[tuple[str, str, str]] = set()
         for reason in REFUSED_REASONS:  # present from the start, so increase() sees the first
@@ -308,6 +312,10 @@ class HttpClient:
             number = _to_float(value)
             if number is not None:
                 gauge.set((self.provider,), number)
+        left = _to_float(remaining)
+        if left is not None:
+            reset = headers.get("x-ratelimit-reset") or headers.get("x-ratelimit-reset-requests")
+            self.gate.announce(left, _reset_in(reset, headers.get("date")))
 
 
 def _report(turn: Turn, exc: ApiError) -> None:
@@ -441,6 +449,21 @@ def _retry_after(response: httpx.Response) -> float | None:
     if math.isnan(number):
         return None
     return min(MAX_PAUSE, max(0.0, number))
+
+
+def _reset_in(value: str | None, date: str | None) -> float | None:
+    """Seconds until an `X-RateLimit-Reset`: epoch seconds (measured against the response's
+    `Date`, the provider's own clock, when it sends one), or a small number of seconds."""
+    number = _to_float(value)
+    if number is None:
+        return None
+    if number < 1e9:  # not a timestamp: seconds from now
+        return number
+    now = time.time()
+    if date:
+        with contextlib.suppress(TypeError, ValueError):
+            now = parsedate_to_datetime(date).timestamp()
+    return number - now
 
 
 def _to_float(value: str | None) -> float | None:

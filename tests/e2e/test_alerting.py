@@ -128,6 +128,7 @@ def account_stack(tmp_path: Path) -> Iterator[AlertStack]:
             f"  datasets: {datasets}\n  max_requests_per_minute: 100000\n"
             f"aitronos:\n  api_key: {sim_config.aitronos_key}\n  base_url: {sim.url}\n"
             "  path_prefix: /api/v1\n  discover: true\n  max_requests_per_minute: 100000\n"
+            "  max_requests_per_day: null\n"
         )
         port, am_port, prom_port = free_port(), free_port(), free_port()
         stack.enter_context(Process(

@@ -70,6 +70,7 @@ aitronos:
   path_prefix: /api/v1
   discover: true
   max_requests_per_minute: 100000
+  max_requests_per_day: null
 retention:
   # Longer than this module runs: with a TTL of seconds, which finished targets (among them
   # every AI flow, all ended when the world stops) still have series when a check runs

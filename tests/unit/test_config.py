@@ -160,3 +160,28 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 def test_secrets_do_not_leak_into_repr() -> None:
     config = parse_config(EXAMPLE, env=ENV)
     assert "bd-secret" not in repr(config) and "ak-secret" not in str(config)
+
+
+def test_request_budgets_and_their_shard_shares() -> None:
+    config = parse_config(EXAMPLE, env=ENV)
+    assert config.brightdata is not None and config.aitronos is not None
+    assert (config.brightdata.max_requests_per_minute, config.brightdata.max_requests_per_day) == (
+        100,
+        None,
+    )
+    # Aitronos Standard: 100 a minute and 10,000 a day.
+    assert (config.aitronos.max_requests_per_minute, config.aitronos.max_requests_per_day) == (
+        100,
+        10_000,
+    )
+    off = parse_config(EXAMPLE + "  max_requests_per_day: null\n", env=ENV)
+    assert off.aitronos is not None and off.aitronos.max_requests_per_day is None
+    text = EXAMPLE.replace(
+        "  ai_flows: [c_m9im5n7v82p2y35la]\n",
+        "  ai_flows: [c_m9im5n7v82p2y35la]\n  max_requests_per_day: 1\n"
+        "  shard_max_requests_per_minute: 0\n  shard_max_requests_per_day: many\n",
+    )
+    found = problems(text)
+    assert any(p.startswith("brightdata.max_requests_per_day:") for p in found), found
+    assert any(p.startswith("brightdata.shard_max_requests_per_minute:") for p in found), found
+    assert any(p.startswith("brightdata.shard_max_requests_per_day:") for p in found), found

@@ -128,15 +128,23 @@ async def test_hostile_replies_leave_good_targets_current(caplog: pytest.LogCapt
 
 
 async def test_item6_a_negative_count_is_ignored_and_counted_once_finished() -> None:
-    exporter = Exporter(parse_config(CONFIG, env={}), transport=httpx.MockTransport(hostile))
+    polls = 0
+
+    def running_then_hostile(request: httpx.Request) -> httpx.Response:
+        # Seen running first (so watched), then finished with negative numbers: counted once.
+        nonlocal polls
+        if request.url.path == "/v1/scrape/jobs/job_negative/progress":
+            polls += 1
+            if polls == 1:
+                return reply(200, {"job_id": "job_negative", "status": "processing"})
+        return hostile(request)
+
+    transport = httpx.MockTransport(running_then_hostile)
+    exporter = Exporter(parse_config(CONFIG, env={}), transport=transport)
     try:
-        await exporter.poller.run_cycle()  # the first cycle sees the past: nothing counted
-        store_target = exporter.store.get(("aitronos", "job", "job_negative"))
-        assert store_target is not None
-        # Seen running first, then finished with a negative count: counted in a later cycle.
-        store_target.final = False
-        exporter.poller.cycles = 1
         await exporter.poller.run_cycle()
+        await exporter.poller.run_cycle()
+        assert polls == 2
     finally:
         await exporter.stop()
     ignored = exporter.aggregates.ignored

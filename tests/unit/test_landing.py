@@ -47,16 +47,15 @@ def _fill(exporter: Exporter) -> None:
     store = exporter.store
     done = store.get(("brightdata", "job", "j_ma13y9ay1piehrso8r"))
     assert done is not None
-    store.observe(done, parse_job_log(seed("job_log_done"), "j"), NOW, complete=True, count=False)
+    store.observe(done, parse_job_log(seed("job_log_done"), "j"), NOW, complete=True)
     running = store.add("brightdata", "job", "j_running")
     model = parse_job_log(_running_job("j_running", 30), "j_running")
-    store.observe(running, model, NOW, complete=True, count=False)
+    store.observe(running, model, NOW, complete=True)
     hostile = store.add("brightdata", "job", HOSTILE_ID)
     Store.record_failure(hostile, ApiError("http_4xx", HOSTILE_ERROR, status=404), NOW - 5)
     flow = store.add("brightdata", "ai_flow", "c_m9im5n7v82p2y35la")
     body = seed("ai_flow_progress_done")
-    store.observe(flow, parse_ai_flow_progress(body, "c_m9im5n7v82p2y35la"), NOW, complete=True,
-                  count=False)  # fmt: skip
+    store.observe(flow, parse_ai_flow_progress(body, "c_m9im5n7v82p2y35la"), NOW, complete=True)
 
 
 async def _client(exporter: Exporter) -> TestClient:  # type: ignore[type-arg]

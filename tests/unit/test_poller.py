@@ -78,7 +78,7 @@ async def test_failing_target_is_down_while_others_stay_up() -> None:
     final = (("kind", "ai_flow"), ("provider", "brightdata"), ("target", "c_m9im5n7v82p2y35la"))
     assert parsed[(name, running)] == 1234.0
     assert (name, final) not in parsed
-    assert exporter.poller.ready.is_set()
+    assert exporter.poller.ready
     target = exporter.store.get(("brightdata", "job", "j_broken"))
     assert target is not None and target.last_error == "HTTP 500: oops"
 
@@ -126,13 +126,18 @@ async def test_unknown_status_is_counted() -> None:
     )
 
 
-async def test_start_runs_first_cycle_immediately_and_stop_is_prompt() -> None:
+async def test_start_polls_every_target_at_once_and_stop_is_prompt() -> None:
     exporter = Exporter(parse_config(CONFIG, env={}))
     with respx.mock(assert_all_called=False) as router:
         _mock_all(router)
         await exporter.start()
-        await asyncio.wait_for(exporter.poller.ready.wait(), timeout=5)
+        async with asyncio.timeout(5):
+            while b"brightdata_job_duration_seconds" not in exporter.exposition.text.body:
+                await asyncio.sleep(0.01)
+        assert exporter.ready
         await asyncio.wait_for(exporter.stop(), timeout=2)
-    assert exporter.poller.cycles == 1
-    # The exposition cache was refreshed after the cycle, off the event loop.
-    assert b"brightdata_job_duration_seconds" in exporter.exposition.text.body
+        calls = [c.request.url.path for c in router.calls]
+    # Each target once (the broken one with its retries): nothing is due again for 30 s.
+    assert all(t.last_poll is not None for t in exporter.store)
+    assert len(set(calls)) == 5
+    assert len(calls) == 5 + 2

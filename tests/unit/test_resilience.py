@@ -1,4 +1,4 @@
-"""Token bucket, 429 pauses, retries and the circuit breaker, on a fake clock: nothing sleeps."""
+"""The request budget, 429 pauses, retries and the circuit breaker, on a fake clock: nothing sleeps."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import respx
 
 from scrapejobs_exporter.providers.http import ApiError, HttpClient
-from scrapejobs_exporter.resilience import Policy, ProviderGate, Refused, TokenBucket
+from scrapejobs_exporter.resilience import Policy, ProviderGate, Refused, SlidingWindow
 from scrapejobs_exporter.telemetry import Telemetry
 
 BD = "https://api.brightdata.test"
@@ -54,35 +54,87 @@ def max_in_window(times: list[float], window: float) -> int:
     return best
 
 
-# --- token bucket ----------------------------------------------------------------------------
+# --- budget: the sliding window, the daily quota, the announced quota --------------------------
 
 
 @pytest.mark.parametrize("budget", [2, 30, 100, 1000])
-def test_bucket_never_exceeds_budget_in_any_minute(budget: int) -> None:
+async def test_window_never_exceeds_budget_in_any_minute_and_uses_all_of_it(budget: int) -> None:
     rng = random.Random(budget)
-    now = 0.0
-    bucket = TokenBucket(budget, lambda: now)
+    fake = FakeTime()
+    g = gate(fake, per_minute=budget)
     sent: list[float] = []
+    start = fake.now
     for _ in range(budget * 5):
-        now += rng.choice([0.0, 0.0, 0.01, 1.0, 30.0])  # bursts, a steady trickle and pauses
-        wait = bucket.reserve()
-        now += wait
-        sent.append(now)
+        fake.now += rng.choice([0.0, 0.0, 0.01, 1.0, 30.0])  # bursts, a trickle and pauses
+        async with g.turn():
+            sent.append(fake.now)
+            fake.now += rng.choice([0.0, 0.2])  # the answer takes a while, or none
     assert max_in_window(sent, 60.0) <= budget
+    # Back to back, the whole budget every minute (a bucket with a burst gave 88.5 of 100):
+    # a short burst, then evenly spaced.
+    g, start = gate(fake, per_minute=budget), fake.now
+    for _ in range(budget * 3):
+        await passes(g)
+    burst = max(1, budget // 10)
+    # (a window edge may add its margin, a twentieth of a second, a few times)
+    assert fake.now - start == pytest.approx((budget * 3 - burst) * 60.0 / budget, abs=0.2)
 
 
-def test_bucket_serves_a_burst_then_the_refill_rate() -> None:
-    now = 0.0
-    bucket = TokenBucket(100, lambda: now)
-    waits = [bucket.reserve() for _ in range(12)]
-    assert waits[:10] == [0.0] * 10
-    assert waits[10] == pytest.approx(61 / 90)
-    assert waits[11] == pytest.approx(2 * 61 / 90)
+async def test_window_counts_a_request_until_a_minute_after_its_answer() -> None:
+    fake = FakeTime()
+    g = gate(fake, per_minute=2)
+    async with g.turn():
+        fake.now += 5.0  # a slow answer: the provider may have counted it at any time
+    async with g.turn():
+        pass
+    async with g.turn():
+        pass
+    assert fake.now == pytest.approx(1000.0 + 5.0 + 60.0 + SlidingWindow.MARGIN)  # answer + 60 s
 
 
-def test_bucket_rejects_a_budget_below_two() -> None:
-    with pytest.raises(ValueError):
-        TokenBucket(1, lambda: 0.0)
+async def test_daily_quota_is_spread_over_the_day() -> None:
+    fake = FakeTime()
+    g = ProviderGate("aitronos", 100_000, Telemetry(), per_day=10_000, clock=fake.clock,
+                     sleep=fake.sleep)  # fmt: skip
+    sent = []
+    for _ in range(200):
+        async with g.turn():
+            sent.append(fake.now)
+    burst = sum(1 for t in sent if t == sent[0])
+    assert burst == 10_000 // 288
+    # Then the day's rate: the rest of the quota over the day, about 6.9 a minute.
+    rate = (len(sent) - burst) / ((sent[-1] - sent[burst - 1]) / 60.0)
+    assert rate == pytest.approx((10_000 - burst) / 1440, rel=0.01)
+    assert g.sustained_per_minute == pytest.approx((10_000 - burst) / 1440)
+
+
+async def test_announced_remaining_zero_holds_calls_until_the_reset() -> None:
+    fake = FakeTime()
+    g = gate(fake)
+    g.announce(0, 42.0)  # X-RateLimit-Remaining: 0, reset in 42 s
+    assert g.wait_time() == pytest.approx(42.0)
+    start = fake.now
+    await passes(g)
+    assert fake.now - start == pytest.approx(42.0)
+    g.announce(2, 30.0)
+    start = fake.now
+    await passes(g)
+    await passes(g)
+    assert fake.now == start
+    await passes(g)  # the two announced were used: wait for the reset
+    assert fake.now - start == pytest.approx(30.0)
+
+
+async def test_a_claimed_slot_is_used_by_the_next_call_or_given_back() -> None:
+    fake = FakeTime()
+    g = gate(fake, per_minute=2)
+    g.claim()
+    assert g.window.sent_within(60) == 1
+    await passes(g)  # uses the claimed slot: no second one taken
+    assert g.window.sent_within(60) == 1
+    g.claim()
+    g.release_claim()
+    assert g.window.sent_within(60) == 1
 
 
 # --- 429 pauses ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 
 from scrapejobs_exporter.config import parse_config
 from scrapejobs_exporter.exporter import Exporter
-from scrapejobs_exporter.resilience import MAX_PAUSE, Turn
+from scrapejobs_exporter.resilience import MAX_PAUSE, ProviderGate, Turn
 from tests.helpers import reply
 from tests.unit.test_resilience import FakeTime, gate
 
@@ -49,21 +49,23 @@ async def test_concurrent_429s_recover_within_the_cap_and_warn_once_per_target(
     exporter = Exporter(config, transport=httpx.MockTransport(handler), clock=lambda: now[0])
     client = exporter.providers.brightdata
     assert client is not None
-    g = client.http.gate
     fake = FakeTime()
-    g.clock, g.sleep, g.bucket._clock, g.breaker._clock = (
-        fake.clock,
-        fake.sleep,
-        fake.clock,
-        fake.clock,
+    g = ProviderGate(
+        "brightdata",
+        100000,
+        exporter.telemetry,
+        client.http.policy,
+        clock=fake.clock,
+        sleep=fake.sleep,
     )
+    client.http.gate = g
     caplog.set_level(logging.WARNING)
     try:
         for _ in range(20):  # each cycle: every target refused or rate limited
             await exporter.poller.run_cycle()
             fake.now += 30
         assert g.paused_until - fake.now <= MAX_PAUSE
-        per_target = [r for r in caplog.records if r.name.endswith("poller")]
+        per_target = [r for r in caplog.records if r.name.endswith(("poller", "scheduler"))]
         assert len(per_target) <= 2 * len(ids), [r.getMessage() for r in per_target]
         healthy = True
         fake.now += MAX_PAUSE + 1

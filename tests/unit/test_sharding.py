@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from scrapejobs_exporter.exporter import Exporter
 from scrapejobs_exporter.sharding import Shard, ShardError, shard_from
 from scrapejobs_exporter.simulator import SimulatorConfig, SimulatorServer
 from tests.unit.test_exporter import exporter_for, run
@@ -32,14 +33,13 @@ def test_ownership_is_a_partition() -> None:
 
 
 async def test_three_shards_cover_every_target_once() -> None:
-    sim = SimulatorServer(SimulatorConfig(seed=5, scale=300, manual_clock=True))
+    # Four exporters at the same simulated instant: the account limits would refuse them.
+    sim = SimulatorServer(SimulatorConfig(seed=5, scale=300, manual_clock=True, rate_limits=False))
     await sim.start()
     try:
         whole = exporter_for(sim)
-        shards = [exporter_for(sim) for _ in range(3)]
-        for index, exporter in enumerate(shards):
-            # What --shard-index/--shard-count do: every part of the exporter sees the shard.
-            exporter.shard = exporter.poller.shard = Shard(index, 3)
+        # What --shard-index/--shard-count do.
+        shards = [exporter_for(sim, shard=Shard(index, 3)) for index in range(3)]
         for exporter in [whole, *shards]:
             await exporter.poller.run_cycle()
         await run(sim, whole, 5)
@@ -56,7 +56,16 @@ async def test_three_shards_cover_every_target_once() -> None:
         for i in range(3):
             for j in range(i + 1, 3):
                 assert not parts[i] & parts[j]
-        assert all(parts)
+
+        # Each list call is made by exactly one shard (the collectors list aside: every shard
+        # reads it, at a low rate, to learn which collectors exist).
+        def lists(exporter: Exporter) -> set[str]:
+            found = exporter.poller.discovery
+            keys = {s.key for p in ("brightdata", "aitronos") for s in found.sources(p)}
+            return keys - {"collectors"}
+
+        owned = [lists(e) for e in shards]
+        assert sum(len(o) for o in owned) == len(set().union(*owned)) == len(lists(whole)) > 3
         for exporter in [whole, *shards]:
             await exporter.stop()
     finally:

@@ -1,0 +1,273 @@
+"""One declaration per watched kind: how a target of it is fetched, labelled, counted and shown.
+
+The scheduler, discovery, the store, the metrics, the landing page and `watch` all read these
+declarations instead of matching on (provider, kind) each in its own place. Adding an endpoint
+of an existing kind touches its declaration, its parser and the simulator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from scrapejobs_exporter.providers.aitronos import AitronosJob
+from scrapejobs_exporter.providers.brightdata import AiFlow, Snapshot, StudioJob
+
+if TYPE_CHECKING:
+    from scrapejobs_exporter.aggregates import Aggregates
+    from scrapejobs_exporter.config import Config
+    from scrapejobs_exporter.providers import Providers
+    from scrapejobs_exporter.store import Model, Target
+
+__all__ = [
+    "AITRONOS_JOB",
+    "AI_FLOW",
+    "KINDS",
+    "SNAPSHOT",
+    "STUDIO_JOB",
+    "Bar",
+    "Kind",
+    "kind_of",
+]
+
+Fetch = Callable[["Providers", "Target"], Awaitable["Model"]]
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """A target's progress as the landing page and `watch` draw it."""
+
+    done: float | None
+    total: float | None
+    unit: str  # pages, steps or percent
+    ratio: float | None  # 0..1 when known
+
+
+Count = Callable[["Aggregates", Any, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """Everything that differs between the kinds of target.
+
+    - `fetch`: the per-target (detail) request; `row_complete`: a list row carries every value
+      the kind exports, so discovered targets are never polled one by one.
+    - `final_detail`: after a list row shows a target finished, whether one more detail poll is
+      owed: "required" (it adds to a counter: Aitronos items found), "spare" (only fields the
+      row lacks, sent when the budget has room) or "none".
+    - `recheck_finished`: seconds after which a finished target is polled again (an AI flow can
+      be triggered again under the same collector); None: never.
+    - `finished_at`: the provider's finish time of a model, to tell what finished before the
+      exporter watched; `run_id`: which run of a re-runnable target a model describes.
+    - `labels`: the identifying label values of the target's own series (`label_names`).
+    - `work_left`: what is left to do (None: the kind has no progress), for stalls and ETAs.
+    - `count` / `count_detail`: the aggregate hook when a target is counted finished, and when
+      a detail poll brings what its already counted row lacked.
+    """
+
+    provider: str
+    name: str  # the store's kind and the `kind` label of the exporter's own series
+    command: str  # `watch KIND`
+    title: str
+    model: type
+    label_names: tuple[str, ...]
+    fetch: Fetch
+    labels: Callable[[Target, Any], tuple[str, ...]]
+    static_ids: Callable[[Config], list[str]]
+    ensure: Count
+    count: Callable[[Aggregates, Any, str, float], None]
+    count_detail: Count | None = None
+    work_left: Callable[[Any], float | None] | None = None
+    finished_at: Callable[[Any], float | None] = lambda _model: None
+    run_id: Callable[[Any], str | None] = lambda _model: None
+    row_complete: bool = False
+    final_detail: str = "none"
+    recheck_finished: float | None = None
+    collector_of: Callable[[Any], str | None] = lambda _model: None
+    no_worker: Callable[[Any], bool] = lambda _model: False  # running, but nothing happens yet
+    bar: Callable[[Any], Bar | None] = lambda _model: None
+    items: Callable[[Any], int | None] = lambda _model: None  # records or items produced
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.provider, self.name)
+
+    def polled(self, target: Target) -> bool:
+        """Whether the target is fetched one by one at all."""
+        return target.static or not self.row_complete
+
+    def collector(self, target: Target) -> str:
+        model = target.model
+        found = None if model is None else self.collector_of(model)
+        return found or target.collector or ""
+
+
+def _client(providers: Providers, provider: str) -> Any:
+    client = getattr(providers, provider)
+    if client is None:
+        raise RuntimeError(f"no {provider} client configured")
+    return client
+
+
+# --- Bright Data Scraper Studio jobs ----------------------------------------------------------
+
+
+async def _fetch_job(providers: Providers, target: Target) -> Model:
+    return await _client(providers, "brightdata").job_log(target.target_id, target.collector)  # type: ignore[no-any-return]
+
+
+def _job_labels(target: Target, model: StudioJob) -> tuple[str, ...]:
+    return (target.target_id, model.collector or target.collector or "")
+
+
+def _job_bar(model: StudioJob) -> Bar | None:
+    if not model.pages:
+        return None
+    # A job known only from a list row has no pages_left: no bar, unless it is done.
+    left = 0 if model.status == "done" else model.pages_left
+    if left is None:
+        return None
+    done = max(0, model.pages - left)
+    return Bar(done, model.pages, "pages", min(1.0, done / model.pages))
+
+
+def _job_left(model: StudioJob) -> float | None:
+    return None if model.pages_left is None else float(model.pages_left)
+
+
+STUDIO_JOB = Kind(
+    provider="brightdata",
+    name="job",
+    command="job",
+    title="Scraper Studio job",
+    model=StudioJob,
+    label_names=("job_id", "collector"),
+    fetch=_fetch_job,
+    labels=_job_labels,
+    static_ids=lambda c: list(c.brightdata.jobs) if c.brightdata else [],
+    ensure=lambda a, m, collector: a.ensure_collector(collector),
+    count=lambda a, m, collector, now: a.job_finished(m, collector, now),
+    work_left=_job_left,
+    finished_at=lambda m: m.finished,
+    final_detail="spare",
+    collector_of=lambda m: m.collector,
+    # Navigations still 0 while running: no worker was ever allocated (api-reference BD-1).
+    no_worker=lambda m: m.navigations == 0,
+    bar=_job_bar,
+    items=lambda m: m.lines,
+)
+
+
+# --- Bright Data Web Scraper API snapshots ----------------------------------------------------
+
+
+async def _fetch_snapshot(providers: Providers, target: Target) -> Model:
+    return await _client(providers, "brightdata").snapshot_progress(target.target_id)  # type: ignore[no-any-return]
+
+
+SNAPSHOT = Kind(
+    provider="brightdata",
+    name="snapshot",
+    command="snapshot",
+    title="snapshot",
+    model=Snapshot,
+    label_names=("snapshot_id", "dataset_id"),
+    fetch=_fetch_snapshot,
+    labels=lambda target, m: (target.target_id, m.dataset_id or ""),
+    static_ids=lambda c: list(c.brightdata.snapshots) if c.brightdata else [],
+    ensure=lambda a, m, _c: a.ensure_dataset(m.dataset_id or ""),
+    count=lambda a, m, _c, _now: a.snapshot_finished(m),
+    row_complete=True,
+    bar=lambda m: Bar(None, None, "percent", 1.0) if m.status == "ready" else None,
+    items=lambda m: m.records,
+)
+
+
+# --- Bright Data AI flows (named by their collector) ------------------------------------------
+
+
+async def _fetch_ai_flow(providers: Providers, target: Target) -> Model:
+    return await _client(providers, "brightdata").ai_flow_progress(target.target_id)  # type: ignore[no-any-return]
+
+
+def _ai_flow_bar(model: AiFlow) -> Bar | None:
+    if model.completed_steps is None:
+        return None
+    # Steps may repeat and the pipeline length varies: no total until it is over.
+    return Bar(model.completed_steps, None, "steps", 1.0 if model.status == "done" else None)
+
+
+def _static_ai_flows(config: Config) -> list[str]:
+    bd = config.brightdata
+    return [] if bd is None or bd.ai_flows == "all" else list(bd.ai_flows)
+
+
+AI_FLOW = Kind(
+    provider="brightdata",
+    name="ai_flow",
+    command="ai-flow",
+    title="AI flow",
+    model=AiFlow,
+    label_names=("collector",),
+    fetch=_fetch_ai_flow,
+    labels=lambda target, m: (target.target_id,),
+    static_ids=_static_ai_flows,
+    ensure=lambda a, m, _c: a.ensure_ai_flows(),
+    count=lambda a, m, _c, _now: a.ai_flow_finished(m),
+    run_id=lambda m: m.ai_job_id,
+    recheck_finished=300.0,  # a re-trigger of the collector is seen within five minutes
+    collector_of=lambda m: m.collector,
+    bar=_ai_flow_bar,
+)
+
+
+# --- Aitronos scrape jobs ---------------------------------------------------------------------
+
+
+async def _fetch_aitronos_job(providers: Providers, target: Target) -> Model:
+    return await _client(providers, "aitronos").job_progress(target.target_id)  # type: ignore[no-any-return]
+
+
+def _aitronos_bar(model: AitronosJob) -> Bar | None:
+    if model.progress_percentage is None:
+        return None
+    percent = max(0.0, min(100.0, model.progress_percentage))
+    return Bar(percent, 100.0, "percent", percent / 100.0)
+
+
+def _aitronos_left(model: AitronosJob) -> float | None:
+    if model.progress_percentage is None:
+        return None
+    return max(0.0, 100.0 - model.progress_percentage)
+
+
+AITRONOS_JOB = Kind(
+    provider="aitronos",
+    name="job",
+    command="aitronos-job",
+    title="Aitronos job",
+    model=AitronosJob,
+    label_names=("job_id",),
+    fetch=_fetch_aitronos_job,
+    labels=lambda target, m: (target.target_id,),
+    static_ids=lambda c: list(c.aitronos.jobs) if c.aitronos else [],
+    ensure=lambda a, m, _c: a.ensure_aitronos(),
+    count=lambda a, m, _c, _now: a.aitronos_job_finished(m),
+    count_detail=lambda a, m, _c: a.aitronos_items_found(m),
+    work_left=_aitronos_left,
+    finished_at=lambda m: m.completed,
+    final_detail="required",  # items found is only in the detail, and feeds a counter
+    bar=_aitronos_bar,
+    items=lambda m: m.items_found,
+)
+
+
+# In the order they are shown and rendered.
+KINDS: tuple[Kind, ...] = (STUDIO_JOB, SNAPSHOT, AI_FLOW, AITRONOS_JOB)
+_BY_KEY = {k.key: k for k in KINDS}
+BY_COMMAND = {k.command: k for k in KINDS}
+
+
+def kind_of(provider: str, name: str) -> Kind:
+    return _BY_KEY[(provider, name)]
