@@ -173,12 +173,15 @@ class Store:
             target.final = False  # a re-run (an AI flow triggered again)
             return
         run = kind.run_id(model) or ""
+        before = False  # finished before the exporter watched: its row is all there is to it
         if target.counted != run:
             first = previous is None and (complete or first_sweep)
             if _finished_since(kind, model, watermark, first):
                 if self.aggregates is not None:
                     kind.count(self.aggregates, model, kind.collector(target), now)
                 target.owed_detail = not complete and kind.count_detail is not None
+            else:
+                before = True
             target.counted = run
             target.finished_at = now
         elif complete and target.owed_detail:
@@ -187,7 +190,11 @@ class Store:
                 kind.count_detail(self.aggregates, model, kind.collector(target))
         # Nothing more changes, unless a detail poll is still owed or it may run again.
         target.final = (
-            target.final or complete or kind.final_detail == "none" or not kind.polled(target)
+            target.final
+            or complete
+            or before
+            or kind.final_detail == "none"
+            or not kind.polled(target)
         )
 
     @staticmethod
