@@ -67,7 +67,7 @@ def machine() -> dict[str, Any]:
     except (OSError, ValueError, IndexError):
         pass
     versions: dict[str, str | None] = {}
-    for dist in ("prometheus_client", "httpx", "aiohttp", "sniffio", "isal"):
+    for dist in ("prometheus_client", "httpx", "aiohttp", "isal"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
