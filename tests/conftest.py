@@ -12,7 +12,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def seed(name: str) -> Any:
-    """A body copied verbatim from the documentation pages in ../shared/seeds/."""
+    """A body copied verbatim from the documentation pages (tests/fixtures/seeds/)."""
     return json.loads((FIXTURES / "seeds" / f"{name}.json").read_text())
 
 

@@ -1,7 +1,7 @@
 """Aitronos (Freddy) scrape jobs: `GET {prefix}/scrape/jobs/{job_id}/progress`.
 
 The progress body is documented wrapped in `{success, data}` while the field table lists it flat;
-both are accepted. See ../shared/api-reference.md (AI-1).
+both are accepted. See docs/api.md (AI-1).
 """
 
 from __future__ import annotations

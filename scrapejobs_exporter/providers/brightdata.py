@@ -1,6 +1,6 @@
 """Bright Data: Scraper Studio job log, Web Scraper API snapshot progress, AI-flow progress.
 
-Parsers are pure: JSON in, frozen model out. See ../shared/api-reference.md (BD-1, BD-5, BD-6).
+Parsers are pure: JSON in, frozen model out. See docs/api.md (BD-1, BD-5, BD-6).
 """
 
 from __future__ import annotations
