@@ -210,6 +210,7 @@ class Exporter:
         self.aggregates = Aggregates(config.histogram_buckets)
         self.store = Store(self.aggregates, config.stall)
         _add_static_targets(self.store, config, self.shard)
+        self._zero_fixed_series(config)
         self.providers = build_providers(
             config, self.telemetry, transport, shard=self.shard, clock=self._gate_clock,
             sleep=sleep,
@@ -227,6 +228,14 @@ class Exporter:
         )
         self.poller.set_static(frozenset(_static_keys(config)))
         self.exposition = self.render()
+
+    def _zero_fixed_series(self, config: Config) -> None:
+        """Counters over the fixed provider/kind label sets start at 0 for every kind of a
+        configured provider, so `rate()` and `increase()` see their first event."""
+        for kind in KINDS:
+            if getattr(config, kind.provider) is not None:
+                self.aggregates.evicted.inc((kind.provider, kind.name), 0)
+                self.telemetry.unknown_status.inc((kind.provider, kind.name), 0)
 
     @property
     def ready(self) -> bool:
@@ -327,6 +336,7 @@ class Exporter:
             if getattr(config, target.provider) is None:
                 self.store.remove(target.key)
         _add_static_targets(self.store, config, self.shard)
+        self._zero_fixed_series(config)
         for name in ("concurrency", "histogram_buckets"):
             if getattr(old, name) != getattr(config, name):
                 log.warning("reload: a change of %s takes effect after a restart", name)

@@ -372,7 +372,7 @@ RATE_LIMIT_REMAINING = _spec(
 POLL_CYCLE = _spec(
     "scrapejobs_exporter_poll_cycle_duration_seconds",
     "histogram",
-    "Time one poll cycle over all targets took.",
+    "Time one list sweep took (a list's pages read and its rows applied).",
     (),
     S_SELF,
     unit="seconds",

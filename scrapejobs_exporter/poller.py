@@ -131,7 +131,6 @@ class Poller:
         counts = await asyncio.gather(*(s.cycle() for s in active))
         self.expire()
         duration = time.perf_counter() - started
-        self.telemetry.poll_cycle_duration.observe((), duration)
         self.cycles += 1
         if self.on_cycle is not None:
             await self.on_cycle()

@@ -271,6 +271,7 @@ class ProviderScheduler:
     async def sweep(self, source: ListSource) -> None:
         """Read one list and apply its rows."""
         started = self.clock()
+        began = time.perf_counter()
         first = source.sweeps == 0
         rows = await self.discovery.guarded(
             source, lambda: self.discovery.read(source, self.providers, started)
@@ -282,6 +283,7 @@ class ProviderScheduler:
             self._provider_down(source.error, now)
         source.sweeps += 1
         source.next_due = started + self._list_interval(source)
+        self.telemetry.poll_cycle_duration.observe((), time.perf_counter() - began)
         self._check_ready()
 
     def _list_interval(self, source: ListSource) -> float:
