@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Literal
 
-from scrapejobs_exporter import __version__
 from scrapejobs_exporter.aggregates import Aggregates
+from scrapejobs_exporter.build_info import build_labels
 from scrapejobs_exporter.kinds import AI_FLOW, AITRONOS_JOB, SNAPSHOT, STUDIO_JOB, kind_of
 from scrapejobs_exporter.providers import aitronos, brightdata
 from scrapejobs_exporter.providers.aitronos import AitronosJob
@@ -401,8 +401,8 @@ EVICTED = _spec(
 BUILD_INFO = _spec(
     "scrapejobs_exporter_build_info",
     "info",
-    "Build information; always 1.",
-    ("version",),
+    "Build information; always 1. `revision` and `branch` are `unknown` outside a git checkout.",
+    ("version", "revision", "branch", "pythonversion"),
     S_SELF,
 )
 API_RETRIES = _spec(
@@ -648,7 +648,7 @@ def _telemetry_samples(families: dict[str, Family], store: Store, t: Telemetry) 
     for (provider, kind), count in store.count_by_kind().items():
         families[TRACKED.name].add((provider, kind), float(count))
     _counter(families[UNKNOWN_STATUS.name], t.unknown_status)
-    families[BUILD_INFO.name].add((__version__,), 1.0)
+    families[BUILD_INFO.name].add(build_labels(), 1.0)
     _counter(families[API_RETRIES.name], t.api_retries)
     _counter(families[RATE_LIMIT_WAIT.name], t.rate_limit_wait)
     _counter(families[REFUSED_IDS.name], t.refused_ids)
