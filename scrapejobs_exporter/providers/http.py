@@ -315,7 +315,12 @@ class HttpClient:
         left = _to_float(remaining)
         if left is not None:
             reset = headers.get("x-ratelimit-reset") or headers.get("x-ratelimit-reset-requests")
-            self.gate.announce(left, _reset_in(reset, headers.get("date")))
+            reset_in = _reset_in(reset, headers.get("date"))
+            if reset_in is None and response.status_code == 429:
+                # A refusal without a reset time: its (capped) Retry-After says when to ask
+                # again; the announced 0 must not outlast it.
+                reset_in = _retry_after(response)
+            self.gate.announce(left, reset_in)
 
 
 def _report(turn: Turn, exc: ApiError) -> None:

@@ -392,3 +392,18 @@ async def test_error_header_on_200_carries_its_code_and_message() -> None:
     await http.aclose()
     assert info.value.reason == "http_4xx"
     assert "Forbidden (policy_20222; IP)" in str(info.value)
+
+
+@respx.mock
+async def test_a_429_announcing_zero_left_without_a_reset_holds_only_for_its_retry_after() -> None:
+    """A refusal saying `X-RateLimit-Remaining: 0` but no reset time: the announced 0 lasts as
+    long as its Retry-After, not a minute (the faults test hung on it)."""
+    fake = FakeTime()
+    http = client(fake)
+    respx.get(f"{BD}/x").respond(
+        429, headers={"Retry-After": "2", "X-RateLimit-Remaining": "0"}, json={}
+    )
+    with pytest.raises(ApiError):
+        await http.get_json("/x", "/x")
+    await http.aclose()
+    assert 0 < http.gate.announced.wait() <= 2.0
