@@ -86,6 +86,9 @@ def _run_world(sim: str) -> None:
     faults = [
         {"fault": "unknown_status", "rate": 0.1, "path": "^/dca/log/"},
         {"fault": "http_503", "rate": 0.1, "path": "^/api/v1/scrape/jobs/[^/]+/progress$"},
+        # List reads go out every sweep whatever the scheduler picks for detail polls, so the
+        # error and retry counters get samples on every run, not only on lucky ones.
+        {"fault": "http_503", "rate": 0.1, "path": "^/dca/collector/jobs"},
     ]
     for fault in faults:
         httpx.post(f"{sim}/_sim/faults", json=fault).raise_for_status()
