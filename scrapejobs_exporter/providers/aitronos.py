@@ -6,6 +6,7 @@ both are accepted. See docs/api.md (AI-1).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
@@ -24,9 +25,11 @@ from scrapejobs_exporter.providers.ids import safe_text
 
 __all__ = [
     "COMPLETION_REASONS",
+    "FAILURE_REASONS",
     "JOB_STATUSES",
     "AitronosClient",
     "AitronosJob",
+    "failure_reason",
     "parse_job_progress",
     "parse_job_row",
     "parse_jobs_list",
@@ -39,6 +42,36 @@ COMPLETION_REASONS = ("done", "timeout", "error")
 _ALIASES = {"canceled": "cancelled"}
 
 EP_JOB_PROGRESS = "{prefix}/scrape/jobs/{job_id}/progress"
+
+# A failed job's free-text `error_message` in a small fixed set, so that it can be counted (the
+# text itself is only shown, escaped, on the landing page). Checked in this order: "blocked
+# (HTTP 403) after timeout" is blocked.
+FAILURE_REASONS = ("blocked", "timeout", "not_found", "other")
+_REASON_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "blocked",
+        re.compile(
+            r"block|captcha|anti-?bot|bot detect|forbidden|access denied|denied access"
+            r"|\b403\b|\b429\b|rate.?limit|too many requests|cloudflare|challenge",
+        ),
+    ),
+    ("timeout", re.compile(r"time[ds]?[ -]?out|timed out|deadline exceeded|\b504\b")),
+    (
+        "not_found",
+        re.compile(r"not found|\b404\b|\b410\b|no such|does not exist|dead page|page gone"),
+    ),
+)
+
+
+def failure_reason(message: str | None) -> str:
+    """One of FAILURE_REASONS for a failed job's `error_message` (`other` when missing)."""
+    if not message:
+        return "other"
+    text = message.lower()
+    for reason, pattern in _REASON_PATTERNS:
+        if pattern.search(text):
+            return reason
+    return "other"
 
 
 @dataclass(frozen=True, slots=True)

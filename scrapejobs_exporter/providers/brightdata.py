@@ -1,10 +1,13 @@
-"""Bright Data: Scraper Studio job log, Web Scraper API snapshot progress, AI-flow progress.
+"""Bright Data: Scraper Studio job log and errors, Web Scraper API snapshot progress and log,
+AI-flow progress.
 
-Parsers are pure: JSON in, frozen model out. See docs/api.md (BD-1, BD-5, BD-6).
+Parsers are pure: JSON in, frozen model out. See docs/api.md (BD-1, BD-5, BD-6, BD-8, BD-9).
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
@@ -12,19 +15,27 @@ from urllib.parse import quote
 
 from scrapejobs_exporter.providers.fields import Fields, ParseError
 from scrapejobs_exporter.providers.http import ApiError, HttpClient
+from scrapejobs_exporter.providers.ids import safe_text
 
 __all__ = [
     "AI_FLOW_STATUSES",
     "AI_FLOW_STEPS",
+    "INPUT_ERROR_GROUPS",
     "JOB_STATUSES",
     "SNAPSHOT_STATUSES",
     "AiFlow",
     "AiFlowTrigger",
     "BrightDataClient",
+    "InputError",
+    "JobErrors",
     "Snapshot",
+    "SnapshotLog",
     "StudioJob",
+    "error_group",
     "parse_ai_flow_progress",
+    "parse_hp_errors",
     "parse_job_log",
+    "parse_snapshot_log",
     "parse_snapshot_progress",
     "parse_trigger",
 ]
@@ -60,6 +71,8 @@ EP_JOB_LOG = "/dca/log/{job_id}"
 EP_SNAPSHOT_PROGRESS = "/datasets/v3/progress/{snapshot_id}"
 EP_AI_FLOW_PROGRESS = "/dca/collectors/{collector_id}/automate_template/progress"
 EP_AI_FLOW_TRIGGER = "/dca/collectors/{collector_id}/automate_template"
+EP_JOB_ERRORS = "/dca/jobs/{job_id}/hp_errors"
+EP_SNAPSHOT_LOG = "/datasets/v3/log/{snapshot_id}"
 
 
 # (field, reason) of each id a reply named that was not kept; see `ids.check_id`.
@@ -117,6 +130,7 @@ class Snapshot:
     error_message: str | None = None
     records: int | None = None
     errors: int | None = None
+    created: float | None = None  # list rows only
     invalid: tuple[str, ...] = ()
     refused: Refusals = ()
 
@@ -245,7 +259,172 @@ def _normalize_step(raw: str | None) -> str:
     return value if value in AI_FLOW_STEPS else UNKNOWN
 
 
-_Model = TypeVar("_Model", StudioJob, Snapshot, AiFlow)
+# --- why inputs failed (BD-9) and how a snapshot ran (BD-8) -----------------------------------
+
+# The documented error-code groups (docs/api.md, BD-9); anything else, prose included, is
+# `other`. Label values come only from this table, never from the provider's text.
+ERROR_GROUP_CODES: dict[str, tuple[str, ...]] = {
+    "page_gone": ("dead_page", "bad_input"),
+    "blocked": ("blocked", "detection_block", "captcha_timeout", "proxy*", "no_peers"),
+    "scraper_logic": (
+        "parse_error",
+        "wait_element_timeout",
+        "click_timeout",
+        "crawl_error",
+        "load_sitemap",
+    ),
+    "infrastructure": ("infra_error", "worker_too_busy", "net_err_*", "runner_disconnected"),
+    "limits": (
+        "too_many_pages",
+        "parse_mem_limit_exceeded",
+        "parse_cpu_limit_exceeded",
+        "job_run_timeout",
+    ),
+    "cancellation": ("aborted_page",),
+}
+INPUT_ERROR_GROUPS = (*ERROR_GROUP_CODES, "other")
+_EXACT_CODES = {
+    code: group for group, codes in ERROR_GROUP_CODES.items() for code in codes if "*" not in code
+}
+_PREFIX_CODES = tuple(
+    (code.rstrip("*"), group)
+    for group, codes in ERROR_GROUP_CODES.items()
+    for code in codes
+    if code.endswith("*")
+)
+# A code is one identifier, alone or before a `:` and details ("dead_page: 404"). Chrome's
+# `net::ERR_X` is the documented `net_err_x`.
+_CODE = re.compile(r"^\s*([a-z][a-z0-9_]*)\s*(?::|$)")
+
+
+def error_group(text: str | None) -> str:
+    """The group of one hp_errors `error` value: a code, a code with details, or free text."""
+    if not text:
+        return "other"
+    match = _CODE.match(text.lower().replace("net::err_", "net_err_", 1))
+    if match is None:
+        return "other"
+    code = match.group(1)
+    group = _EXACT_CODES.get(code)
+    if group is not None:
+        return group
+    for prefix, prefixed_group in _PREFIX_CODES:
+        if code.startswith(prefix):
+            return prefixed_group
+    return "other"
+
+
+@dataclass(frozen=True, slots=True)
+class InputError:
+    """One row of `hp_errors`; the text stays text (shown escaped, never a label)."""
+
+    url: str | None
+    error: str | None
+    group: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobErrors:
+    """`GET /dca/jobs/{job_id}/hp_errors`: the per-input errors of one job."""
+
+    job_id: str
+    errors: tuple[InputError, ...]
+    invalid: tuple[str, ...] = ()
+
+    def by_group(self) -> dict[str, int]:
+        """Error count per group, every group present (0 when none)."""
+        counts = Counter(e.group for e in self.errors)
+        return {group: counts.get(group, 0) for group in INPUT_ERROR_GROUPS}
+
+
+def parse_hp_errors(body: Any, job_id: str) -> JobErrors:
+    """`{"errors": [{url, error, consumer}]}` (or the bare array). A row without an `error`
+    is still a failed input: it counts as `other`."""
+    errors, invalid = [], []
+    for row in _rows(body, ("errors", "data"), "job errors"):
+        if isinstance(row, str):  # a bare message instead of an object
+            message = safe_text(row)
+            errors.append(InputError(None, message, error_group(message)))
+            continue
+        f = Fields(row, "job error row")
+        text = f.text("error") or f.text("error_code") or f.text("message")
+        errors.append(InputError(f.text("url") or f.text("input"), text, error_group(text)))
+        invalid += f.invalid
+    return JobErrors(job_id, tuple(errors), tuple(invalid))
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotLog:
+    """`GET /datasets/v3/log/{snapshot_id}`. The `trigger` (user, IP) is never kept."""
+
+    snapshot_id: str
+    dataset_id: str | None
+    status: str
+    raw_status: str | None
+    created: float | None = None
+    records: int | None = None
+    inputs: int | None = None
+    file_size: int | None = None
+    duration: float | None = None  # seconds (the docs' example: 6 for 2 inputs at 3 each)
+    duration_per_input: float | None = None
+    success_ratio: float | None = None
+    dataset_name: str | None = None
+    scraper_name: str | None = None
+    trigger_type: str | None = None
+    invalid: tuple[str, ...] = ()
+    refused: Refusals = ()
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in SNAPSHOT_TERMINAL
+
+
+def parse_snapshot_log(body: Any, snapshot_id: str) -> SnapshotLog:
+    """Keys in any casing (the docs mix `id` with `Dataset_size`)."""
+    f = Fields(body, "snapshot log")
+    raw_status = f.text("status")
+    trigger = f.raw("trigger")
+    trigger_type = Fields(trigger, "trigger").text("type") if isinstance(trigger, dict) else None
+    log = SnapshotLog(
+        snapshot_id=f.ident("id" if "id" in f else "snapshot_id", "snapshot", snapshot_id)
+        or snapshot_id,
+        dataset_id=f.ident("dataset_id", "dataset"),
+        status=normalize_status(raw_status, SNAPSHOT_STATUSES, {}),
+        raw_status=raw_status,
+        created=f.timestamp("created"),
+        records=_non_negative(f, f.integer("dataset_size"), "dataset_size"),
+        inputs=_non_negative(f, f.integer("inputs_count"), "inputs_count"),
+        file_size=_non_negative(f, f.integer("file_size"), "file_size"),
+        duration=_non_negative(f, f.number("duration"), "duration"),
+        duration_per_input=_non_negative(f, f.number("duration_per_input"), "duration_per_input"),
+        success_ratio=_ratio(f, "success_rate"),
+        dataset_name=f.text("dataset_name"),
+        scraper_name=f.text("scraper_name"),
+        trigger_type=trigger_type,
+    )
+    return _with_invalid(log, f)
+
+
+_N = TypeVar("_N", int, float)
+
+
+def _non_negative(f: Fields, value: _N | None, key: str) -> _N | None:
+    if value is not None and value < 0:
+        f.invalid.append(key)
+        return None
+    return value
+
+
+def _ratio(f: Fields, key: str) -> float | None:
+    """A 0-1 ratio; anything outside is dropped rather than guessed to be a percentage."""
+    value = f.number(key)
+    if value is not None and not 0 <= value <= 1:
+        f.invalid.append(key)
+        return None
+    return value
+
+
+_Model = TypeVar("_Model", StudioJob, Snapshot, AiFlow, SnapshotLog)
 T = TypeVar("T")
 
 
@@ -296,6 +475,19 @@ class BrightDataClient:
         path = f"/datasets/v3/progress/{quote(snapshot_id, safe='')}"
         return await self.http.fetch(
             EP_SNAPSHOT_PROGRESS, path, lambda body: parse_snapshot_progress(body, snapshot_id)
+        )
+
+    async def job_errors(self, job_id: str) -> JobErrors:
+        """Why a job's inputs failed (BD-9); worth a call only for a finished job with fails."""
+        path = f"/dca/jobs/{quote(job_id, safe='')}/hp_errors"
+        return await self.http.fetch(
+            EP_JOB_ERRORS, path, lambda body: parse_hp_errors(body, job_id)
+        )
+
+    async def snapshot_log(self, snapshot_id: str) -> SnapshotLog:
+        path = f"/datasets/v3/log/{quote(snapshot_id, safe='')}"
+        return await self.http.fetch(
+            EP_SNAPSHOT_LOG, path, lambda body: parse_snapshot_log(body, snapshot_id)
         )
 
     async def list_collectors(self, offset: int = 0, limit: int | None = None) -> Page[Collector]:
@@ -476,6 +668,7 @@ def parse_snapshots_list(body: Any, dataset_id: str) -> Page[Snapshot]:
             raw_status=raw_status,
             error_message=f.text("error_message"),
             records=f.integer("dataset_size"),
+            created=f.timestamp("created"),
         )
         items.append(_with_invalid(snapshot, f))
     refused += row_refusals(items)
