@@ -15,6 +15,12 @@ ERROR_MESSAGES = (
     "Navigation timeout while loading page",
     "Target returned HTTP 503",
 )
+# Ground truth for the exporter's failure-reason counter: what each message means.
+MESSAGE_REASONS = {
+    "Site blocked by anti-bot measures": "blocked",
+    "Navigation timeout while loading page": "timeout",
+    "Target returned HTTP 503": "other",
+}
 URLS = (
     "https://listings.example.com/search?page=1",
     "https://shop.example.com/category/{n}",
@@ -113,6 +119,10 @@ class AitronosJob:
     def _sample_items(self, found: int) -> list[dict[str, Any]]:
         # Real bodies carry every item; a few keep responses small and fast.
         return [{"title": f"Item {i + 1}", "price": 100 + 7 * i} for i in range(min(found, 3))]
+
+
+def failure_reason(message: str | None) -> str:
+    return MESSAGE_REASONS.get(message or "", "other")
 
 
 def new_aitronos_job(rng: random.Random, created: int) -> AitronosJob:

@@ -67,6 +67,13 @@ def dca_log(call: Call) -> Reply:
     return json_reply(200, legacy_log_keys(body) if call.legacy_capitalised else body)
 
 
+def job_errors(call: Call) -> Reply:
+    job = call.world.job_by_id.get(call.path["job_id"])
+    if job is None:
+        return not_found(Family.DCA, "Job")
+    return json_reply(200, job.hp_errors_body(call.now))
+
+
 def collector_jobs(call: Call) -> Reply:
     """Needs from_date/to_date and (live behaviour) collector; rows omit `collector`."""
     q = call.query
@@ -157,6 +164,13 @@ def snapshot_progress(call: Call) -> Reply:
     if snapshot is None:
         return not_found(Family.DATASETS_PROGRESS, "Snapshot")
     return json_reply(200, snapshot.progress_body(call.now))
+
+
+def snapshot_log(call: Call) -> Reply:
+    snapshot = call.world.snapshot_by_id.get(call.path["snapshot_id"])
+    if snapshot is None:
+        return not_found(Family.DATASETS_PROGRESS, "Snapshot")
+    return json_reply(200, snapshot.log_body(call.now))
 
 
 def snapshots_list(call: Call) -> Reply:
@@ -250,6 +264,7 @@ Handler = Callable[[Call], Reply]
 # (method, path template, family, handler); Aitronos is served under both prefixes.
 ENDPOINTS: tuple[tuple[str, str, Family, Handler], ...] = (
     ("GET", "/dca/log/{job_id}", Family.DCA, dca_log),
+    ("GET", "/dca/jobs/{job_id}/hp_errors", Family.DCA, job_errors),
     ("GET", "/dca/collector/jobs", Family.DCA, collector_jobs),
     ("GET", "/dca/collectors_list", Family.DCA, collectors_list),
     ("POST", "/dca/collectors/{collector_id}/automate_template", Family.DCA, automate_template),
@@ -260,6 +275,7 @@ ENDPOINTS: tuple[tuple[str, str, Family, Handler], ...] = (
         automate_progress,
     ),
     ("GET", "/datasets/v3/progress/{snapshot_id}", Family.DATASETS_PROGRESS, snapshot_progress),
+    ("GET", "/datasets/v3/log/{snapshot_id}", Family.DATASETS_PROGRESS, snapshot_log),
     ("GET", "/datasets/v3/snapshots", Family.DATASETS, snapshots_list),
     *(
         (method, prefix + path, Family.AITRONOS, handler)

@@ -34,6 +34,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--clock", choices=("real", "manual"), default="real", help="manual: POST /_sim/advance")
     add("--start-time", type=float, default=None, metavar="UNIX", help="simulated start time")
     add("--legacy-capitalised", action="store_true", help="/dca/log with Capitalised keys")
+    add(
+        "--yield-drop",
+        default=None,
+        metavar="COLLECTOR",
+        help="scenario: from --yield-drop-after on, this collector's new jobs (an id, or "
+        "'busiest') yield a tenth of their records and fail more pages",
+    )
+    add(
+        "--yield-drop-after",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="simulated seconds after the start when --yield-drop begins",
+    )
     add("--allow-non-loopback", action="store_true", help="allow binding a public address")
     limits = parser.add_argument_group("per-account rate limits (docs/simulator.md)")
     limits.add_argument(
@@ -97,6 +111,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         legacy_capitalised=args.legacy_capitalised,
         allow_non_loopback=args.allow_non_loopback,
         start_time=getattr(args, "start_time", None),
+        yield_drop=getattr(args, "yield_drop", None),
+        yield_drop_after=getattr(args, "yield_drop_after", 0.0),
         rate_limits=args.rate_limits == "on",
         brightdata_per_minute=args.brightdata_per_minute,
         brightdata_block_after=args.brightdata_block_after,
@@ -121,6 +137,9 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: cannot listen on {args.listen}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    except ValueError as exc:  # a scenario naming a collector the world does not have
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

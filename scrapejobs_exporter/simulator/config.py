@@ -33,6 +33,10 @@ class SimulatorConfig:
     # Simulated unix time at start. None: now (real clock) or the current
     # hour, floored (manual clock, so runs started close together match).
     start_time: float | None = None
+    # The yield-drop scenario: "busiest" or a collector id, and when it starts (simulated
+    # seconds after the start).
+    yield_drop: str | None = None
+    yield_drop_after: float = 0.0
     # Per-account rate limits (docs/simulator.md, "Rate limits"); off: counted, never enforced.
     rate_limits: bool = True
     brightdata_per_minute: int = 100  # a Limited Trial account, across every endpoint

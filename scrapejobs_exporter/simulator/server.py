@@ -64,6 +64,8 @@ class SimulatorServer:
             running_fraction=c.running_fraction,
             stuck_fraction=c.stuck_fraction,
             start_ms=int(start * 1000),
+            yield_drop=c.yield_drop,
+            yield_drop_after_ms=int(c.yield_drop_after * 1000),
         )
 
     async def stop(self) -> None:

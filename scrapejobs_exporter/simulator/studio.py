@@ -7,6 +7,7 @@ time `t` is a pure function of those numbers, which makes evaluation cheap
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,24 @@ NORMAL_RUN_MS = (30_000, 1_200_000)
 STUCK_RUN_MS = (1_800_000, 10_800_000)
 MEAN_NORMAL_TOTAL_S = 632.0
 MEAN_STUCK_TOTAL_S = 6_600.0
+
+# What `/dca/jobs/{id}/hp_errors` reports for a failed page, by the group Bright Data's error-code
+# page puts it in (`other`: prose and codes outside the table). The simulator draws the group
+# first, so the ground truth is what it drew, not a mapping shared with the exporter.
+ERROR_CODES: dict[str, tuple[str, ...]] = {
+    "page_gone": ("dead_page", "bad_input"),
+    "blocked": ("blocked", "detection_block", "captcha_timeout", "proxy_error", "no_peers"),
+    "scraper_logic": ("parse_error", "wait_element_timeout", "click_timeout", "crawl_error"),
+    "infrastructure": ("infra_error", "worker_too_busy", "net_err_connection_reset"),
+    "limits": ("too_many_pages", "parse_mem_limit_exceeded", "job_run_timeout"),
+    "cancellation": ("aborted_page",),
+    "other": ("Error: price missing", "Error: title not found", "aborted"),
+}
+ERROR_GROUPS = tuple(ERROR_CODES)
+_BASE_WEIGHTS = {"page_gone": 3.0, "blocked": 4.0, "scraper_logic": 2.0, "infrastructure": 1.5,
+                 "limits": 0.5, "cancellation": 0.0, "other": 1.5}  # fmt: skip
+# A site change: the scraper's selectors miss, so parse errors and "price missing" dominate.
+_DEGRADED_WEIGHTS = {**_BASE_WEIGHTS, "scraper_logic": 12.0, "other": 8.0}
 
 
 @dataclass(slots=True)
@@ -45,6 +64,7 @@ class StudioJob:
     trigger_type: str
     trigger_user: str
     trigger_ip: str
+    degraded: bool = False  # created during a yield drop (see World.degrade_job)
 
     @property
     def finished(self) -> int:
@@ -128,6 +148,35 @@ class StudioJob:
             body["queue_time"] = self.started - self.created
         body["deliver_fails"] = self.deliver_fails if terminal else 0
         return body
+
+    def error_codes(self, t: int) -> list[tuple[str, str]]:
+        """(group, code) of each failed page so far: one per `fails`, drawn from the job's own
+        stream, so a running job's list only grows and the world's other draws never shift."""
+        count = self.counters_at(t)["fails"]
+        if count <= 0:
+            return []
+        rng = random.Random(f"{self.id}:errors")
+        weights = dict(_DEGRADED_WEIGHTS if self.degraded else _BASE_WEIGHTS)
+        if self.outcome == "cancelled":
+            weights["cancellation"] = 10.0  # pages still queued when the job was cancelled
+        profile = random.Random(f"{self.collector}:errors")  # each collector fails its own way
+        groups = list(weights)
+        cum = list(itertools.accumulate(weights[g] * profile.uniform(0.3, 2.0) for g in groups))
+        out = []
+        for _ in range(count):
+            group = rng.choices(groups, cum_weights=cum)[0]
+            out.append((group, rng.choice(ERROR_CODES[group])))
+        return out
+
+    def hp_errors_body(self, t: int) -> dict[str, Any]:
+        """`/dca/jobs/{job_id}/hp_errors`: one row per failed page, `[]` for a clean job."""
+        consumer = f"dca-hp-so-{self.id[-5:]}"
+        rows = [
+            {"url": f"https://shop.example.com/item/{self.id[-6:]}/{i}", "error": code,
+             "consumer": consumer}
+            for i, (_, code) in enumerate(self.error_codes(t))
+        ]  # fmt: skip
+        return {"errors": rows}
 
     def list_row(self, t: int) -> dict[str, Any]:
         """A `/dca/collector/jobs` row: different names, no `collector`."""

@@ -19,10 +19,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from scrapejobs_exporter.simulator.aiflow import PARALLEL_LIMIT, AiFlow, new_ai_flow
-from scrapejobs_exporter.simulator.aitronos import MEAN_AITRONOS_S, AitronosJob, new_aitronos_job
+from scrapejobs_exporter.simulator.aitronos import (
+    MEAN_AITRONOS_S,
+    AitronosJob,
+    failure_reason,
+    new_aitronos_job,
+)
 from scrapejobs_exporter.simulator.collectors import Collector, Dataset, new_collector, new_dataset
 from scrapejobs_exporter.simulator.datasets import MEAN_SNAPSHOT_S, Snapshot, new_snapshot
 from scrapejobs_exporter.simulator.studio import (
+    ERROR_GROUPS,
     TERMINAL_STATUSES,
     StudioJob,
     mean_job_seconds,
@@ -60,6 +66,10 @@ class WorldParams:
     running_fraction: float = 0.02
     stuck_fraction: float = 0.05
     start_ms: int = 1_788_000_000_000
+    # The quiet-failure scenario: from `yield_drop_after_ms` after the start, new jobs of this
+    # collector ("busiest" or an id) yield a tenth of their records and fail more pages.
+    yield_drop: str | None = None
+    yield_drop_after_ms: int = 0
 
 
 class AiFlowLimitError(Exception):
@@ -104,15 +114,27 @@ class World:
         self.finished_snapshots: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.finished_flows: Counter[str] = Counter()
         self.finished_aitronos: Counter[str] = Counter()
+        # Ground truth of the finished objects' details (hp_errors groups, page loads, records,
+        # Aitronos failure reasons), counted like `finished_*`.
+        self.finished_job_errors: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.finished_job_volume: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.finished_snapshot_records: Counter[str] = Counter()
+        self.finished_aitronos_failures: Counter[str] = Counter()
+        self.yield_drop_collector: str | None = None
+        # Off while the history is generated: its counts are reset anyway, and drawing every
+        # past job's error codes would slow a scale-50,000 start several times over.
+        self._count_details = False
         # Ground truth per object: what is not finished yet, and what finished since the start
         # (id -> (finish ms, final status)), so that a measurement can tell which ids it missed.
         self.active: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
         self.ended: dict[str, dict[str, tuple[int, str, Any]]] = {kind: {} for kind in KINDS}
         self._stuck_p = stuck_arrival_probability(params.stuck_fraction)
         self._populate()
+        self._set_yield_drop()
         # `finished` is ground truth for what happened since the start: the generated history
         # finished before anyone could watch it, so it is not part of the counts.
         self._reset_finished_counts()
+        self._count_details = True
         self._arrivals = self._make_arrivals()
         self._arrival_pick = self._collector_picker(self._streams.jobs)
         self._dataset_cum = list(itertools.accumulate(d.weight for d in self.datasets))
@@ -122,8 +144,35 @@ class World:
         self.finished_snapshots.clear()
         self.finished_flows.clear()
         self.finished_aitronos.clear()
+        self.finished_job_errors.clear()
+        self.finished_job_volume.clear()
+        self.finished_snapshot_records.clear()
+        self.finished_aitronos_failures.clear()
         for ended in self.ended.values():
             ended.clear()
+
+    def _set_yield_drop(self) -> None:
+        name = self.params.yield_drop
+        if name is None:
+            return
+        if name == "busiest":
+            name = max(self.collectors, key=lambda c: c.weight).id
+        elif name not in self.collector_by_id:
+            raise ValueError(f"--yield-drop: no collector {name!r} in this world")
+        self.yield_drop_collector = name
+
+    def _degrade(self, job: StudioJob) -> None:
+        """A site change: a tenth of the records per page, and at least a third of the pages
+        failing (from the job's own stream: the world's other draws are not shifted)."""
+        if job.collector != self.yield_drop_collector:
+            return
+        if job.created < self.params.start_ms + self.params.yield_drop_after_ms:
+            return
+        rng = random.Random(f"{job.id}:yield-drop")
+        job.degraded = True
+        job.lines_per_page //= 10
+        if job.stuck is None:
+            job.fail_ratio = max(job.fail_ratio, rng.uniform(0.3, 0.6))
 
     # ----- construction -------------------------------------------------
 
@@ -255,6 +304,8 @@ class World:
     # ----- registration and endings ---------------------------------------
 
     def _add_job(self, job: StudioJob) -> None:
+        if self.yield_drop_collector is not None:
+            self._degrade(job)
         self.jobs.append(job)
         self.job_by_id[job.id] = job
         self.collector_by_id[job.collector].add_job(job)
@@ -291,13 +342,32 @@ class World:
         self.ended[kind][object_id] = (ends_ms, obj.outcome, obj)
         if kind == "job":
             self.finished_jobs[obj.collector][obj.outcome] += 1
+            if self._count_details:
+                self._count_job_details(obj)
         elif kind == "snapshot":
             self.finished_snapshots[obj.dataset_id][obj.outcome] += 1
+            self.finished_snapshot_records[obj.dataset_id] += obj.final_size
         elif kind == "ai_flow":
             if obj.outcome in ("done", "failed"):
                 self.finished_flows[obj.outcome] += 1
         else:
             self.finished_aitronos[obj.outcome] += 1
+            if obj.outcome == "failed" and self._count_details:
+                self.finished_aitronos_failures[failure_reason(obj.error_message)] += 1
+
+    def _count_job_details(self, job: StudioJob) -> None:
+        end = job.finished
+        errors = self.finished_job_errors[job.collector]
+        for group in ERROR_GROUPS:
+            errors[group] += 0  # every group present, 0 when none
+        for group, _ in job.error_codes(end):
+            errors[group] += 1
+        counters = job.counters_at(end)
+        volume = self.finished_job_volume[job.collector]
+        volume["jobs"] += 1
+        volume["lines"] += counters["lines"]
+        volume["fails"] += counters["fails"]
+        volume["page_loads"] += counters["navigations"]
 
     # ----- time -----------------------------------------------------------
 
@@ -387,6 +457,22 @@ class World:
             "aitronos_jobs": dict(self.finished_aitronos),
         }
 
+    def finished_details(self) -> dict[str, Any]:
+        """Ground truth of what the objects counted in `finished` carried: failed inputs by
+        group and volume per collector, records per dataset, Aitronos failures by reason."""
+        return {
+            "studio_job_errors": {c: dict(v) for c, v in self.finished_job_errors.items()},
+            "studio_job_volume": {c: dict(v) for c, v in self.finished_job_volume.items()},
+            "snapshot_records": dict(self.finished_snapshot_records),
+            "aitronos_failures": dict(self.finished_aitronos_failures),
+        }
+
+    def _yield_drop_state(self) -> dict[str, Any] | None:
+        if self.yield_drop_collector is None:
+            return None
+        after = self.params.start_ms + self.params.yield_drop_after_ms
+        return {"collector": self.yield_drop_collector, "from": after / 1000}
+
     def running(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Every object not finished yet, by kind and id: status, created, started (or None)."""
         t = self.now_ms
@@ -428,6 +514,7 @@ class World:
         state: dict[str, Any] = {"now": t / 1000}
         if not compact:
             state["brightdata"] = {
+                "yield_drop": self._yield_drop_state(),
                 "collectors": [c.state() for c in self.collectors],
                 "jobs": [{**j.log_body(t), "stuck": j.stuck} for j in self.jobs],
                 "snapshots": [s.state(t) for s in self.snapshots],
@@ -435,6 +522,7 @@ class World:
             }
             state["aitronos"] = {"jobs": [j.progress_data(t) for j in self.aitronos_jobs]}
         state["finished"] = self.finished_counts()
+        state["finished_details"] = self.finished_details()
         state["running"] = self.running()
         state["finished_since_start"] = self.finished_since_start(finished_since_ms)
         return state

@@ -432,13 +432,14 @@ async def test_sim_state_shape(client: httpx.AsyncClient) -> None:
         "brightdata",
         "aitronos",
         "finished",
+        "finished_details",
         "running",
         "finished_since_start",
         "requests",
         "rate_limits",
     }
     assert truth["now"] == START
-    assert set(truth["brightdata"]) == {"collectors", "jobs", "snapshots", "ai_flows"}
+    assert set(truth["brightdata"]) == {"collectors", "jobs", "snapshots", "ai_flows", "yield_drop"}
     job = truth["brightdata"]["jobs"][0]
     assert {"id", "collector", "status", "pages_left", "navigations", "created"} <= set(job)
     snap = truth["brightdata"]["snapshots"][0]
