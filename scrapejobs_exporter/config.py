@@ -192,10 +192,15 @@ QUEUE_BUCKETS = [0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3
 PROCESSING_BUCKETS = [1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0]
 
 
+SNAPSHOT_BUCKETS = [10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0,
+                    14400.0, 28800.0, 86400.0]  # fmt: skip
+
+
 class BucketsConfig(_Strict):
     job_duration: Buckets = DURATION_BUCKETS
     job_queue: Buckets = QUEUE_BUCKETS
     aitronos_processing: Buckets = PROCESSING_BUCKETS
+    snapshot_duration: Buckets = SNAPSHOT_BUCKETS
 
 
 class BrightDataConfig(_Strict):

@@ -335,6 +335,12 @@ def _lines(per: PerTarget, targets: list[Target]) -> list[str]:
             label = per.current(t if per.of_target else t.model)
             if label is not None:
                 append(f'{open_}{_labels(t, own)},{extra}="{_escape_label(label)}"}} 1\n')
+    elif per.by_label is not None:
+        extra, by_label = per.spec.labels[-1], per.by_label
+        for t in targets:
+            head = f"{open_}{_labels(t, own)},{extra}="
+            for label, count in by_label(t if per.of_target else t.model) or ():
+                append(f'{head}"{_escape_label(label)}"}} {_number(count)}\n')
     elif per.value is not None:
         value_of = per.value
         for t in targets:
@@ -359,7 +365,7 @@ def _state_tails(per: PerTarget) -> dict[str | None, list[str]]:
 
 # A state set's or info metric's last label is its own; the ones before identify the target.
 _BASE_NAMES = {
-    p.kind: p.spec.labels[:-1] if (p.states or p.current) else p.spec.labels
+    p.kind: p.spec.labels[:-1] if (p.states or p.current or p.by_label) else p.spec.labels
     for p in PER_TARGET
     if p.kind is not None
 }

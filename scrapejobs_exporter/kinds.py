@@ -12,22 +12,30 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from scrapejobs_exporter.providers.aitronos import AitronosJob
-from scrapejobs_exporter.providers.brightdata import AiFlow, Snapshot, StudioJob
+from scrapejobs_exporter.providers.brightdata import (
+    AiFlow,
+    JobErrors,
+    Snapshot,
+    SnapshotLog,
+    StudioJob,
+)
 
 if TYPE_CHECKING:
     from scrapejobs_exporter.aggregates import Aggregates
     from scrapejobs_exporter.config import Config
     from scrapejobs_exporter.providers import Providers
-    from scrapejobs_exporter.store import Model, Target
+    from scrapejobs_exporter.store import Model, Report, Target
 
 __all__ = [
     "AITRONOS_JOB",
     "AI_FLOW",
     "KINDS",
+    "REPORT_TRIES",
     "SNAPSHOT",
     "STUDIO_JOB",
     "Bar",
     "Kind",
+    "ReportRead",
     "kind_of",
 ]
 
@@ -45,6 +53,27 @@ class Bar:
 
 
 Count = Callable[["Aggregates", Any, str], None]
+# A report read that keeps failing (timeouts, 5xx) is tried this many times in all; a 4xx
+# answer (the endpoint does not cover this target, or its id expired) ends it at once.
+REPORT_TRIES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRead:
+    """A finished target's report: one more read, of what its detail does not say (why a job's
+    inputs failed, how a snapshot ran). Made once per finished run, at the provider's lowest
+    priority: only with request budget left after list sweeps and detail polls (`scheduler`).
+
+    - `wanted`: whether the finished model calls for it (never for a job without failures);
+    - `fetch`: the request;
+    - `count`: the aggregate hook (aggregates, model, report, collector), called once when the
+      report of a target whose finish was counted arrives.
+    """
+
+    what: str  # in logs
+    wanted: Callable[[Any], bool]
+    fetch: Callable[[Providers, Target], Awaitable[Report]]
+    count: Callable[[Aggregates, Any, Any, str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +93,7 @@ class Kind:
     - `work_left`: what is left to do (None: the kind has no progress), for stalls and ETAs.
     - `count` / `count_detail`: the aggregate hook when a target is counted finished, and when
       a detail poll brings what its already counted row lacked.
+    - `report`: the one read a finished target may still owe (see `ReportRead`).
     """
 
     provider: str
@@ -88,10 +118,23 @@ class Kind:
     no_worker: Callable[[Any], bool] = lambda _model: False  # running, but nothing happens yet
     bar: Callable[[Any], Bar | None] = lambda _model: None
     items: Callable[[Any], int | None] = lambda _model: None  # records or items produced
+    report: ReportRead | None = None
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.provider, self.name)
+
+    def wants_report(self, target: Target) -> bool:
+        """Whether the target is finished and its report still to be read."""
+        read, model = self.report, target.model
+        return (
+            read is not None
+            and model is not None
+            and model.terminal
+            and target.report is None
+            and target.report_tries < REPORT_TRIES
+            and read.wanted(model)
+        )
 
     def polled(self, target: Target) -> bool:
         """Whether the target is fetched one by one at all."""
@@ -136,6 +179,14 @@ def _job_left(model: StudioJob) -> float | None:
     return None if model.pages_left is None else float(model.pages_left)
 
 
+async def _fetch_job_errors(providers: Providers, target: Target) -> Report:
+    return await _client(providers, "brightdata").job_errors(target.target_id)  # type: ignore[no-any-return]
+
+
+def _count_job_errors(a: Aggregates, _m: StudioJob, errors: JobErrors, collector: str) -> None:
+    a.job_input_errors(collector, errors)
+
+
 STUDIO_JOB = Kind(
     provider="brightdata",
     name="job",
@@ -156,6 +207,10 @@ STUDIO_JOB = Kind(
     no_worker=lambda m: m.navigations == 0,
     bar=_job_bar,
     items=lambda m: m.lines,
+    # Why its inputs failed (hp_errors, BD-9): only for a job with failures.
+    report=ReportRead(
+        "hp_errors", lambda m: (m.fails or 0) > 0, _fetch_job_errors, _count_job_errors
+    ),
 )
 
 
@@ -164,6 +219,14 @@ STUDIO_JOB = Kind(
 
 async def _fetch_snapshot(providers: Providers, target: Target) -> Model:
     return await _client(providers, "brightdata").snapshot_progress(target.target_id)  # type: ignore[no-any-return]
+
+
+async def _fetch_snapshot_log(providers: Providers, target: Target) -> Report:
+    return await _client(providers, "brightdata").snapshot_log(target.target_id)  # type: ignore[no-any-return]
+
+
+def _count_snapshot_log(a: Aggregates, m: Snapshot, log: SnapshotLog, _c: str) -> None:
+    a.snapshot_logged(m.dataset_id or "", log)  # the label its finish was counted under
 
 
 SNAPSHOT = Kind(
@@ -181,6 +244,8 @@ SNAPSHOT = Kind(
     row_complete=True,
     bar=lambda m: Bar(None, None, "percent", 1.0) if m.status == "ready" else None,
     items=lambda m: m.records,
+    # Its duration, inputs and success rate (the snapshot log, BD-8): once it finished.
+    report=ReportRead("snapshot log", lambda m: True, _fetch_snapshot_log, _count_snapshot_log),
 )
 
 

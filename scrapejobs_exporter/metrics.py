@@ -7,7 +7,7 @@ the exporter's telemetry into families of samples; it does no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Literal
@@ -17,6 +17,7 @@ from scrapejobs_exporter.build_info import build_labels
 from scrapejobs_exporter.kinds import AI_FLOW, AITRONOS_JOB, SNAPSHOT, STUDIO_JOB, kind_of
 from scrapejobs_exporter.providers import aitronos, brightdata
 from scrapejobs_exporter.providers.aitronos import AitronosJob
+from scrapejobs_exporter.providers.brightdata import JobErrors, SnapshotLog
 from scrapejobs_exporter.series import CounterVec, HistogramVec
 from scrapejobs_exporter.store import Store, Target
 from scrapejobs_exporter.telemetry import Telemetry
@@ -122,6 +123,17 @@ BD_JOB_ETA = _spec(
     "seconds",
 )
 
+BD_JOB_INPUT_ERRORS = _spec(
+    "brightdata_job_input_errors",
+    "gauge",
+    "Failed inputs of the finished job by error group (page_gone, blocked, scraper_logic, "
+    "infrastructure, limits, cancellation, other), from hp_errors: read once, with request "
+    "budget left over, only for jobs with failures.",
+    (*JOB, "group"),
+    S_JOB,
+    "hp_errors error",
+)
+
 # --- Bright Data Web Scraper API snapshots (GET /datasets/v3/progress/{snapshot_id}) ---------
 
 S_SNAP = "Bright Data Web Scraper API snapshots"
@@ -132,6 +144,46 @@ BD_SNAPSHOT_STATUS = _spec(
     ("snapshot_id", "dataset_id", "status"),
     S_SNAP,
     "status",
+)
+SNAP = ("snapshot_id", "dataset_id")
+LOGGED = " From the snapshot log, read once it finished (with request budget left over)."
+
+
+def _snapshot_log(target: Target) -> SnapshotLog | None:
+    report = target.report
+    return report if isinstance(report, SnapshotLog) else None
+
+
+def _snapshot_value(attr: str) -> Callable[[Target], float | None]:
+    """The list row's or progress poll's value, else the log's."""
+
+    def get(target: Target) -> float | None:
+        value: float | None = getattr(target.model, attr, None)
+        log = _snapshot_log(target)
+        return getattr(log, attr) if value is None and log is not None else value
+
+    return get
+
+
+def _logged(attr: str) -> Callable[[Target], float | None]:
+    def get(target: Target) -> float | None:
+        log = _snapshot_log(target)
+        return None if log is None else getattr(log, attr)
+
+    return get
+
+
+# (metric, reader of the target, help, source field, unit)
+_SNAP_GAUGES: tuple[tuple[str, Callable[[Target], float | None], str, str, str], ...] = (
+    ("brightdata_snapshot_records", _snapshot_value("records"), "Records collected so far." + CACHED, "dataset_size (list, log), records (progress)", ""),
+    ("brightdata_snapshot_created_timestamp_seconds", _snapshot_value("created"), "When the snapshot was created." + CACHED, "created (list, log)", "seconds"),
+    ("brightdata_snapshot_duration_seconds", _logged("duration"), "How long the snapshot took." + LOGGED, "Duration (log)", "seconds"),
+    ("brightdata_snapshot_success_ratio", _logged("success_ratio"), "Share of inputs collected successfully, 0 to 1." + LOGGED, "Success_rate (log)", "ratio"),
+    ("brightdata_snapshot_inputs", _logged("inputs"), "Inputs the snapshot was given." + LOGGED, "Inputs_count (log)", ""),
+)  # fmt: skip
+SNAP_GAUGES = tuple(
+    (_spec(name, "gauge", help_, SNAP, S_SNAP, source, unit), get)
+    for name, get, help_, source, unit in _SNAP_GAUGES
 )
 
 # --- Bright Data AI flows (GET /dca/collectors/{id}/automate_template/progress) --------------
@@ -313,6 +365,50 @@ AGG_AIT_PROCESSING = _spec(
     "seconds",
 )
 
+AGG_PAGE_LOADS = _spec(
+    "brightdata_collector_page_loads_total",
+    "counter",
+    "Billable page loads of finished Scraper Studio jobs.",
+    COL,
+    S_AGG,
+    "page_loads (list), navigations (log)",
+)
+AGG_INPUT_ERRORS = _spec(
+    "brightdata_collector_input_errors_total",
+    "counter",
+    "Failed inputs of finished Scraper Studio jobs by error group (see "
+    "brightdata_job_input_errors); added when a counted job's hp_errors are read.",
+    (*COL, "group"),
+    S_AGG,
+    "hp_errors error",
+)
+AGG_DATASET_RECORDS = _spec(
+    "brightdata_dataset_records_total",
+    "counter",
+    "Records of finished snapshots.",
+    ("dataset_id",),
+    S_AGG,
+    "dataset_size (list), records (progress)",
+)
+AGG_SNAPSHOT_DURATION = _spec(
+    "brightdata_finished_snapshot_duration_seconds",
+    "histogram",
+    "Duration of finished snapshots, from their logs.",
+    ("dataset_id",),
+    S_AGG,
+    "Duration (log)",
+    "seconds",
+)
+AGG_AIT_FAILURES = _spec(
+    "aitronos_job_failures_total",
+    "counter",
+    "Failed Aitronos jobs by reason: blocked, timeout, not_found or other, from the words of "
+    "their error_message (the text itself is only on the landing page).",
+    ("reason",),
+    S_AGG,
+    "error_message",
+)
+
 # --- The exporter itself ---------------------------------------------------------------------
 
 TGT = ("provider", "kind", "target")
@@ -480,6 +576,8 @@ class PerTarget:
     states: tuple[str, ...] = ()
     current: Callable[[Any], str | None] | None = None
     of_target: bool = False
+    # Several samples per target, one per value of the last label (a count per error group).
+    by_label: Callable[[Any], Iterable[tuple[str, float]] | None] | None = None
 
 
 def _stalled(target: Target) -> float | None:
@@ -501,6 +599,11 @@ def _last_success(target: Target) -> float | None:
     return None if target.up is None or target.final else target.last_success
 
 
+def _input_errors(target: Target) -> Iterable[tuple[str, float]] | None:
+    report = target.report
+    return report.by_group().items() if isinstance(report, JobErrors) else None
+
+
 BD_JOB_KIND, BD_SNAP_KIND = STUDIO_JOB.key, SNAPSHOT.key
 BD_AI_KIND, AIT_KIND = AI_FLOW.key, AITRONOS_JOB.key
 PER_TARGET: tuple[PerTarget, ...] = (
@@ -511,12 +614,14 @@ PER_TARGET: tuple[PerTarget, ...] = (
     *(PerTarget(spec, BD_JOB_KIND, value=attrgetter(attr)) for spec, attr in JOB_GAUGES),
     PerTarget(BD_JOB_STALLED, BD_JOB_KIND, value=_stalled, of_target=True),
     PerTarget(BD_JOB_ETA, BD_JOB_KIND, value=_eta, of_target=True),
+    PerTarget(BD_JOB_INPUT_ERRORS, BD_JOB_KIND, of_target=True, by_label=_input_errors),
     PerTarget(
         BD_SNAPSHOT_STATUS,
         BD_SNAP_KIND,
         states=brightdata.SNAPSHOT_STATUSES,
         current=attrgetter("status"),
     ),
+    *(PerTarget(spec, BD_SNAP_KIND, value=get, of_target=True) for spec, get in SNAP_GAUGES),
     PerTarget(
         BD_AI_STATUS, BD_AI_KIND, states=brightdata.AI_FLOW_STATUSES, current=attrgetter("status")
     ),
@@ -611,6 +716,9 @@ def _per_target_samples(families: dict[str, Family], store: Store) -> None:
                 label = per.current(subject)
                 if label is not None:
                     family.add((*base, label), 1.0)
+            elif per.by_label is not None:
+                for label, count in per.by_label(subject) or ():
+                    family.add((*base, label), float(count))
             elif per.value is not None:
                 value = per.value(subject)
                 if value is not None:
@@ -627,9 +735,14 @@ def _aggregate_samples(families: dict[str, Family], a: Aggregates) -> None:
         (AGG_AIT_FINISHED, a.aitronos_finished),
         (AGG_AIT_ITEMS, a.aitronos_items),
         (EVICTED, a.evicted),
+        (AGG_PAGE_LOADS, a.collector_page_loads),
+        (AGG_INPUT_ERRORS, a.collector_input_errors),
+        (AGG_DATASET_RECORDS, a.dataset_records),
+        (AGG_AIT_FAILURES, a.aitronos_failures),
         (IGNORED_SAMPLES, a.ignored),
     ):
         _counter(families[spec.name], counter)
+    _histogram(families[AGG_SNAPSHOT_DURATION.name], a.snapshot_duration)
     _histogram(families[AGG_DURATION.name], a.job_duration)
     _histogram(families[AGG_QUEUE.name], a.job_queue)
     _histogram(families[AGG_AIT_PROCESSING.name], a.aitronos_processing)

@@ -167,6 +167,11 @@ class SlidingWindow:
             self._slots.remove(slot)
             self._allowance = min(self.burst, self._allowance + 1.0)
 
+    def room(self) -> int:
+        """Requests the window still takes before one has to wait for a slot to free."""
+        self._trim(self._clock())
+        return self.limit - len(self._slots)
+
     def sent_within(self, seconds: float) -> int:
         now = self._clock()
         return sum(1 for s in self._slots if s.at > now - seconds or not s.done)
@@ -390,6 +395,12 @@ class ProviderGate:
         if breaker.open_until is not None:
             waits.append(1.0 if breaker.probing else breaker.open_until - now)
         return max(0.0, *waits)
+
+    def spare(self) -> bool:
+        """Budget left over, for the lowest-priority reads: the window keeps more than a
+        burst's room after one more request, so that a list sweep or detail poll falling due
+        still goes out at once."""
+        return self.window.room() > self.window.burst
 
     def claim(self) -> None:
         """Take a request slot now for the next call made in the current context (a task):

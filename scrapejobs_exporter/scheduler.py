@@ -12,7 +12,10 @@ a request out, the scheduler picks the most useful one at that moment:
 3. the running target whose values are oldest, once they are `poll_interval` old, taking turns
    with finished jobs whose counter still waits for their detail (Aitronos items found; newest
    first, given up after `OWED_FOR`);
-4. a finished job's last detail poll that only adds fields, when nothing else is due.
+4. a finished job's last detail poll that only adds fields, when nothing else is due;
+5. a finished target's report (`kinds.ReportRead`: why a job's inputs failed, how a snapshot
+   ran), once each, only when nothing else is due and the budget has room to spare (`spare`):
+   those that add to a counter first, then the newest.
 
 With R running targets and D detail requests a minute left after the lists, every running
 target's values are thus at most about R/D minutes old. Nothing is sent when nothing is due,
@@ -34,7 +37,7 @@ from dataclasses import dataclass
 
 from scrapejobs_exporter.config import Config
 from scrapejobs_exporter.discovery import Discovery, Found, ListSource, owns_static
-from scrapejobs_exporter.kinds import kind_of
+from scrapejobs_exporter.kinds import REPORT_TRIES, ReportRead, kind_of
 from scrapejobs_exporter.providers import Providers
 from scrapejobs_exporter.providers.http import ApiError
 from scrapejobs_exporter.resilience import RETRYABLE, ProviderGate
@@ -70,7 +73,15 @@ class _Sweep:
     source: ListSource
 
 
-_Unit = _Detail | _Sweep
+@dataclass(frozen=True, slots=True)
+class _Report:
+    target: Target
+
+
+_Unit = _Detail | _Sweep | _Report
+# At most this share of `concurrency` reads reports at once: slow answers to the lowest
+# priority never hold every slot while a sweep or a detail poll falls due.
+REPORT_SLOTS = 0.5
 
 
 class ProviderScheduler:
@@ -98,6 +109,7 @@ class ProviderScheduler:
         self.shard = shard or Shard()
         self.ready = asyncio.Event()  # set once every list was swept once
         self._busy: set[object] = set()  # target keys and source keys in flight
+        self._reports = 0  # reports in flight
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._held_back = False
@@ -188,16 +200,21 @@ class ProviderScheduler:
             context.run(gate.claim)
             key = _busy_key(unit)
             self._busy.add(key)
+            if isinstance(unit, _Report):
+                self._reports += 1
             task = asyncio.get_running_loop().create_task(
                 self._execute(unit, gate), context=context
             )
             self._tasks.add(task)
-            task.add_done_callback(functools.partial(self._finished, key))
+            task.add_done_callback(
+                functools.partial(self._finished, key, isinstance(unit, _Report))
+            )
         return IDLE
 
-    def _finished(self, key: object, task: asyncio.Task[None]) -> None:
+    def _finished(self, key: object, report: bool, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._busy.discard(key)
+        self._reports -= int(report)
         self._wake.set()
 
     def choose(self, now: float) -> tuple[_Unit | None, float]:
@@ -209,6 +226,7 @@ class ProviderScheduler:
             return _Sweep(min(due, key=lambda s: s.next_due)), 0.0
         next_due = min([next_due, *(s.next_due for s in sources if s.key not in self._busy)])
         best: dict[int, tuple[float, Target]] = {}
+        report: tuple[tuple[bool, float], Target] | None = None
         for target in self.store:
             if target.provider != self.provider or target.key in self._busy:
                 continue
@@ -217,6 +235,12 @@ class ProviderScheduler:
                 next_due = min(next_due, at)
             elif rank not in best or at < best[rank][0]:
                 best[rank] = (at, target)
+            if target.report is None and target.terminal:
+                order = self._report_order(target)
+                if order is not None and target.report_retry_at > now:
+                    next_due = min(next_due, target.report_retry_at)
+                elif order is not None and (report is None or order < report[0]):
+                    report = (order, target)
         if OWED in best and RUNNING_RANK in best and min(best) == RUNNING_RANK:
             # Finished jobs whose counter waits for their detail and running jobs due for a
             # refresh take turns: neither starves the other when the budget is short.
@@ -224,7 +248,21 @@ class ProviderScheduler:
             return _Detail(best[OWED if self._owed_turn else RUNNING_RANK][1]), 0.0
         if best:
             return _Detail(best[min(best)][1]), 0.0
+        if report is not None:
+            gate = self.gate
+            room = self._reports < max(1, int(self.config.concurrency * REPORT_SLOTS))
+            if room and gate is not None and gate.spare():
+                return _Report(report[1]), 0.0
+            next_due = min(next_due, now + IDLE)  # look again once the window has room
         return None, max(0.001, next_due - now)
+
+    @staticmethod
+    def _report_order(target: Target) -> tuple[bool, float] | None:
+        """Where a finished target's report comes among those due: the ones that add to a
+        counter first, then the newest finish. None: the target has no report to read."""
+        if not kind_of(target.provider, target.kind).wants_report(target):
+            return None
+        return (not target.owed_report, -(target.finished_at or 0.0))
 
     def _rank(self, target: Target, now: float) -> tuple[int, float]:
         """(class, time): the target is due from `time` on; lower classes go first, then
@@ -261,6 +299,8 @@ class ProviderScheduler:
         try:
             if isinstance(unit, _Sweep):
                 await self.sweep(unit.source)
+            elif isinstance(unit, _Report):
+                await self.read_report(unit.target)
             else:
                 await self.poll(unit.target)
         except Exception:  # a bug in one unit must not end the provider's polling
@@ -412,6 +452,39 @@ class ProviderScheduler:
                      target.provider, target.kind, target.target_id)  # fmt: skip
             self.store.expire_target(target, now)
 
+    async def read_report(self, target: Target) -> bool:
+        """Read a finished target's report and hand it to the store (which counts it once).
+        A failure leaves the target's own values and `up` alone: the report is extra."""
+        read = kind_of(target.provider, target.kind).report
+        if read is None:
+            return False
+        try:
+            report = await read.fetch(self.providers, target)
+        except ApiError as exc:
+            self._report_failed(target, read, exc)
+            return False
+        try:
+            self.store.observe_report(target, report)
+        except Exception:  # a bug with one report must not cost the others their turn
+            log.exception("%s %s %s: applying its %s failed", *target.key, read.what)
+        return True
+
+    def _report_failed(self, target: Target, read: ReportRead, error: ApiError) -> None:
+        # Tried again a poll_interval later, REPORT_TRIES times in all (a refusal by our own
+        # gate counts too: it may end a call whose first attempts went out). A 4xx other than
+        # 429 ends it at once: the endpoint does not cover this target, or its id expired.
+        target.report_retry_at = self.clock() + self.interval
+        final = error.status is not None and 400 <= error.status < 500 and error.status != 429
+        target.report_tries = REPORT_TRIES if final else target.report_tries + 1
+        log.log(
+            logging.INFO if final else logging.DEBUG,
+            "%s %s %s: reading its %s failed (%s)%s",
+            *target.key,
+            read.what,
+            error.short,
+            "; not tried again" if final else "",
+        )
+
     # --- a whole round at once (`once`, and tests written in cycles) -------------------------
 
     async def cycle(self) -> tuple[int, int]:
@@ -440,7 +513,35 @@ class ProviderScheduler:
         workers = min(self.config.concurrency, len(targets))
         await asyncio.gather(*(worker() for _ in range(workers)))
         self._check_ready()
+        await self.read_reports()
         return len(results), results.count(False)
+
+    async def read_reports(self) -> int:
+        """After a round's sweeps and polls, the reports due, while the budget has room to
+        spare (`ProviderGate.spare`); the number read."""
+        gate = self.gate
+        if gate is None:
+            return 0
+        now = self.clock()
+        due = [
+            (order, t)
+            for t in self.store
+            if t.provider == self.provider
+            and t.report_retry_at <= now
+            and (order := self._report_order(t)) is not None
+        ]
+        due.sort(key=lambda pair: pair[0])
+        queue = iter(t for _, t in due)
+        read: list[bool] = []
+
+        async def worker() -> None:
+            for target in queue:  # shared: each worker takes the next target
+                if not gate.spare():
+                    return
+                read.append(await self.read_report(target))
+
+        await asyncio.gather(*(worker() for _ in range(min(self.config.concurrency, len(due)))))
+        return read.count(True)
 
 
 def _busy_key(unit: _Unit) -> object:

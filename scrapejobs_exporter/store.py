@@ -15,15 +15,22 @@ from scrapejobs_exporter.kinds import KINDS as KIND_DECLARATIONS
 from scrapejobs_exporter.kinds import Kind, kind_of
 from scrapejobs_exporter.progress import Progress
 from scrapejobs_exporter.providers.aitronos import AitronosJob
-from scrapejobs_exporter.providers.brightdata import AiFlow, Snapshot, StudioJob
+from scrapejobs_exporter.providers.brightdata import (
+    AiFlow,
+    JobErrors,
+    Snapshot,
+    SnapshotLog,
+    StudioJob,
+)
 from scrapejobs_exporter.providers.http import ApiError
 
 if TYPE_CHECKING:
     from scrapejobs_exporter.aggregates import Aggregates
 
-__all__ = ["KINDS", "Model", "Store", "Target", "TargetKey"]
+__all__ = ["KINDS", "Model", "Report", "Store", "Target", "TargetKey"]
 
 Model = StudioJob | Snapshot | AiFlow | AitronosJob
+Report = JobErrors | SnapshotLog  # a finished target's one extra read (`kinds.ReportRead`)
 TargetKey = tuple[str, str, str]  # provider, kind, id
 
 # (provider, kind) pairs, in the order they are shown and rendered.
@@ -66,6 +73,13 @@ class Target:
     # slots rather than a tuple: at 50,000 targets every object counts).
     label_text: str | None = None
     label_model: object = None
+    # A finished target's report (`kinds.ReportRead`): None until read; whether its finish was
+    # counted, so that the report adds to the aggregates (once); failed reads, and when to try
+    # again.
+    report: Report | None = None
+    owed_report: bool = False
+    report_tries: int = 0
+    report_retry_at: float = 0.0
 
     @property
     def key(self) -> TargetKey:
@@ -176,12 +190,15 @@ class Store:
         before = False  # finished before the exporter watched: its row is all there is to it
         if target.counted != run:
             first = previous is None and (complete or first_sweep)
+            target.report, target.report_tries = None, 0  # a new run has its own report
             if _finished_since(kind, model, watermark, first):
                 if self.aggregates is not None:
                     kind.count(self.aggregates, model, kind.collector(target), now)
                 target.owed_detail = not complete and kind.count_detail is not None
+                target.owed_report = kind.report is not None
             else:
                 before = True
+                target.owed_report = False
             target.counted = run
             target.finished_at = now
         elif complete and target.owed_detail:
@@ -196,6 +213,19 @@ class Store:
             or kind.final_detail == "none"
             or not kind.polled(target)
         )
+
+    def observe_report(self, target: Target, report: Report) -> None:
+        """A finished target's report: kept for its own series, and added to the aggregates
+        once if its finish was counted. A second answer changes nothing."""
+        if target.report is not None:
+            return
+        target.report = report
+        if not target.owed_report:
+            return
+        target.owed_report = False
+        kind = kind_of(target.provider, target.kind)
+        if self.aggregates is not None and kind.report is not None and target.model is not None:
+            kind.report.count(self.aggregates, target.model, report, kind.collector(target))
 
     @staticmethod
     def record_success(target: Target, model: Model, now: float) -> None:
