@@ -33,7 +33,7 @@ def test_command_reports_one_line(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(f"{tmp_path / 'a'}: wrote 10 files")
+    assert result.stdout.startswith(f"{tmp_path / 'a'}: wrote 11 files")
     assert (tmp_path / "a/rules/alerts.rules.yml").is_file()
 
 
