@@ -455,6 +455,171 @@ OVERVIEW = DashboardSpec(
                 ),
             ),
         ),
+        RowSpec(
+            "Yield and failure reasons",
+            (
+                PanelSpec(
+                    "Records per finished job",
+                    "timeseries",
+                    "short",
+                    (
+                        Query(
+                            f"sum by (collector) (rate(brightdata_collector_lines_total{{{C}}}"
+                            "[$__rate_interval]))\n/\n"
+                            "(sum by (collector) (rate(brightdata_collector_jobs_finished_total"
+                            f"{{{C}}}[$__rate_interval])) > 0)",
+                            "{{collector}}",
+                        ),
+                        Query(
+                            f"collector:brightdata_collector_lines_per_job:ratio_increase7d{{{C}}}",
+                            "{{collector}} 7-day level",
+                        ),
+                    ),
+                    description="Output records per job finished, by collector, against the "
+                    "collector's 7-day level: BrightDataCollectorOutputDropped fires below half.",
+                ),
+                PanelSpec(
+                    "Page loads per record",
+                    "timeseries",
+                    "short",
+                    (
+                        Query(
+                            "sum by (collector) (rate(brightdata_collector_page_loads_total"
+                            f"{{{C}}}[$__rate_interval]))\n/\n"
+                            f"(sum by (collector) (rate(brightdata_collector_lines_total{{{C}}}"
+                            "[$__rate_interval])) > 0)",
+                            "{{collector}}",
+                        ),
+                    ),
+                    description="Billable page loads of finished jobs per output record: "
+                    "rising means retries or pages that no longer yield.",
+                ),
+                PanelSpec(
+                    "Failed inputs by error group per hour",
+                    "timeseries",
+                    "short",
+                    (
+                        Query(
+                            "sum by (group) (rate(brightdata_collector_input_errors_total"
+                            f"{{{C}}}[$__rate_interval])) * 3600",
+                            "{{group}}",
+                        ),
+                    ),
+                    description="Why inputs of finished jobs failed (hp_errors, read once per "
+                    "finished job with failures), in Bright Data's documented error groups.",
+                    stacked=True,
+                ),
+                PanelSpec(
+                    "Failed page loads, 6 h against 7 d",
+                    "timeseries",
+                    "percentunit",
+                    (
+                        Query(
+                            "collector:brightdata_collector_failures_per_page_load"
+                            f":ratio_increase6h{{{C}}}",
+                            "{{collector}} 6 h",
+                        ),
+                        Query(
+                            "collector:brightdata_collector_failures_per_page_load"
+                            f":ratio_increase7d{{{C}}}",
+                            "{{collector}} 7 d",
+                        ),
+                    ),
+                    description="Failed pages per billable page load: "
+                    "BrightDataCollectorFailureRatioHigh fires above twice the 7-day level.",
+                    min=0,
+                ),
+                PanelSpec(
+                    "Aitronos failed jobs by reason per hour",
+                    "timeseries",
+                    "short",
+                    (
+                        Query(
+                            "sum by (reason) (rate(aitronos_job_failures_total"
+                            "[$__rate_interval])) * 3600",
+                            "{{reason}}",
+                        ),
+                    ),
+                    description="Failed Aitronos jobs by the reason their error message gives.",
+                    stacked=True,
+                ),
+                PanelSpec(
+                    "Aitronos items per finished job, 6 h against 7 d",
+                    "timeseries",
+                    "short",
+                    (
+                        Query("job:aitronos_items_found_per_job:ratio_increase6h", "6 h"),
+                        Query("job:aitronos_items_found_per_job:ratio_increase7d", "7 d"),
+                    ),
+                    description="AitronosItemsFoundDropped fires when 6 h falls below half 7 d.",
+                ),
+            ),
+        ),
+        RowSpec(
+            "Snapshots in depth",
+            (
+                PanelSpec(
+                    "Records of finished snapshots per hour",
+                    "timeseries",
+                    "short",
+                    (
+                        Query(
+                            "sum by (dataset_id) (rate(brightdata_dataset_records_total"
+                            "[$__rate_interval])) * 3600",
+                            "{{dataset_id}}",
+                        ),
+                    ),
+                    stacked=True,
+                ),
+                PanelSpec(
+                    "Snapshot duration p50 / p95",
+                    "timeseries",
+                    "s",
+                    (
+                        Query(
+                            "histogram_quantile(0.5, sum by (dataset_id, le) (rate("
+                            "brightdata_finished_snapshot_duration_seconds_bucket"
+                            "[$__rate_interval])))",
+                            "p50 {{dataset_id}}",
+                        ),
+                        Query(
+                            "histogram_quantile(0.95, sum by (dataset_id, le) (rate("
+                            "brightdata_finished_snapshot_duration_seconds_bucket"
+                            "[$__rate_interval])))",
+                            "p95 {{dataset_id}}",
+                        ),
+                    ),
+                    description="From the logs of finished snapshots.",
+                ),
+                PanelSpec(
+                    "Snapshots",
+                    "table",
+                    "short",
+                    (
+                        Query("brightdata_snapshot_status == 1"),
+                        Query("brightdata_snapshot_records"),
+                        Query("brightdata_snapshot_duration_seconds"),
+                        Query("brightdata_snapshot_success_ratio"),
+                        Query("brightdata_snapshot_inputs"),
+                        Query("brightdata_snapshot_created_timestamp_seconds * 1000"),
+                    ),
+                    width=24,
+                    columns={
+                        "Value #B": "Records",
+                        "Value #C": "Duration",
+                        "Value #D": "Success ratio",
+                        "Value #E": "Inputs",
+                        "Value #F": "Created",
+                    },
+                    column_units={
+                        "Value #C": "s",
+                        "Value #D": "percentunit",
+                        "Value #F": "dateTimeAsIso",
+                    },
+                    hidden_columns=("Time", "__name__", "instance", "job", "Value #A"),
+                ),
+            ),
+        ),
     ),
 )
 
@@ -468,13 +633,15 @@ JOB_DETAIL = DashboardSpec(
         VariableSpec(
             "collector",
             "Collector",
-            "label_values(brightdata_job_info, collector)",
+            "label_values(brightdata_job_status, collector)",
             multi=False,
         ),
         VariableSpec(
             "job_id",
             "Job",
-            'label_values(brightdata_job_info{collector=~"$collector"}, job_id)',
+            # Every job has a status series; the info series needs a template, which list
+            # rows lack.
+            'label_values(brightdata_job_status{collector=~"$collector"}, job_id)',
             multi=False,
             include_all=False,
         ),
@@ -599,6 +766,23 @@ JOB_DETAIL = DashboardSpec(
                     (Query(f"brightdata_job_stalled{{{JOB}}}", "{{job_id}}"),),
                     min=0,
                     max=1,
+                ),
+            ),
+        ),
+        RowSpec(
+            "Why inputs failed",
+            (
+                PanelSpec(
+                    "Failed inputs by error group",
+                    "table",
+                    "short",
+                    (Query(f"brightdata_job_input_errors{{{JOB}}} > 0", sparse=True),),
+                    description="Read once the job finished with failures (hp_errors), in "
+                    "Bright Data's documented error groups; empty for a job without failures.",
+                    width=24,
+                    height=6,
+                    columns={"Value": "Failed inputs"},
+                    hidden_columns=("Time", "__name__", "instance", "job"),
                 ),
             ),
         ),

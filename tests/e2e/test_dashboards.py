@@ -87,6 +87,17 @@ CONTRACT_METRICS = {
     "scrapejobs_exporter_build_info",
     "scrapejobs_exporter_config_last_reload_successful",
     "scrapejobs_exporter_config_last_reload_success_timestamp_seconds",
+    "brightdata_job_input_errors",
+    "brightdata_snapshot_records",
+    "brightdata_snapshot_created_timestamp_seconds",
+    "brightdata_snapshot_duration_seconds",
+    "brightdata_snapshot_success_ratio",
+    "brightdata_snapshot_inputs",
+    "brightdata_collector_page_loads_total",
+    "brightdata_collector_input_errors_total",
+    "brightdata_dataset_records_total",
+    "brightdata_finished_snapshot_duration_seconds_bucket",
+    "aitronos_job_failures_total",
 }
 
 
