@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from scrapejobs_exporter import __version__, render_scheduling
 from scrapejobs_exporter.config import Config, ConfigError, load_config, parse_duration
@@ -98,6 +99,15 @@ def _telemetry_path(value: str) -> str:
     return value
 
 
+def _grafana_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(
+            f"invalid Grafana URL {value!r}: e.g. https://grafana.example.com"
+        )
+    return value.rstrip("/")
+
+
 def _shard_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shard-count",
@@ -146,6 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
         dest="web_config",
         metavar="FILE",
         help="TLS and basic auth settings (exporter-toolkit format)",
+    )
+    run.add_argument(
+        "--web.grafana-url",
+        dest="grafana_url",
+        type=_grafana_url,
+        default=None,
+        metavar="URL",
+        help="link the landing page's rows to the bundled dashboards on this Grafana",
     )
     run.add_argument(
         "--web.enable-lifecycle",
@@ -301,6 +319,7 @@ async def serve(
     web_config: WebConfig | None = None,
     enable_lifecycle: bool = False,
     shard: Shard | None = None,
+    grafana_url: str | None = None,
 ) -> int:
     exporter = Exporter(config, shard=shard)
     reloader = Reloader(exporter, config_path) if config_path is not None else None
@@ -310,6 +329,7 @@ async def serve(
         telemetry_path,
         web_config=web_config,
         reloader=reloader if enable_lifecycle else None,
+        grafana_url=grafana_url,
     )
     try:
         await server.start()
@@ -376,6 +396,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             web_config=web_config,
             enable_lifecycle=args.enable_lifecycle,
             shard=shard,
+            grafana_url=args.grafana_url,
         )
     )
 

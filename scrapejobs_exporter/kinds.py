@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from scrapejobs_exporter.providers.aitronos import AitronosJob
+from scrapejobs_exporter.providers.aitronos import AitronosJob, failure_reason
 from scrapejobs_exporter.providers.brightdata import (
     AiFlow,
     JobErrors,
@@ -94,6 +94,8 @@ class Kind:
     - `count` / `count_detail`: the aggregate hook when a target is counted finished, and when
       a detail poll brings what its already counted row lacked.
     - `report`: the one read a finished target may still owe (see `ReportRead`).
+    - `failure`: why a failed target failed, as its provider says: (a reason from a fixed set
+      or None, the provider's text or None); None when it did not fail.
     """
 
     provider: str
@@ -119,6 +121,7 @@ class Kind:
     bar: Callable[[Any], Bar | None] = lambda _model: None
     items: Callable[[Any], int | None] = lambda _model: None  # records or items produced
     report: ReportRead | None = None
+    failure: Callable[[Any], tuple[str | None, str | None] | None] = lambda _model: None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -246,6 +249,7 @@ SNAPSHOT = Kind(
     items=lambda m: m.records,
     # Its duration, inputs and success rate (the snapshot log, BD-8): once it finished.
     report=ReportRead("snapshot log", lambda m: True, _fetch_snapshot_log, _count_snapshot_log),
+    failure=lambda m: (None, m.error_message) if m.status == "failed" else None,
 )
 
 
@@ -284,6 +288,7 @@ AI_FLOW = Kind(
     recheck_finished=300.0,  # a re-trigger of the collector is seen within five minutes
     collector_of=lambda m: m.collector,
     bar=_ai_flow_bar,
+    failure=lambda m: (None, m.error) if m.status == "failed" else None,
 )
 
 
@@ -325,6 +330,10 @@ AITRONOS_JOB = Kind(
     final_detail="required",  # items found is only in the detail, and feeds a counter
     bar=_aitronos_bar,
     items=lambda m: m.items_found,
+    # The message in a fixed set of reasons (counted); the text itself only shown, escaped.
+    failure=lambda m: (
+        (failure_reason(m.error_message), m.error_message) if m.status == "failed" else None
+    ),
 )
 
 

@@ -13,7 +13,7 @@ import html
 import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -21,7 +21,7 @@ from scrapejobs_exporter import __version__
 from scrapejobs_exporter.config import Config
 from scrapejobs_exporter.kinds import Bar, kind_of
 from scrapejobs_exporter.providers.aitronos import AitronosJob
-from scrapejobs_exporter.providers.brightdata import AiFlow, Snapshot, StudioJob
+from scrapejobs_exporter.providers.brightdata import AiFlow, JobErrors, Snapshot, StudioJob
 from scrapejobs_exporter.store import Target
 
 if TYPE_CHECKING:
@@ -79,7 +79,40 @@ def target_row(target: Target, now: float) -> dict[str, Any]:
         "eta_seconds": _round(target.eta),
         "last_success": target.last_success,
         "last_error": error,
+        "failure": _failure(target),
     }
+
+
+def _failure(target: Target) -> dict[str, Any] | None:
+    """Why a target failed, when the provider says: a Studio job's failed inputs per error
+    group (its report, hp_errors), or the provider's message (Aitronos with its reason,
+    snapshots, AI flows). None for a target that did not fail and has no failed inputs."""
+    report = target.report
+    groups = None
+    if isinstance(report, JobErrors):
+        groups = {g: n for g, n in report.by_group().items() if n > 0} or None
+    model = target.model
+    said = None if model is None else kind_of(target.provider, target.kind).failure(model)
+    reason, message = said or (None, None)
+    if groups is None and message is None and reason is None:
+        return None
+    return {"groups": groups, "reason": reason, "message": message}
+
+
+def failure_text(failure: Mapping[str, Any] | None) -> str:
+    """`blocked 3 · page_gone 1`, `timeout: Navigation timeout while loading page`."""
+    if failure is None:
+        return ""
+    parts = []
+    if failure["groups"]:
+        by_count = sorted(failure["groups"].items(), key=lambda item: (-item[1], item[0]))
+        parts.append(" · ".join(f"{group} {count}" for group, count in by_count))
+    message = failure["message"]
+    if failure["reason"]:
+        parts.append(f"{failure['reason']}: {message}" if message else failure["reason"])
+    elif message:
+        parts.append(message)
+    return " — ".join(parts)
 
 
 def _progress_json(progress: Bar) -> dict[str, Any]:
@@ -150,7 +183,7 @@ def _matches(row: Mapping[str, Any], needle: str) -> bool:
         return True
     error = row["last_error"] or {}
     fields = (row["provider"], row["kind"], row["id"], row["collector"], row["dataset"],
-              row["status"], error.get("message"))  # fmt: skip
+              row["status"], error.get("message"), failure_text(row["failure"]))  # fmt: skip
     return any(needle in str(value).lower() for value in fields if value is not None)
 
 
@@ -252,8 +285,18 @@ def _bad_request(message: str) -> web.Response:
     return web.json_response({"error": message}, status=400)
 
 
-def page_response(exporter: Exporter, telemetry_path: str) -> web.Response:
-    body = render_page(targets_payload(exporter, limit=MAX_PAGE_ROWS), telemetry_path)
+def page_response(
+    exporter: Exporter,
+    telemetry_path: str,
+    query: Mapping[str, str] | None = None,
+    grafana_url: str | None = None,
+) -> web.Response:
+    """The page, filtered by `?q=` like the JSON (the filter box keeps it in the URL)."""
+    needle = (query or {}).get("q", "")
+    if len(needle) > MAX_QUERY_TEXT:
+        return _bad_request(f"q must be at most {MAX_QUERY_TEXT} characters")
+    payload = targets_payload(exporter, needle, limit=MAX_PAGE_ROWS)
+    body = render_page(payload, telemetry_path, needle, grafana_url)
     return web.Response(
         text=body, content_type="text/html", headers={"Content-Security-Policy": _CSP}
     )
@@ -261,17 +304,47 @@ def page_response(exporter: Exporter, telemetry_path: str) -> web.Response:
 
 # --- HTML ------------------------------------------------------------------------------------
 
-COLUMNS = ("Provider", "Kind", "Id", "Collector / dataset", "Status", "Progress", "Success",
-           "Duration", "ETA", "Last success", "Last error", "Stalled")  # fmt: skip
+# (title, sort key): the script sorts the rows by the JSON field the key names.
+COLUMNS = (("Provider", "provider"), ("Kind", "kind"), ("Id", "id"),
+           ("Collector / dataset", "collector"), ("Status", "status"), ("Progress", "progress"),
+           ("Success", "success_ratio"), ("Duration", "duration_seconds"), ("ETA", "eta_seconds"),
+           ("Last success", "last_success"), ("Last error", "last_error"),
+           ("Failure reason", "failure"), ("Stalled", "stalled"))  # fmt: skip
+JOB_DASHBOARD = "d/scrapejobs-job-detail/scrapejobs-job-detail"
+OVERVIEW_DASHBOARD = "d/scrapejobs-overview/scrapejobs-overview"
 
 
-def render_page(payload: Mapping[str, Any], telemetry_path: str) -> str:
+def grafana_link(base: str, row: Mapping[str, Any]) -> str:
+    """The Grafana dashboard of a row: a Studio job's job-detail dashboard, else the overview
+    (filtered by collector where there is one)."""
+    params = []
+    if row["collector"]:
+        params.append("var-collector=" + quote(row["collector"], safe=""))
+    if row["provider"] == "brightdata" and row["kind"] == "job":
+        params.append("var-job_id=" + quote(row["id"], safe=""))
+        path = JOB_DASHBOARD
+    else:
+        path = OVERVIEW_DASHBOARD
+    return f"{base.rstrip('/')}/{path}" + ("?" + "&".join(params) if params else "")
+
+
+def render_page(
+    payload: Mapping[str, Any],
+    telemetry_path: str,
+    query: str = "",
+    grafana_url: str | None = None,
+) -> str:
     counts = payload["counts"]
     rows = payload["targets"]
     now = float(payload["generated_at"])
-    body_rows = "\n".join(_html_row(row, now) for row in rows)
-    header = "".join(f"<th>{c}</th>" for c in COLUMNS)
+    body_rows = "\n".join(_html_row(row, now, grafana_url) for row in rows)
+    header = "".join(
+        f'<th aria-sort="none"><button type="button" data-sort="{key}">{title}</button></th>'
+        for title, key in COLUMNS
+    )
     return _PAGE.format(
+        query=_e(query),
+        grafana=_e(grafana_url or ""),
         version=_e(payload["version"]),
         metrics=_e(telemetry_path),
         config=_html_config(payload["config"]),
@@ -309,11 +382,14 @@ def _html_config(config: Mapping[str, Any]) -> str:
     return "".join(items)
 
 
-def _html_row(row: Mapping[str, Any], now: float) -> str:
+def _html_row(row: Mapping[str, Any], now: float, grafana_url: str | None = None) -> str:
+    ident = f"<code>{_e(row['id'])}</code>"
+    if grafana_url:
+        ident = f'<a href="{_e(grafana_link(grafana_url, row))}">{ident}</a>'
     cells = [
         _e(row["provider"]),
         _e(row["kind"]),
-        f"<code>{_e(row['id'])}</code>",
+        ident,
         _e(row["collector"] or row["dataset"] or ""),
         f'<span class="st st-{_e(_status_class(row))}">{_e(row["status"] or "not polled")}</span>',
         _html_progress(row["progress"]),
@@ -322,6 +398,7 @@ def _html_row(row: Mapping[str, Any], now: float) -> str:
         _e(_fmt_seconds(row["eta_seconds"])),
         _e(_fmt_ago(row["last_success"], now)),
         _e(_fmt_error(row["last_error"])),
+        _e(failure_text(row["failure"])),
         "stalled" if row["stalled"] else "",
     ]
     key = f"{row['provider']}/{row['kind']}/{row['id']}"
@@ -414,7 +491,10 @@ th{background:#eef1f4;position:sticky;top:0}code{font-size:.92em}
 .bar span{display:block;height:100%;background:#3b82c4}
 .bar.indeterminate span{width:35%;background:#9bbce0}small{color:#667}
 .note{color:#8a5a00}nav a{margin-right:1em}
-td:nth-child(3),td:nth-child(11){overflow-wrap:anywhere;max-width:18em}
+td:nth-child(3),td:nth-child(11),td:nth-child(12){overflow-wrap:anywhere;max-width:18em}
+th button{all:unset;cursor:pointer}th button:focus-visible{outline:2px solid #3b82c4}
+th[aria-sort=ascending] button::after{content:" \\25B2"}
+th[aria-sort=descending] button::after{content:" \\25BC"}
 """
 
 _SCRIPT = """
@@ -423,6 +503,10 @@ _SCRIPT = """
   var table = document.getElementById("targets");
   var filter = document.getElementById("filter");
   var cap = Number(table.dataset.cap), refresh = Number(table.dataset.refresh);
+  var grafana = (table.dataset.grafana || "").replace(/\\/+$/, "");
+  var params = new URLSearchParams(location.search);
+  var sortKey = params.get("sort") || "", descending = params.get("order") === "desc";
+  var last = null;
   function secs(v) {
     if (v === null || v === undefined) return "";
     var s = Math.round(v);
@@ -437,6 +521,22 @@ _SCRIPT = """
     if (p.unit === "percent") return p.done === null ? "" : p.done.toFixed(0) + "%";
     return p.total === null ? p.done + " " + p.unit : p.done + " / " + p.total + " " + p.unit;
   }
+  function errorText(r) {
+    return r.last_error ? (r.last_error.message || r.last_error.reason || "error") : "";
+  }
+  function failureText(f) {
+    if (!f) return "";
+    var parts = [];
+    if (f.groups) {
+      var groups = Object.keys(f.groups).sort(function (a, b) {
+        return f.groups[b] - f.groups[a] || (a < b ? -1 : a > b ? 1 : 0);
+      });
+      parts.push(groups.map(function (g) { return g + " " + f.groups[g]; }).join(" \\u00b7 "));
+    }
+    if (f.reason) parts.push(f.message ? f.reason + ": " + f.message : f.reason);
+    else if (f.message) parts.push(f.message);
+    return parts.join(" \\u2014 ");
+  }
   function statusClass(r) {
     if (r.up === false || r.stalled || r.status === "failed" || r.status === "cancelled")
       return "bad";
@@ -444,6 +544,16 @@ _SCRIPT = """
         .indexOf(r.status) >= 0) return "run";
     if (["done", "ready", "completed"].indexOf(r.status) >= 0) return "ok";
     return "other";
+  }
+  function link(r) {
+    var q = [];
+    if (r.collector) q.push("var-collector=" + encodeURIComponent(r.collector));
+    var path = "/d/scrapejobs-overview/scrapejobs-overview";
+    if (r.provider === "brightdata" && r.kind === "job") {
+      q.push("var-job_id=" + encodeURIComponent(r.id));
+      path = "/d/scrapejobs-job-detail/scrapejobs-job-detail";
+    }
+    return grafana + path + (q.length ? "?" + q.join("&") : "");
   }
   function el(tag, text, cls) {
     var node = document.createElement(tag);
@@ -470,32 +580,77 @@ _SCRIPT = """
     var tr = document.createElement("tr");
     tr.dataset.key = r.provider + "/" + r.kind + "/" + r.id;
     tr.dataset.status = r.status || "";
-    var err = r.last_error ? (r.last_error.message || r.last_error.reason || "error") : "";
     var cells = [r.provider, r.kind, null, r.collector || r.dataset || "", null, null,
       ratio(r.success_ratio), secs(r.duration_seconds), secs(r.eta_seconds),
       r.last_success === null ? "" : secs(Math.max(0, now - r.last_success)) + " ago",
-      err, r.stalled ? "stalled" : ""];
+      errorText(r), failureText(r.failure), r.stalled ? "stalled" : ""];
     cells.forEach(function (text, i) {
       var td = el("td", text);
-      if (i === 2) td.appendChild(el("code", r.id));
+      if (i === 2) {
+        var code = el("code", r.id);
+        if (grafana) {
+          var a = el("a");
+          a.href = link(r);
+          a.appendChild(code);
+          td.appendChild(a);
+        } else td.appendChild(code);
+      }
       if (i === 4) td.appendChild(el("span", r.status || "not polled", "st st-" + statusClass(r)));
       if (i === 5) progressCell(td, r.progress);
       tr.appendChild(td);
     });
     return tr;
   }
+  function sortValue(r) {
+    switch (sortKey) {
+      case "progress": return r.progress ? r.progress.ratio : null;
+      case "collector": return r.collector || r.dataset;
+      case "last_error": return errorText(r) || null;
+      case "failure": return failureText(r.failure) || null;
+      case "stalled": return r.stalled ? 1 : 0;
+      default: return r[sortKey] === undefined ? null : r[sortKey];
+    }
+  }
+  function sorted(rows) {
+    if (!sortKey) return rows;  // the server's order: failing first, then active, ...
+    var keyed = rows.map(function (r, i) { return [sortValue(r), i, r]; });
+    keyed.sort(function (a, b) {
+      if (a[0] === null || b[0] === null) {  // missing values last, either way
+        return a[0] === b[0] ? a[1] - b[1] : (a[0] === null ? 1 : -1);
+      }
+      var c = typeof a[0] === "number" && typeof b[0] === "number" ? a[0] - b[0]
+        : String(a[0]).localeCompare(String(b[0]), undefined, {numeric: true});
+      return (descending ? -c : c) || a[1] - b[1];
+    });
+    return keyed.map(function (k) { return k[2]; });
+  }
+  function markHeaders() {
+    Array.prototype.forEach.call(table.tHead.querySelectorAll("button"), function (b) {
+      b.parentNode.setAttribute("aria-sort", b.dataset.sort !== sortKey ? "none"
+        : descending ? "descending" : "ascending");
+    });
+  }
+  function keepInUrl() {
+    var p = new URLSearchParams();
+    if (filter.value) p.set("q", filter.value);
+    if (sortKey) { p.set("sort", sortKey); p.set("order", descending ? "desc" : "asc"); }
+    var search = p.toString();
+    history.replaceState(null, "", location.pathname + (search ? "?" + search : ""));
+  }
   function render(data) {
+    last = data;
     var body = document.createElement("tbody");
-    data.targets.forEach(function (r) { body.appendChild(row(r, data.generated_at)); });
+    sorted(data.targets).forEach(function (r) { body.appendChild(row(r, data.generated_at)); });
     if (!data.targets.length) {
       var td = el("td", "No targets match.");
       td.colSpan = table.tHead.rows[0].cells.length;
       body.appendChild(el("tr")).appendChild(td);
     }
     table.replaceChild(body, table.tBodies[0]);
+    markHeaders();
     var c = data.counts;
     document.getElementById("summary").textContent = [c.total + " targets", c.active + " active",
-      c.failing + " failing", c.stalled + " stalled", c.failed + " failed"].join(" · ");
+      c.failing + " failing", c.stalled + " stalled", c.failed + " failed"].join(" \\u00b7 ");
     document.getElementById("note").textContent = data.targets.length < c.matched
       ? "Showing the first " + data.targets.length + " of " + c.matched +
         " targets; filter to narrow, or use /api/targets." : "";
@@ -512,10 +667,20 @@ _SCRIPT = """
         document.getElementById("note").textContent = "refresh failed: " + e;
       });
   }
+  table.tHead.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-sort]");
+    if (!button) return;
+    if (sortKey === button.dataset.sort) descending = !descending;
+    else { sortKey = button.dataset.sort; descending = false; }
+    keepInUrl();
+    if (last) render(last); else markHeaders();
+  });
   filter.addEventListener("input", function () {
+    keepInUrl();
     clearTimeout(pending);
     pending = setTimeout(load, 250);
   });
+  markHeaders();
   load();
   setInterval(load, refresh);
 })();
@@ -538,8 +703,9 @@ _PAGE = """<!DOCTYPE html>
 <dl id="config">{config}</dl>
 <p id="summary">{summary}</p>
 <input id="filter" type="search" placeholder="Filter by id, collector, status, error"
- aria-label="Filter targets"> <span id="note" class="note">{note}</span>
-<table id="targets" data-cap="{cap}" data-refresh="{refresh}" data-source="server">
+ aria-label="Filter targets" value="{query}"> <span id="note" class="note">{note}</span>
+<table id="targets" data-cap="{cap}" data-refresh="{refresh}" data-source="server"
+ data-grafana="{grafana}">
 <thead><tr>{header}</tr></thead>
 <tbody>
 {rows}

@@ -47,6 +47,7 @@ MAX_SEND_BUFFER = 8 * 1024 * 1024
 DEFAULT_LISTEN = f":{DEFAULT_PORT}"
 EXPORTER_KEY = web.AppKey("exporter", Exporter)
 PATH_KEY = web.AppKey("telemetry_path", str)
+GRAFANA_KEY = web.AppKey("grafana_url", str)  # "" when --web.grafana-url is not given
 ReloadFn = Callable[[], Awaitable[list[str]]]
 RELOAD_KEY: web.AppKey[ReloadFn] = web.AppKey("reload")
 # Probes must keep working for orchestrators that cannot present credentials.
@@ -184,7 +185,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def landing(request: web.Request) -> web.Response:
-    return page_response(request.app[EXPORTER_KEY], request.app[PATH_KEY])
+    app = request.app
+    return page_response(app[EXPORTER_KEY], app[PATH_KEY], request.query, app[GRAFANA_KEY] or None)
 
 
 async def api_targets(request: web.Request) -> web.Response:
@@ -364,9 +366,11 @@ def build_app(
     *,
     web_config: WebConfig | None = None,
     reloader: ReloadFn | None = None,
+    grafana_url: str | None = None,
     limiter: ConnectionLimiter | None = None,
 ) -> web.Application:
-    """`reloader` enables POST /-/reload (`--web.enable-lifecycle`)."""
+    """`reloader` enables POST /-/reload (`--web.enable-lifecycle`); `grafana_url` links the
+    landing page's rows to the dashboards."""
     middlewares: list[Middleware] = []
     if limiter is not None:
         middlewares.append(_busy_middleware(limiter))
@@ -375,6 +379,7 @@ def build_app(
     app = web.Application(middlewares=middlewares)
     app[EXPORTER_KEY] = exporter
     app[PATH_KEY] = telemetry_path
+    app[GRAFANA_KEY] = grafana_url or ""
     app.router.add_get(telemetry_path, metrics)
     app.router.add_get("/", landing)
     app.router.add_get("/api/targets", api_targets)
@@ -399,6 +404,7 @@ class Server:
         *,
         web_config: WebConfig | None = None,
         reloader: ReloadFn | None = None,
+        grafana_url: str | None = None,
         max_connections: int | None = None,
     ) -> None:
         self.limiter = ConnectionLimiter(
@@ -409,6 +415,7 @@ class Server:
             telemetry_path,
             web_config=web_config,
             reloader=reloader,
+            grafana_url=grafana_url,
             limiter=self.limiter,
         )
         self.listen = listen

@@ -243,3 +243,10 @@ def test_run_serves_metrics_at_the_telemetry_path(tmp_path: Path) -> None:
             proc.send_signal(signal.SIGTERM)
             proc.communicate(timeout=10)
     assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("url", ["grafana.example.com", "ftp://g.example", "https://"])
+def test_run_bad_grafana_url_is_usage_error(url: str) -> None:
+    result = _run("run", "--config", "x.yml", "--web.grafana-url", url)
+    assert result.returncode == 2 and "invalid Grafana URL" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -160,3 +160,82 @@ def test_config_summary_has_settings_not_credentials() -> None:
     assert summary["brightdata"]["base_url"] == "https://bd.test"
     assert summary["brightdata"]["jobs"] == 1
     assert TOKEN not in str(summary) and KEY not in str(summary)
+
+
+# --- failure reasons, the filter in the URL, Grafana links ------------------------------------
+
+
+def _failures(exporter: Exporter) -> None:
+    from scrapejobs_exporter.providers.aitronos import parse_job_progress
+    from scrapejobs_exporter.providers.brightdata import parse_hp_errors
+
+    store = exporter.store
+    failed = store.add("brightdata", "job", "j_failed")
+    body = {**seed("job_log_done"), "Id": "j_failed", "Status": "failed", "Fails": 2}
+    store.observe(failed, parse_job_log(body, "j_failed"), NOW, complete=True)
+    store.observe_report(failed, parse_hp_errors(seed("hp_errors"), "j_failed"))
+    ait = store.add("aitronos", "job", "job_blocked")
+    progress = {"status": "failed", "error_message": HOSTILE_ERROR + " blocked by captcha"}
+    store.observe(ait, parse_job_progress(progress, "job_blocked"), NOW, complete=True)
+
+
+def test_failure_reasons_in_rows() -> None:
+    from scrapejobs_exporter.landing import failure_text
+
+    exporter = _exporter()
+    _fill(exporter)
+    _failures(exporter)
+    rows = {r["id"]: r for r in sorted_rows(exporter.store, NOW)}
+    studio = rows["j_failed"]["failure"]
+    assert studio == {"groups": {"page_gone": 1, "other": 1}, "reason": None, "message": None}
+    assert failure_text(studio) == "other 1 · page_gone 1"
+    ait = rows["job_blocked"]["failure"]
+    assert ait["reason"] == "blocked" and ait["message"].startswith(HOSTILE_ERROR)
+    assert failure_text(ait) == f"blocked: {HOSTILE_ERROR} blocked by captcha"
+    assert rows["j_running"]["failure"] is None
+    assert rows["j_ma13y9ay1piehrso8r"]["failure"] is None  # done, no failed inputs read
+
+
+async def test_page_filter_from_the_url_and_grafana_links() -> None:
+    exporter = _exporter()
+    _fill(exporter)
+    _failures(exporter)
+    client = TestClient(
+        TestServer(build_app(exporter, grafana_url="https://g.example/grafana"), host="127.0.0.1",
+                   port=0)
+    )  # fmt: skip
+    await client.start_server()
+    try:
+        page = await (await client.get("/", params={"q": "captcha"})).text()
+        everything = await (await client.get("/")).text()
+        api = await (await client.get("/api/targets", params={"q": "page_gone"})).json()
+    finally:
+        await client.close()
+    await exporter.stop()
+    keys = re.findall(r'<tr data-key="([^"]+)"', page)
+    assert keys == ["aitronos/job/job_blocked"]  # the filter searches failure reasons too
+    assert 'value="captcha"' in page
+    assert HOSTILE_ERROR not in page and "&lt;img src=x" in page  # escaped
+    assert [t["id"] for t in api["targets"]] == ["j_failed"]
+    assert (
+        'href="https://g.example/grafana/d/scrapejobs-job-detail/scrapejobs-job-detail'
+        '?var-collector=c_m9im5n7v82p2y35la&amp;var-job_id=j_running"'
+    ) in everything
+    assert (
+        'href="https://g.example/grafana/d/scrapejobs-overview/scrapejobs-overview'
+        '?var-collector=c_m9im5n7v82p2y35la"'
+    ) in everything  # the AI flow
+    assert 'data-grafana="https://g.example/grafana"' in everything
+    assert '<button type="button" data-sort="failure">Failure reason</button>' in everything
+
+
+async def test_no_links_without_a_grafana_url() -> None:
+    exporter = _exporter()
+    _fill(exporter)
+    client = await _client(exporter)
+    try:
+        page = await (await client.get("/")).text()
+    finally:
+        await client.close()
+    await exporter.stop()
+    assert '<a href="http' not in page and 'data-grafana=""' in page
