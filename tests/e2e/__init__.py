@@ -6,11 +6,15 @@ import os
 import socket
 import ssl
 import subprocess
+import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.conftest import require_binary
 
 LOOPBACK = "127.0.0.1"
 ROOT = Path(__file__).parents[2]
@@ -123,3 +127,58 @@ def prometheus_args(binary: str, config: Path, data: Path, port: int) -> list[st
         f"--web.listen-address={LOOPBACK}:{port}",
         "--storage.tsdb.retention.time=1h",
     ]
+
+
+def alertmanager_config(path: Path, webhook: int) -> None:
+    path.write_text(
+        f"""route:
+  receiver: test
+  group_by: [alertname, collector]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: test
+    webhook_configs:
+      - url: http://{LOOPBACK}:{webhook}/alerts
+        send_resolved: true
+"""
+    )
+
+
+def start_alerting(
+    stack: ExitStack, tmp: Path, exporter_config: str, webhook: int, rules: list[Path]
+) -> str:
+    """The exporter (run with `exporter_config`), Alertmanager posting to the `webhook` port and
+    Prometheus with `rules`, each on a free loopback port and stopped with `stack`; returns
+    Prometheus's URL once all three are ready."""
+    prometheus = require_binary("prometheus")
+    alertmanager = require_binary("prometheus-alertmanager")
+    config = tmp / "exporter.yml"
+    config.write_text(exporter_config)
+    port, am_port, prom_port = free_port(), free_port(), free_port()
+    stack.enter_context(Process(
+        [sys.executable, "-m", "scrapejobs_exporter", "run", "--config", str(config),
+         "--web.listen-address", f"{LOOPBACK}:{port}"], tmp / "exporter.log",
+    ))  # fmt: skip
+    alertmanager_config(tmp / "alertmanager.yml", webhook)
+    stack.enter_context(Process(
+        [alertmanager, f"--config.file={tmp / 'alertmanager.yml'}",
+         f"--storage.path={tmp / 'am'}", f"--web.listen-address={LOOPBACK}:{am_port}",
+         "--cluster.listen-address="], tmp / "alertmanager.log",
+    ))  # fmt: skip
+    prometheus_config(
+        tmp / "prometheus.yml",
+        {"scrapejobs-exporter": f"{LOOPBACK}:{port}"},
+        rules,
+        alertmanager=f"{LOOPBACK}:{am_port}",
+    )
+    stack.enter_context(Process(
+        prometheus_args(prometheus, tmp / "prometheus.yml", tmp / "data", prom_port),
+        tmp / "prometheus.log",
+    ))  # fmt: skip
+    prom = f"http://{LOOPBACK}:{prom_port}"
+    for url in (f"http://{LOOPBACK}:{port}/readyz", f"http://{LOOPBACK}:{am_port}/-/ready",
+                f"{prom}/-/ready"):  # fmt: skip
+        wait_for(url)
+    return prom

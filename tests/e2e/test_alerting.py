@@ -4,7 +4,6 @@ Prometheus (with the project's alert rules) and the real Alertmanager to a webho
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,17 +17,7 @@ import httpx
 import pytest
 
 from scrapejobs_exporter.simulator import SimulatorConfig, run_simulator_in_thread
-from tests.conftest import require_binary
-from tests.e2e import (
-    LOOPBACK,
-    RULES,
-    Process,
-    free_port,
-    prometheus_args,
-    prometheus_config,
-    query,
-    wait_for,
-)
+from tests.e2e import LOOPBACK, RULES, query, start_alerting
 
 pytestmark = pytest.mark.e2e
 
@@ -70,23 +59,6 @@ class Webhook:
         ]  # fmt: skip
 
 
-def _alertmanager_config(path: Path, webhook: int) -> None:
-    path.write_text(
-        f"""route:
-  receiver: test
-  group_by: [alertname, collector]
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: test
-    webhook_configs:
-      - url: http://{LOOPBACK}:{webhook}/alerts
-        send_resolved: true
-"""
-    )
-
-
 # The alerts about targets that failed; none may fire for a failure the exporter did not watch.
 FAILED_ALERTS = (
     "BrightDataJobFailed",
@@ -110,8 +82,6 @@ def account_stack(tmp_path: Path) -> Iterator[AlertStack]:
     """The whole account watched through discovery, on a simulator whose history holds failed
     jobs, snapshots, AI flows and Aitronos jobs. Its clock stands still, so nothing fails
     unless the test says so."""
-    prometheus = require_binary("prometheus")
-    alertmanager = require_binary("prometheus-alertmanager")
     # Seed 7's history holds every kind of failure: jobs, snapshots, an AI flow, Aitronos
     # jobs failed and timed out. A real-time exporter polling every second on the manual
     # clock, where the per-account limits would only refill when the test advances time: they
@@ -121,8 +91,7 @@ def account_stack(tmp_path: Path) -> Iterator[AlertStack]:
     with ExitStack() as stack, run_simulator_in_thread(sim_config) as sim, Webhook() as webhook:
         state = httpx.get(f"{sim.url}/_sim/state").json()
         datasets = sorted({s["dataset_id"] for s in state["brightdata"]["snapshots"]})
-        config = tmp_path / "exporter.yml"
-        config.write_text(
+        config = (
             f"poll_interval: 1s\nbrightdata:\n  api_token: {sim_config.brightdata_token}\n"
             f"  base_url: {sim.url}\n  collectors: all\n  ai_flows: all\n"
             f"  datasets: {datasets}\n  max_requests_per_minute: 100000\n"
@@ -130,31 +99,7 @@ def account_stack(tmp_path: Path) -> Iterator[AlertStack]:
             "  path_prefix: /api/v1\n  discover: true\n  max_requests_per_minute: 100000\n"
             "  max_requests_per_day: null\n"
         )
-        port, am_port, prom_port = free_port(), free_port(), free_port()
-        stack.enter_context(Process(
-            [sys.executable, "-m", "scrapejobs_exporter", "run", "--config", str(config),
-             "--web.listen-address", f"{LOOPBACK}:{port}"], tmp_path / "exporter.log",
-        ))  # fmt: skip
-        _alertmanager_config(tmp_path / "alertmanager.yml", webhook.port)
-        stack.enter_context(Process(
-            [alertmanager, f"--config.file={tmp_path / 'alertmanager.yml'}",
-             f"--storage.path={tmp_path / 'am'}", f"--web.listen-address={LOOPBACK}:{am_port}",
-             "--cluster.listen-address="], tmp_path / "alertmanager.log",
-        ))  # fmt: skip
-        prometheus_config(
-            tmp_path / "prometheus.yml",
-            {"scrapejobs-exporter": f"{LOOPBACK}:{port}"},
-            RULES,
-            alertmanager=f"{LOOPBACK}:{am_port}",
-        )
-        stack.enter_context(Process(
-            prometheus_args(prometheus, tmp_path / "prometheus.yml", tmp_path / "data", prom_port),
-            tmp_path / "prometheus.log",
-        ))  # fmt: skip
-        prom_url = f"http://{LOOPBACK}:{prom_port}"
-        for url in (f"http://{LOOPBACK}:{port}/readyz", f"http://{LOOPBACK}:{am_port}/-/ready",
-                    f"{prom_url}/-/ready"):  # fmt: skip
-            wait_for(url)
+        prom_url = start_alerting(stack, tmp_path, config, webhook.port, RULES)
         yield AlertStack(sim.url, prom_url, webhook, state)
 
 

@@ -131,8 +131,8 @@ def _expected(state: dict[str, Any]) -> dict[str, tuple[str | None, float | None
     return out
 
 
-async def _serve(exporter: Exporter) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(build_app(exporter), access_log=None)
+async def _serve(exporter: Exporter, grafana_url: str | None = None) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(build_app(exporter, grafana_url=grafana_url), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -206,3 +206,74 @@ async def test_landing_page_in_chromium() -> None:
     first_active = statuses.index("running")
     assert all(s in {"running", "building", "processing", "pending", "starting", "queued", ""}
                for s in statuses[:first_active])  # fmt: skip
+
+
+HOSTILE_MESSAGE = "<img src=x onerror=\"document.title='pwned'\"> blocked by anti-bot"
+
+
+async def test_landing_filter_sort_failure_reasons_and_grafana_links() -> None:
+    """`?q=` filters (and stays in the box), `?sort=&order=` orders the rows, failed rows say
+    why (escaped), and ids link to Grafana when --web.grafana-url is given."""
+    from dataclasses import replace
+
+    from scrapejobs_exporter.landing import failure_text, targets_payload
+    from scrapejobs_exporter.providers.brightdata import parse_hp_errors
+    from tests.conftest import seed
+
+    _require_chromium()
+    sim_config = SimulatorConfig(manual_clock=True, scale=150, seed=3)
+    simulator = SimulatorServer(sim_config)
+    await simulator.start()
+    exporter = Exporter(demo_config(simulator.url, simulator.state(), sim_config))
+    runner = None
+    try:
+        await exporter.poller.run_cycle()
+        now = exporter.poller.clock()
+        failed = exporter.store.add("aitronos", "job", "job_hostile")
+        model = AitronosJob("job_hostile", "failed", "failed", error_message=HOSTILE_MESSAGE)
+        Store.record_success(failed, model, now)
+        studio = next(t for t in exporter.store if isinstance(t.model, StudioJob))
+        studio.model = replace(studio.model, status="failed", fails=2)
+        exporter.store.observe_report(studio, parse_hp_errors(seed("hp_errors"), "j"))
+        runner, url = await _serve(exporter, grafana_url="https://grafana.example.com/")
+        everything = await _chromium("--dump-dom", url + "?sort=duration_seconds&order=desc")
+        filtered = await _chromium("--dump-dom", url + "?q=failed")
+        expected_all = targets_payload(exporter, limit=500)["targets"]
+        expected_failed = targets_payload(exporter, "failed", limit=500)["targets"]
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        await exporter.stop()
+        await simulator.stop()
+
+    page = Rows()
+    page.feed(everything)
+    assert page.table.get("data-source") == "api" and page.title == "scrapejobs-exporter"
+    assert 'aria-sort="descending"><button type="button" data-sort="duration_seconds"' in everything
+    # Longest first, rows without a duration last, ties in the server's order.
+    key = lambda r: f"{r['provider']}/{r['kind']}/{r['id']}"  # noqa: E731
+    with_duration = [r for r in expected_all if r["duration_seconds"] is not None]
+    order = sorted(with_duration, key=lambda r: -r["duration_seconds"])
+    order += [r for r in expected_all if r["duration_seconds"] is None]
+    durations = {key(r): r["duration_seconds"] for r in expected_all}
+    assert [(k, durations[k]) for k in page.rows] == [(key(r), durations[key(r)]) for r in order]
+    hostile = page.rows["aitronos/job/job_hostile"]
+    assert f"blocked: {HOSTILE_MESSAGE}" in hostile["text"]  # as text, never as markup
+    studio_row = page.rows[f"brightdata/job/{studio.target_id}"]
+    assert "other 1 · page_gone 1" in studio_row["text"]  # by count, then name
+    assert failure_text(expected_all[0]["failure"]) in page.rows[key(expected_all[0])]["text"]
+    detail = (
+        f'href="https://grafana.example.com/d/scrapejobs-job-detail/scrapejobs-job-detail'
+        f'?var-collector={studio.model.collector}&amp;var-job_id={studio.target_id}"'
+    )
+    assert detail in everything
+    assert (
+        'href="https://grafana.example.com/d/scrapejobs-overview/scrapejobs-overview' in everything
+    )
+
+    only_failed = Rows()
+    only_failed.feed(filtered)
+    assert 'id="filter" type="search"' in filtered and 'value="failed"' in filtered
+    assert list(only_failed.rows) == [key(r) for r in expected_failed]
+    assert "aitronos/job/job_hostile" in only_failed.rows
+    assert 0 < len(only_failed.rows) < len(page.rows)

@@ -319,3 +319,44 @@ def test_once_reads_reports_of_statically_listed_targets(tmp_path: Path) -> None
     # Finished before the exporter started: their own series, but no counter change.
     other = (("collector", failed["collector"]), ("group", "other"))
     assert page[("brightdata_collector_input_errors_total", other)] == 0
+
+
+# --- within the budget: the enforcing simulator, the account limits on -----------------------
+
+
+async def test_reports_keep_every_provider_within_its_budget() -> None:
+    """A world with budget to spare, the simulator refusing like the real APIs: the reports
+    use what the lists and detail polls leave, and never push a provider over its limit."""
+    from tests.unit.test_scheduler import MINUTE, drive, limits, now
+    from tests.unit.test_scheduler import exporter_for as budgeted
+
+    sim = SimulatorServer(SimulatorConfig(seed=3, scale=300, manual_clock=True,
+                                          running_fraction=0.05))  # fmt: skip
+    await sim.start()
+    try:
+        exporter = budgeted(sim)  # default budgets, poll_interval 30s, everything discovered
+        worst: list[float] = []
+
+        def fresh() -> None:  # reports never hold back a running job's detail poll
+            t = now(sim)
+            worst.append(max((t - (j.last_detail or j.first_seen) for j in exporter.store
+                              if j.kind == "job" and j.model and not j.terminal), default=0))  # fmt: skip
+
+        await drive(sim, [exporter], 5 * MINUTE, fresh)
+        await exporter.stop()
+        state = sim.state(compact=True)
+    finally:
+        await sim.stop()
+    for provider in ("brightdata", "aitronos"):
+        assert limits(sim)[provider]["rate_limited"] == 0, provider
+        assert limits(sim)[provider]["busiest_60s"] <= 100, provider
+    requests = state["requests"]
+    read = [t for t in exporter.store if t.report is not None]
+    jobs = sum(1 for t in read if t.key[:2] == STUDIO_JOB.key)
+    assert jobs > 20 and len(read) - jobs > 5  # hp_errors and snapshot logs were read ...
+    assert requests[HP_ERRORS] == jobs and requests[SNAPSHOT_LOG] == len(read) - jobs  # once
+    assert max(worst) <= 2 * 30 + 5  # ... while running jobs stayed within two poll intervals
+    # Every job counted finished a minute before the end has had its report, if it needs one.
+    owed = [t for t in exporter.store if t.owed_report and STUDIO_JOB.wants_report(t)]
+    late = [t for t in owed if (t.finished_at or 0) <= now(sim) - MINUTE]
+    assert not late, len(late)
