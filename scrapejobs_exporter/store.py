@@ -87,6 +87,9 @@ class Store:
         self.stall = stall or StallConfig()
         # Evicted ids, so that discovery does not bring them back while they are still listed.
         self.forgotten: dict[TargetKey, float] = {}
+        # Bumped when a target appears, changes status or is counted: /metrics is re-rendered
+        # soon after (the count lag), not only on its timer.
+        self.changes = 0
 
     def __len__(self) -> int:
         return len(self._targets)
@@ -116,6 +119,7 @@ class Store:
         if target is None:
             target = Target(provider, kind, key[2], _intern(collector), static, first_seen=now)
             self._targets[key] = target
+            self.changes += 1
         else:
             if collector and not target.collector:
                 target.collector = _intern(collector)
@@ -164,6 +168,8 @@ class Store:
                 model = _merge(previous, model)
         elif self.aggregates is not None:
             kind.ensure(self.aggregates, model, kind.collector_of(model) or target.collector or "")
+        if previous is None or previous.status != model.status:
+            self.changes += 1
         self.record_success(target, model, now)
         if complete:
             target.complete = True
