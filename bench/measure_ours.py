@@ -24,6 +24,10 @@ def is_list_endpoint(endpoint: str) -> bool:
     return endpoint in LIST_ENDPOINTS or endpoint.endswith("/scrape/jobs")
 
 
+# Finished targets' reports (hp_errors, snapshot logs): one call each, on top of the polls.
+REPORT_ENDPOINTS = ("/dca/jobs/{job_id}/hp_errors", "/datasets/v3/log/{snapshot_id}")
+
+
 def _config(concurrency: int, brightdata: str, aitronos: str = "") -> str:
     """No request budget in the way, nothing evicted by count; the sections are YAML text."""
     return f"""
@@ -51,23 +55,24 @@ def static_config(url: str, job_ids: list[str], concurrency: int) -> str:
 
 
 class Calls:
-    """API calls counted by the exporter's own telemetry, split into list pages and the rest."""
+    """API calls counted by the exporter's own telemetry: all, list pages, reports."""
 
     def __init__(self, exporter: Exporter) -> None:
         self.exporter = exporter
         self.last = self.read()
 
-    def read(self) -> tuple[float, float]:
+    def read(self) -> tuple[float, float, float]:
         values = self.exporter.telemetry.api_requests.values
         total = sum(values.values())
         pages = sum(v for (_, endpoint, _), v in values.items() if is_list_endpoint(endpoint))
-        return total, pages
+        reports = sum(v for (_, endpoint, _), v in values.items() if endpoint in REPORT_ENDPOINTS)
+        return total, pages, reports
 
-    def delta(self) -> tuple[int, int]:
+    def delta(self) -> tuple[int, int, int]:
         now = self.read()
-        total, pages = now[0] - self.last[0], now[1] - self.last[1]
+        total, pages, reports = (round(n - last) for n, last in zip(now, self.last, strict=True))
         self.last = now
-        return round(total), round(pages)
+        return total, pages, reports
 
 
 async def measure_scale(
@@ -98,11 +103,12 @@ async def measure_scale(
             started = time.perf_counter()
             result = await exporter.poller.run_cycle()  # renders the exposition afterwards too
             wall = time.perf_counter() - started
-            total, pages = calls.delta()
+            total, pages, reports = calls.delta()
             cycles.append(
                 {
                     "calls": total,
                     "list_pages": pages,
+                    "reports": reports,
                     "polled": result.polled,
                     "failed": result.failed,
                     "poll_seconds": round(result.duration, 4),
@@ -168,7 +174,10 @@ async def measure_scale(
             "calls": statistics.fmean(c["calls"] for c in steady),
             "list_pages": statistics.fmean(c["list_pages"] for c in steady),
             "running": statistics.fmean(c["polled"] for c in steady),
-            "max_excess": max(c["calls"] - c["polled"] - c["list_pages"] for c in steady),
+            "reports": statistics.fmean(c["reports"] for c in steady),
+            "max_excess": max(
+                c["calls"] - c["polled"] - c["list_pages"] - c["reports"] for c in steady
+            ),
         },
         "render": {
             "median_ms": round(statistics.median(steady_render) * 1000, 2),

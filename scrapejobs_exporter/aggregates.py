@@ -13,7 +13,7 @@ from scrapejobs_exporter.providers.brightdata import (
     JOB_TERMINAL,
     SNAPSHOT_TERMINAL,
     AiFlow,
-    JobErrors,
+    ErrorGroups,
     Snapshot,
     SnapshotLog,
     StudioJob,
@@ -151,9 +151,9 @@ class Aggregates:
 
     # A counted target's report (read after it finished; the store calls these once).
 
-    def job_input_errors(self, collector: str, errors: JobErrors) -> None:
+    def job_input_errors(self, collector: str, groups: ErrorGroups) -> None:
         """A counted job's failed inputs per error group (hp_errors)."""
-        for group, count in errors.by_group().items():
+        for group, count in groups.items():
             if count > 0:
                 self.collector_input_errors.inc((collector, group), count)
 

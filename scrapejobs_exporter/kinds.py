@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from scrapejobs_exporter.providers.aitronos import AitronosJob, failure_reason
 from scrapejobs_exporter.providers.brightdata import (
     AiFlow,
-    JobErrors,
+    ErrorGroups,
     Snapshot,
     SnapshotLog,
     StudioJob,
@@ -183,11 +183,12 @@ def _job_left(model: StudioJob) -> float | None:
 
 
 async def _fetch_job_errors(providers: Providers, target: Target) -> Report:
-    return await _client(providers, "brightdata").job_errors(target.target_id)  # type: ignore[no-any-return]
+    errors = await _client(providers, "brightdata").job_errors(target.target_id)
+    return errors.groups()  # type: ignore[no-any-return]
 
 
-def _count_job_errors(a: Aggregates, _m: StudioJob, errors: JobErrors, collector: str) -> None:
-    a.job_input_errors(collector, errors)
+def _count_job_errors(a: Aggregates, _m: StudioJob, groups: ErrorGroups, collector: str) -> None:
+    a.job_input_errors(collector, groups)
 
 
 STUDIO_JOB = Kind(

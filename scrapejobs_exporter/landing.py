@@ -21,7 +21,7 @@ from scrapejobs_exporter import __version__
 from scrapejobs_exporter.config import Config
 from scrapejobs_exporter.kinds import Bar, kind_of
 from scrapejobs_exporter.providers.aitronos import AitronosJob
-from scrapejobs_exporter.providers.brightdata import AiFlow, JobErrors, Snapshot, StudioJob
+from scrapejobs_exporter.providers.brightdata import AiFlow, ErrorGroups, Snapshot, StudioJob
 from scrapejobs_exporter.store import Target
 
 if TYPE_CHECKING:
@@ -89,8 +89,8 @@ def _failure(target: Target) -> dict[str, Any] | None:
     snapshots, AI flows). None for a target that did not fail and has no failed inputs."""
     report = target.report
     groups = None
-    if isinstance(report, JobErrors):
-        groups = {g: n for g, n in report.by_group().items() if n > 0} or None
+    if isinstance(report, ErrorGroups):
+        groups = {g: n for g, n in report.items() if n > 0} or None
     model = target.model
     said = None if model is None else kind_of(target.provider, target.kind).failure(model)
     reason, message = said or (None, None)

@@ -17,7 +17,7 @@ from scrapejobs_exporter.build_info import build_labels
 from scrapejobs_exporter.kinds import AI_FLOW, AITRONOS_JOB, SNAPSHOT, STUDIO_JOB, kind_of
 from scrapejobs_exporter.providers import aitronos, brightdata
 from scrapejobs_exporter.providers.aitronos import AitronosJob
-from scrapejobs_exporter.providers.brightdata import JobErrors, SnapshotLog
+from scrapejobs_exporter.providers.brightdata import ErrorGroups, SnapshotLog
 from scrapejobs_exporter.series import CounterVec, HistogramVec
 from scrapejobs_exporter.store import Store, Target
 from scrapejobs_exporter.telemetry import Telemetry
@@ -601,7 +601,7 @@ def _last_success(target: Target) -> float | None:
 
 def _input_errors(target: Target) -> Iterable[tuple[str, float]] | None:
     report = target.report
-    return report.by_group().items() if isinstance(report, JobErrors) else None
+    return report.items() if isinstance(report, ErrorGroups) else None
 
 
 BD_JOB_KIND, BD_SNAP_KIND = STUDIO_JOB.key, SNAPSHOT.key

@@ -17,7 +17,7 @@ from scrapejobs_exporter.progress import Progress
 from scrapejobs_exporter.providers.aitronos import AitronosJob
 from scrapejobs_exporter.providers.brightdata import (
     AiFlow,
-    JobErrors,
+    ErrorGroups,
     Snapshot,
     SnapshotLog,
     StudioJob,
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["KINDS", "Model", "Report", "Store", "Target", "TargetKey"]
 
 Model = StudioJob | Snapshot | AiFlow | AitronosJob
-Report = JobErrors | SnapshotLog  # a finished target's one extra read (`kinds.ReportRead`)
+Report = ErrorGroups | SnapshotLog  # a finished target's one extra read (`kinds.ReportRead`)
 TargetKey = tuple[str, str, str]  # provider, kind, id
 
 # (provider, kind) pairs, in the order they are shown and rendered.

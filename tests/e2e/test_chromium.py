@@ -234,7 +234,7 @@ async def test_landing_filter_sort_failure_reasons_and_grafana_links() -> None:
         Store.record_success(failed, model, now)
         studio = next(t for t in exporter.store if isinstance(t.model, StudioJob))
         studio.model = replace(studio.model, status="failed", fails=2)
-        exporter.store.observe_report(studio, parse_hp_errors(seed("hp_errors"), "j"))
+        exporter.store.observe_report(studio, parse_hp_errors(seed("hp_errors"), "j").groups())
         runner, url = await _serve(exporter, grafana_url="https://grafana.example.com/")
         everything = await _chromium("--dump-dom", url + "?sort=duration_seconds&order=desc")
         filtered = await _chromium("--dump-dom", url + "?q=failed")

@@ -173,7 +173,7 @@ def _failures(exporter: Exporter) -> None:
     failed = store.add("brightdata", "job", "j_failed")
     body = {**seed("job_log_done"), "Id": "j_failed", "Status": "failed", "Fails": 2}
     store.observe(failed, parse_job_log(body, "j_failed"), NOW, complete=True)
-    store.observe_report(failed, parse_hp_errors(seed("hp_errors"), "j_failed"))
+    store.observe_report(failed, parse_hp_errors(seed("hp_errors"), "j_failed").groups())
     ait = store.add("aitronos", "job", "job_blocked")
     progress = {"status": "failed", "error_message": HOSTILE_ERROR + " blocked by captcha"}
     store.observe(ait, parse_job_progress(progress, "job_blocked"), NOW, complete=True)
