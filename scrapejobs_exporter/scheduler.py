@@ -502,8 +502,9 @@ class ProviderScheduler:
 
     async def cycle(self) -> tuple[int, int]:
         """Sweep every list, then poll every target that is not final (and finished AI flows
-        due for their re-check), within the budget; the gate waits as needed. Returns the
-        targets polled and how many of those polls failed."""
+        due for their re-check), within the budget; the gate waits as needed; last, the
+        reports due, while the budget has room to spare. Returns the targets polled and how
+        many of those polls failed (a failed report is no failed poll: it is extra)."""
         swept: set[str] = set()
         while pending := [s for s in self.discovery.sources(self.provider) if s.key not in swept]:
             for source in pending:  # the collectors list first adds the jobs lists
