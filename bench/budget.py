@@ -410,7 +410,8 @@ def run_scenario(shards: int, quick: bool, log: Any) -> dict[str, Any]:
             sim_post(sim.url, "/_sim/speed", {"speed": 0})
             time.sleep(plan["catch_up"])
             truth = Truth.fetch(sim.url)
-            final_counted = counted_by_provider(exporters.shown())
+            final_shown = exporters.shown()
+            final_counted = counted_by_provider(final_shown)
             limits = sim_get(sim.url, "/_sim/state?compact=1")["rate_limits"]
         finally:
             exporters.stop()
@@ -420,6 +421,17 @@ def run_scenario(shards: int, quick: bool, log: Any) -> dict[str, Any]:
         shards, plan, world, tallies, samples, final_truth, final_counted, limits, exporter_log
     )
     result["quick"] = quick
+    # Per kind, for finding where a miss comes from: what finished after `since`, and what the
+    # exporters counted (AI flows of collectors they do not follow included in the truth).
+    result["per_kind"] = {
+        name: {
+            "finished": sum(
+                1 for row in truth.finished.get(name, {}).values() if row["finished"] > since
+            ),
+            "counted": final_shown.counted.get(name, 0.0),
+        }
+        for name in KINDS
+    }
     return result
 
 

@@ -69,6 +69,7 @@ class ListSource:
     next_due: float = 0.0
     sweeps: int = 0  # completed (or failed) sweeps; 0: the first is still to come
     pages: int = 1  # calls the last sweep made
+    usual_pages: int = 1  # calls the last sweep that was not a full scan made
     watermark: float | None = None
     added: float = 0.0  # when the exporter started watching this list, on our clock
     failing: bool = False
@@ -182,6 +183,8 @@ class Discovery:
             rows = await self._aitronos_jobs(providers.aitronos, source, full, pending)
         if source.sweeps == 0:
             source.watermark = start_of_watching(_newest(rows), source.added, now)
+        if not full or self.config.discovery.full_scan_every == 1:
+            source.usual_pages = source.pages  # a first sweep reads all the history
         return rows
 
     def _unfinished(self, source: ListSource) -> set[str]:
