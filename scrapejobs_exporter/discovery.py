@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 JOBS_PAGE = 500  # the documented maximum of /dca/collector/jobs
 SNAPSHOTS_PAGE = 5000  # the documented maximum of /datasets/v3/snapshots
 AITRONOS_PAGE = 100  # the documented maximum of /scrape/jobs
+AITRONOS_RUNNING = ("processing", "pending")  # the statuses of jobs still to finish
 COLLECTORS_EVERY = 300.0  # seconds between reads of the collectors list: collectors rarely change
 AITRONOS_SHARD = 0  # the shard that reads the Aitronos jobs list and owns what it finds
 _TIMES = ("created", "started", "finished", "completed")
@@ -282,10 +283,43 @@ class Discovery:
     async def _aitronos_jobs(
         self, client: AitronosClient, source: ListSource, full: bool, pending: set[str]
     ) -> list[Found]:
-        async def page(offset: int) -> Page[StudioJob] | Page[AitronosJob]:
-            return await client.list_jobs(offset, AITRONOS_PAGE)
+        """The Aitronos jobs list has no date filter: all of an account's history, newest
+        first. Reading down to every running job would read ever deeper pages as long runs
+        age (and the whole history in a first sweep), so the newest pages are read until they
+        bring nothing new, and running jobs further down come from the list filtered by status
+        (a page or two: only the running ones). A full sweep reads the newest page and both
+        filtered lists; the others read the filtered lists only when a job known running was
+        not on the newest pages. A job known running that is on none of them has finished:
+        its own poll, due at once, tells how."""
+        found: dict[str, Found] = {}
+        source.pages = 0
 
-        return await self._jobs(source, page, AITRONOS_PAGE, full, pending)
+        async def read(status: str | None, until_known: bool) -> None:
+            offset = 0
+            while True:
+                page = await client.list_jobs(offset, AITRONOS_PAGE, status)
+                source.pages += 1
+                rows = [
+                    Found("aitronos", "job", j.job_id, None, j, False)
+                    for j in page.items
+                    if j.job_id not in found
+                ]
+                found.update((r.target_id, r) for r in rows)
+                offset += len(page.items)
+                if _last_page(page, offset, AITRONOS_PAGE):
+                    return
+                if until_known and (full or not self._any_new(rows)):
+                    return
+
+        await read(None, until_known=True)
+        for status in AITRONOS_RUNNING:
+            if full or pending - found.keys():
+                await read(status, until_known=False)
+        for job_id in pending - found.keys():
+            target = self.store.get(("aitronos", "job", job_id))
+            if target is not None:
+                target.last_row = None  # finished out of sight: its poll is due now
+        return list(found.values())
 
     # --- helpers ---------------------------------------------------------------------------
 
