@@ -18,7 +18,8 @@ a request out, the scheduler picks the most useful one at that moment:
 5. a finished job's last detail poll that only adds fields, when nothing else is due;
 6. a finished target's report (`kinds.ReportRead`: why a job's inputs failed, how a snapshot
    ran), once each, only when nothing else is due and the budget has room to spare (`spare`):
-   those that add to a counter first, then the newest.
+   those that add to a counter first, then the newest; one at a time, and a kind of report
+   whose endpoint fails rests (longer after each failure) rather than trip the breaker.
 
 With R running targets and D detail requests a minute left after the lists, every running
 target's values are thus at most about R/D minutes old. Nothing is sent when nothing is due,
@@ -88,9 +89,7 @@ class _Report:
 
 
 _Unit = _Detail | _Sweep | _Report
-# At most this share of `concurrency` reads reports at once: slow answers to the lowest
-# priority never hold every slot while a sweep or a detail poll falls due.
-REPORT_SLOTS = 0.5
+REPORT_REST_CAP = 3600.0  # seconds at most a kind of report rests after failed reads
 
 
 class ProviderScheduler:
@@ -119,6 +118,8 @@ class ProviderScheduler:
         self.ready = asyncio.Event()  # set once every list was swept once
         self._busy: set[object] = set()  # target keys and source keys in flight
         self._reports = 0  # reports in flight
+        # Per kind of report: until when it rests, after how many failed reads in a row.
+        self._report_rest: dict[str, tuple[float, int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._held_back = False
@@ -263,17 +264,22 @@ class ProviderScheduler:
             return _Detail(best[min(best)][1]), 0.0
         if report is not None:
             gate = self.gate
-            room = self._reports < max(1, int(self.config.concurrency * REPORT_SLOTS))
-            if room and gate is not None and gate.spare():
+            # One report at a time: a slow answer holds no more than one slot while a sweep or
+            # poll falls due, and a failing endpoint fails one read, not a burst of them.
+            if self._reports == 0 and gate is not None and gate.spare():
                 return _Report(report[1]), 0.0
             next_due = min(next_due, now + IDLE)  # look again once the window has room
         return None, max(0.001, next_due - now)
 
-    @staticmethod
-    def _report_order(target: Target) -> tuple[bool, float] | None:
+    def _report_order(self, target: Target) -> tuple[bool, float] | None:
         """Where a finished target's report comes among those due: the ones that add to a
-        counter first, then the newest finish. None: the target has no report to read."""
-        if not kind_of(target.provider, target.kind).wants_report(target):
+        counter first, then the newest finish. None: the target has no report to read (or
+        its kind of report rests after failures)."""
+        kind = kind_of(target.provider, target.kind)
+        if not kind.wants_report(target) or kind.report is None:
+            return None
+        rest = self._report_rest.get(kind.report.what)
+        if rest is not None and rest[0] > self.clock():
             return None
         return (not target.owed_report, -(target.finished_at or 0.0))
 
@@ -482,6 +488,7 @@ class ProviderScheduler:
         except ApiError as exc:
             self._report_failed(target, read, exc)
             return False
+        self._report_rest.pop(read.what, None)
         try:
             self.store.observe_report(target, report)
         except Exception:  # a bug with one report must not cost the others their turn
@@ -492,9 +499,17 @@ class ProviderScheduler:
         # Tried again a poll_interval later, REPORT_TRIES times in all (a refusal by our own
         # gate counts too: it may end a call whose first attempts went out). A 4xx other than
         # 429 ends it at once: the endpoint does not cover this target, or its id expired.
-        target.report_retry_at = self.clock() + self.interval
+        now = self.clock()
+        target.report_retry_at = now + self.interval
         final = error.status is not None and 400 <= error.status < 500 and error.status != 429
         target.report_tries = REPORT_TRIES if final else target.report_tries + 1
+        if error.reason in RETRYABLE:
+            # The endpoint itself is unwell: the next report of its kind waits, longer each
+            # time, so that reads back to back (nothing else being due) never trip the
+            # provider's breaker and stop its sweeps and polls.
+            failures = self._report_rest.get(read.what, (0.0, 0))[1] + 1
+            pause = min(REPORT_REST_CAP, self.interval * 2.0 ** min(failures - 1, 20))
+            self._report_rest[read.what] = (now + pause, failures)
         log.log(
             logging.INFO if final else logging.DEBUG,
             "%s %s %s: reading its %s failed (%s)%s",
@@ -558,7 +573,8 @@ class ProviderScheduler:
             for target in queue:  # shared: each worker takes the next target
                 if not gate.spare():
                     return
-                read.append(await self.read_report(target))
+                if self._report_order(target) is not None:  # its kind may rest meanwhile
+                    read.append(await self.read_report(target))
 
         await asyncio.gather(*(worker() for _ in range(min(self.config.concurrency, len(due)))))
         return read.count(True)

@@ -267,6 +267,32 @@ async def test_report_read_gives_up_on_4xx_and_after_repeated_failures() -> None
     assert a.snapshot_duration.cumulative(("gd_1",))[1] == 0
 
 
+@respx.mock
+async def test_a_failing_report_endpoint_rests_and_never_stops_the_polls() -> None:
+    """hp_errors answering 503 for every job: its reads are spaced out (longer after each
+    failure), so that they never trip the provider's breaker; the running job stays polled."""
+    clock = [NOW]
+    running = respx.get(f"{BD}/dca/log/j_1").respond(json=_log("j_1", "running", 1))
+    respx.get(f"{BD}/dca/log/j_2").respond(json=_log("j_2", "failed", 2))
+    respx.get(f"{BD}/dca/log/j_3").respond(json=_log("j_3", "failed", 5))
+    respx.get(f"{BD}/datasets/v3/progress/s_1").respond(
+        json={"snapshot_id": "s_1", "dataset_id": "gd_1", "status": "ready", "records": 2}
+    )
+    broken = respx.get(url__regex=rf"{BD}/dca/jobs/j_\d/hp_errors").respond(503, text="down")
+    log = respx.get(f"{BD}/datasets/v3/log/s_1").respond(json=seed("snapshot_log_ready"))
+    exporter = _exporter(BD_CONFIG, clock)
+    scheduler = exporter.poller.schedulers["brightdata"]
+    for _ in range(20):  # ten minutes
+        await scheduler.step()
+        clock[0] += 30
+    await exporter.stop()
+    assert log.call_count == 1  # another kind of report is not held back
+    # Reads 30, 60, 120, 240 s apart (3 attempts each), not every target's tries at once.
+    assert broken.call_count <= 5 * 3
+    assert running.call_count >= 20 and exporter.store.get(("brightdata", "job", "j_1")).up  # type: ignore[union-attr]
+    assert not exporter.telemetry.circuit_open.values.get(("brightdata",))
+
+
 def test_once_reads_reports_of_statically_listed_targets(tmp_path: Path) -> None:
     """`once` on finished static targets: one hp_errors call for the job with failures (none
     for the clean one), one log call for the snapshot; values equal the simulator's truth."""
