@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from scrapejobs_exporter import __version__, render_scheduling
 from scrapejobs_exporter.config import Config, ConfigError, load_config, parse_duration
 from scrapejobs_exporter.exporter import Exporter
-from scrapejobs_exporter.exposition import render_text
 from scrapejobs_exporter.logs import (
     LOG_FORMATS,
     LOG_LEVELS,
@@ -278,7 +277,7 @@ async def _once(config: Config, shard: Shard) -> int:
     exporter = Exporter(config, shard=shard)
     try:
         result = await exporter.poller.run_cycle()
-        sys.stdout.buffer.write(render_text(exporter.families()))
+        sys.stdout.buffer.write(exporter.render().text.body)
         sys.stdout.flush()
     finally:
         await exporter.stop()

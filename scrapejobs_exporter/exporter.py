@@ -12,13 +12,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import httpx
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from scrapejobs_exporter.aggregates import Aggregates
 from scrapejobs_exporter.config import Config
 from scrapejobs_exporter.discovery import owns_static
 from scrapejobs_exporter.exposition import Exposition, render_per_target
 from scrapejobs_exporter.kinds import AI_FLOW, KINDS
-from scrapejobs_exporter.metrics import Family, collect_families
+from scrapejobs_exporter.metrics import TrackedCollector, register_build_info
 from scrapejobs_exporter.poller import PROVIDERS, Clock, Poller
 from scrapejobs_exporter.providers import Providers
 from scrapejobs_exporter.providers.aitronos import AitronosClient, auth_headers
@@ -203,12 +204,21 @@ class Exporter:
         self._sleep = sleep
         self._gate_clock = None if clock is time.time else clock
         self._render_task: asyncio.Task[None] | None = None
+        self._page_ready = False
         self._retiring: set[asyncio.Task[None]] = set()
-        self.telemetry = Telemetry()
+        # The exporter's own metrics, the aggregates and the standard process_* and python_*
+        # families; the per-target bulk is rendered apart (`exposition.render_per_target`).
+        self.registry = CollectorRegistry()
+        self.telemetry = Telemetry(self.registry)
         self.serve_first = ServeFirst()
         self._render_thread = background_executor("render")
-        self.aggregates = Aggregates(config.histogram_buckets)
+        self.aggregates = Aggregates(config.histogram_buckets, self.registry)
         self.store = Store(self.aggregates, config.stall)
+        self.registry.register(TrackedCollector(self.store))
+        register_build_info(self.registry)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         _add_static_targets(self.store, config, self.shard)
         self._zero_fixed_series(config)
         self.providers = build_providers(
@@ -234,12 +244,13 @@ class Exporter:
         configured provider, so `rate()` and `increase()` see their first event."""
         for kind in KINDS:
             if getattr(config, kind.provider) is not None:
-                self.aggregates.evicted.inc((kind.provider, kind.name), 0)
-                self.telemetry.unknown_status.inc((kind.provider, kind.name), 0)
+                self.aggregates.evicted.labels(kind.provider, kind.name)
+                self.telemetry.unknown_status.labels(kind.provider, kind.name)
 
     @property
     def ready(self) -> bool:
-        return self.poller.ready
+        """The first list sweeps are in and on the page: /readyz and /metrics turn together."""
+        return self._page_ready
 
     @property
     def render_every(self) -> float:
@@ -247,13 +258,11 @@ class Exporter:
         return min(RENDER_EVERY, self.config.poll_interval / 2)
 
     async def _render_loop(self) -> None:
-        shown_ready = False
         while True:
             # Until the first sweeps are in, look often: /readyz and /metrics turn together.
-            await self._sleep(self.render_every if shown_ready else READY_CHECK)
-            if not shown_ready and not self.ready:
+            await self._sleep(self.render_every if self.ready else READY_CHECK)
+            if not self.ready and not self.poller.ready:
                 continue
-            shown_ready = True
             try:
                 self.poller.expire()
                 await self.refresh_exposition()
@@ -264,12 +273,15 @@ class Exporter:
         """Re-render both formats in the render thread, which steps aside for scrapes."""
         pause = self.serve_first.pause_point(ServeFirst.loop_asleep())
         loop = asyncio.get_running_loop()
+        swept = self.poller.ready
         try:
             self.exposition = await loop.run_in_executor(
                 self._render_thread, self._render_in_background, pause
             )
         except Exception:  # a bug; the last good page keeps being served, and the cycle goes on
             log.exception("rendering the metrics page failed; serving the previous one")
+            return
+        self._page_ready = self._page_ready or swept
 
     def _render_in_background(self, pause: Callable[[], object]) -> Exposition:
         # The render thread holds the GIL for up to the switch interval at a time (5 ms by
@@ -283,19 +295,10 @@ class Exporter:
             release_free_memory()
 
     def render(self, pause: Callable[[], object] | None = None) -> Exposition:
-        """The per-target families through the fast renderer, the rest through the reference;
+        """The per-target families through the fast renderer, the rest through client_python;
         `pause` is called between chunks."""
-        if pause is not None:
-            pause()
-        per_job = self.config.per_job_metrics
-        rest = collect_families(self.store, self.telemetry, self.aggregates, per_job=False)
-        shared = render_per_target(self.store) if per_job else ()
-        return Exposition.build(rest, shared, pause)
-
-    def families(self) -> list[Family]:
-        return collect_families(
-            self.store, self.telemetry, self.aggregates, per_job=self.config.per_job_metrics
-        )
+        shared = render_per_target(self.store) if self.config.per_job_metrics else ()
+        return Exposition.build(self.registry, shared, pause)
 
     async def start(self) -> None:
         self.poller.start()

@@ -116,7 +116,7 @@ class Poller:
         now = self.clock()
         retention = self.config.retention
         for target in self.store.expire(now, retention.finished_ttl, retention.max_tracked):
-            self.aggregates.evicted.inc((target.provider, target.kind))
+            self.aggregates.evicted.labels(target.provider, target.kind).inc()
         self.store.prune_forgotten(
             now - self.config.discovery.lookback - retention.finished_ttl - DAY
         )

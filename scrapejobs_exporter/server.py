@@ -96,10 +96,7 @@ class Reloader:
             return []
 
     def _mark(self, ok: bool) -> None:
-        telemetry = self.exporter.telemetry
-        telemetry.config_reload_successful.set((), 1.0 if ok else 0.0)
-        if ok:
-            telemetry.config_reload_timestamp.set((), time.time())
+        self.exporter.telemetry.reload_done(ok, time.time())
 
 
 @dataclass(frozen=True, slots=True)
