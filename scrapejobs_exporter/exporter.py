@@ -19,6 +19,7 @@ from scrapejobs_exporter.config import Config
 from scrapejobs_exporter.discovery import owns_static
 from scrapejobs_exporter.exposition import Exposition, render_per_target
 from scrapejobs_exporter.kinds import AI_FLOW, KINDS
+from scrapejobs_exporter.lifecycle import SHUTDOWN_GRACE, bounded
 from scrapejobs_exporter.metrics import TrackedCollector, register_build_info
 from scrapejobs_exporter.poller import PROVIDERS, Clock, Poller
 from scrapejobs_exporter.providers import Providers
@@ -305,7 +306,18 @@ class Exporter:
         if self._render_task is None:
             self._render_task = asyncio.create_task(self._render_loop(), name="render")
 
+    async def __aenter__(self) -> Exporter:
+        """Start polling and rendering; leaving stops them (within the shutdown grace) and
+        closes the provider clients."""
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await bounded(self.stop(), SHUTDOWN_GRACE)
+
     async def stop(self) -> None:
+        """Stop polling and rendering and close the clients; also for an exporter that was
+        never started."""
         if self._render_task is not None:
             self._render_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

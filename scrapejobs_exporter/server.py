@@ -431,20 +431,26 @@ class Server:
         return server()
 
     async def start(self) -> None:
+        """Listen; an OSError (the port is taken, ...) says `cannot listen on ADDR: why`."""
         await self._runner.setup()
         # The listening socket is ours (not a TCPSite) so that every accepted connection goes
         # through the limiter first.
         loop = asyncio.get_running_loop()
         self._previous_handler = loop.get_exception_handler()
         loop.set_exception_handler(self._loop_exception)
-        self._server = await loop.create_server(
-            self.limiter,
-            self.listen.host,
-            self.listen.port,
-            reuse_address=True,
-            ssl=self.ssl_context,
-            backlog=ACCEPT_BACKLOG,
-        )
+        try:
+            self._server = await loop.create_server(
+                self.limiter,
+                self.listen.host,
+                self.listen.port,
+                reuse_address=True,
+                ssl=self.ssl_context,
+                backlog=ACCEPT_BACKLOG,
+            )
+        except OSError as exc:
+            loop.set_exception_handler(self._previous_handler)
+            reason = exc.strerror or exc
+            raise OSError(exc.errno, f"cannot listen on {self.listen}: {reason}") from None
         for sock in self._server.sockets:
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 self.port = sock.getsockname()[1]
