@@ -15,6 +15,7 @@ which collectors exist.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 JOBS_PAGE = 500  # the documented maximum of /dca/collector/jobs
 SNAPSHOTS_PAGE = 5000  # the documented maximum of /datasets/v3/snapshots
 AITRONOS_PAGE = 100  # the documented maximum of /scrape/jobs
+AITRONOS_RUNNING = ("processing", "pending")  # the statuses of jobs still to finish
 COLLECTORS_EVERY = 300.0  # seconds between reads of the collectors list: collectors rarely change
 AITRONOS_SHARD = 0  # the shard that reads the Aitronos jobs list and owns what it finds
 _TIMES = ("created", "started", "finished", "completed")
@@ -56,9 +58,10 @@ class Found:
 class ListSource:
     """One list call (all its pages): what it reads, when it is due, what its first sweep saw.
 
-    `watermark` is the newest provider timestamp in the first sweep: the moment the exporter
-    started watching, on the provider's clock (which may differ from ours: the simulator's
-    runs faster). A job finished after it finished after we started watching.
+    `watermark` is the moment the exporter started watching this list (`added`, our clock),
+    on the provider's clock (which may differ from ours: the simulator's runs faster), estimated
+    from the first sweep: see `start_of_watching`. A job finished after it finished after we
+    started watching.
     """
 
     provider: str
@@ -67,7 +70,9 @@ class ListSource:
     next_due: float = 0.0
     sweeps: int = 0  # completed (or failed) sweeps; 0: the first is still to come
     pages: int = 1  # calls the last sweep made
+    usual_pages: int = 1  # calls the last sweep that was not a full scan made
     watermark: float | None = None
+    added: float = 0.0  # when the exporter started watching this list, on our clock
     failing: bool = False
     error: ApiError | None = None  # why the last sweep failed
     seen: set[str] = field(default_factory=set)  # ids seen by the sweep in progress
@@ -100,10 +105,17 @@ def owns_static(config: Config, shard: Shard, provider: str, target_id: str) -> 
 class Discovery:
     """The list sources of this shard, and reading them."""
 
-    def __init__(self, config: Config, store: Store, shard: Shard | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        shard: Shard | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
         self.store = store
         self.shard = shard or Shard()
+        self.clock = clock
         self._sources: dict[str, ListSource] = {}
         self._listed_collectors: list[Collector] | None = None
         self.refresh()
@@ -133,6 +145,9 @@ class Discovery:
             ]
         if ait is not None and ait.discover and self.shard.index == AITRONOS_SHARD:
             wanted.append(ListSource("aitronos", "aitronos"))
+        now = self.clock()
+        for source in wanted:
+            source.added = now
         self._sources = {s.key: self._sources.get(s.key, s) for s in wanted}
 
     def ai_flows(self) -> list[Found]:
@@ -168,7 +183,9 @@ class Discovery:
             assert providers.aitronos is not None
             rows = await self._aitronos_jobs(providers.aitronos, source, full, pending)
         if source.sweeps == 0:
-            source.watermark = _newest(rows)
+            source.watermark = start_of_watching(_newest(rows), source.added, now)
+        if not full or self.config.discovery.full_scan_every == 1:
+            source.usual_pages = source.pages  # a first sweep reads all the history
         return rows
 
     def _unfinished(self, source: ListSource) -> set[str]:
@@ -266,10 +283,43 @@ class Discovery:
     async def _aitronos_jobs(
         self, client: AitronosClient, source: ListSource, full: bool, pending: set[str]
     ) -> list[Found]:
-        async def page(offset: int) -> Page[StudioJob] | Page[AitronosJob]:
-            return await client.list_jobs(offset, AITRONOS_PAGE)
+        """The Aitronos jobs list has no date filter: all of an account's history, newest
+        first. Reading down to every running job would read ever deeper pages as long runs
+        age (and the whole history in a first sweep), so the newest pages are read until they
+        bring nothing new, and running jobs further down come from the list filtered by status
+        (a page or two: only the running ones). A full sweep reads the newest page and both
+        filtered lists; the others read the filtered lists only when a job known running was
+        not on the newest pages. A job known running that is on none of them has finished:
+        its own poll, due at once, tells how."""
+        found: dict[str, Found] = {}
+        source.pages = 0
 
-        return await self._jobs(source, page, AITRONOS_PAGE, full, pending)
+        async def read(status: str | None, until_known: bool) -> None:
+            offset = 0
+            while True:
+                page = await client.list_jobs(offset, AITRONOS_PAGE, status)
+                source.pages += 1
+                rows = [
+                    Found("aitronos", "job", j.job_id, None, j, False)
+                    for j in page.items
+                    if j.job_id not in found
+                ]
+                found.update((r.target_id, r) for r in rows)
+                offset += len(page.items)
+                if _last_page(page, offset, AITRONOS_PAGE):
+                    return
+                if until_known and (full or not self._any_new(rows)):
+                    return
+
+        await read(None, until_known=True)
+        for status in AITRONOS_RUNNING:
+            if full or pending - found.keys():
+                await read(status, until_known=False)
+        for job_id in pending - found.keys():
+            target = self.store.get(("aitronos", "job", job_id))
+            if target is not None:
+                target.last_row = None  # finished out of sight: its poll is due now
+        return list(found.values())
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -304,6 +354,23 @@ def _newest(rows: list[Found]) -> float | None:
         if isinstance(t := getattr(row.model, name, None), float)
     ]
     return max(times, default=None)
+
+
+def start_of_watching(newest: float | None, added: float, read_at: float) -> float | None:
+    """When watching a list began (`added`, our clock), on the provider's clock, from its first
+    read (started at `read_at`, our clock) whose newest timestamp is `newest`.
+
+    On a busy list the newest row is about the provider's "now" at the read, so the start was
+    `read_at - added` before it: jobs that finish while the exporter starts up (or while a
+    source added by a reload waits for its first read) count. On a quiet list the newest row
+    is older than the start; no job of the list finished between it and the read, so it is
+    the start as far as this list can tell, and never later than our own start when the
+    clocks agree: `min(newest, added)`. The later of the two keeps a job that finished before
+    we watched from being counted when the provider's clock runs ahead of ours.
+    """
+    if newest is None:
+        return None
+    return max(newest - max(0.0, read_at - added), min(newest, added))
 
 
 def _last_page(page: Page[StudioJob] | Page[AitronosJob], seen: int, size: int) -> bool:

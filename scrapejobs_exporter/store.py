@@ -52,6 +52,7 @@ class Target:
     last_success: float | None = None  # a poll or a list row: the age of the exported values
     last_poll: float | None = None
     last_detail: float | None = None  # the last successful per-target poll
+    last_row: float | None = None  # the last list row: its status is as fresh as that
     counted: str | None = None  # the run (id, or "") seen finished: counted, or from before
     owed_detail: bool = False  # counted from a row; its detail still adds to a counter
     last_error: str | None = None
@@ -87,6 +88,9 @@ class Store:
         self.stall = stall or StallConfig()
         # Evicted ids, so that discovery does not bring them back while they are still listed.
         self.forgotten: dict[TargetKey, float] = {}
+        # Bumped when a target appears, changes status or is counted: /metrics is re-rendered
+        # soon after (the count lag), not only on its timer.
+        self.changes = 0
 
     def __len__(self) -> int:
         return len(self._targets)
@@ -116,6 +120,7 @@ class Store:
         if target is None:
             target = Target(provider, kind, key[2], _intern(collector), static, first_seen=now)
             self._targets[key] = target
+            self.changes += 1
         else:
             if collector and not target.collector:
                 target.collector = _intern(collector)
@@ -164,10 +169,14 @@ class Store:
                 model = _merge(previous, model)
         elif self.aggregates is not None:
             kind.ensure(self.aggregates, model, kind.collector_of(model) or target.collector or "")
+        if previous is None or previous.status != model.status:
+            self.changes += 1
         self.record_success(target, model, now)
         if complete:
             target.complete = True
             target.last_detail = now
+        else:
+            target.last_row = now
         self._track_progress(kind, target, model, now)
         if not model.terminal:
             target.final = False  # a re-run (an AI flow triggered again)
