@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from scrapejobs_exporter import __version__, render_scheduling
+from scrapejobs_exporter import __version__
 from scrapejobs_exporter.config import Config, ConfigError, load_config, parse_duration
 from scrapejobs_exporter.exporter import Exporter
 from scrapejobs_exporter.lifecycle import EXIT_FAILED, EXIT_OK, EXIT_USAGE, serve_until_signal
@@ -331,7 +331,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     ok, web_config = _load_web_config(args.web_config)
     if not ok:
         return EXIT_USAGE
-    return render_scheduling.run(
+    return asyncio.run(
         serve(
             config,
             args.listen,
@@ -347,9 +347,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from scrapejobs_exporter.demo import run_demo
 
-    return render_scheduling.run(
-        run_demo(args.listen, speed=args.speed, scale=args.scale, seed=args.seed)
-    )
+    return asyncio.run(run_demo(args.listen, speed=args.speed, scale=args.scale, seed=args.seed))
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
-import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import httpx
@@ -26,14 +25,12 @@ from scrapejobs_exporter.providers import Providers
 from scrapejobs_exporter.providers.aitronos import AitronosClient, auth_headers
 from scrapejobs_exporter.providers.brightdata import BrightDataClient
 from scrapejobs_exporter.providers.http import HttpClient
-from scrapejobs_exporter.render_scheduling import ServeFirst, background_executor
+from scrapejobs_exporter.render_scheduling import ServeFirst
 from scrapejobs_exporter.resilience import DEFAULT_POLICY, Policy, ProviderGate
 from scrapejobs_exporter.scheduler import Sleep
 from scrapejobs_exporter.sharding import Shard
 from scrapejobs_exporter.store import Store, TargetKey
 from scrapejobs_exporter.telemetry import Telemetry
-
-RENDER_SWITCH_INTERVAL = 0.0001  # seconds: a 10 MB page needs ~50 loop turns to go out
 
 __all__ = ["Exporter", "build_providers"]
 
@@ -172,24 +169,6 @@ def _budget_settings(config: Config, provider: str) -> tuple[object, ...]:
     )
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        trim: Callable[[int], int] = ctypes.CDLL("libc.so.6").malloc_trim
-        return trim
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        return None
-
-
-_MALLOC_TRIM = _malloc_trim()
-
-
-def release_free_memory() -> None:
-    """Give memory freed by a cycle back to the system. A render's temporaries (a hundred MB
-    of text at 50,000 jobs, freed chunk by chunk) otherwise stay in glibc's arenas and in RSS."""
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
-
-
 class Exporter:
     """Everything one running exporter holds; the server and the CLI only talk to this."""
 
@@ -218,7 +197,7 @@ class Exporter:
         self.registry = CollectorRegistry()
         self.telemetry = Telemetry(self.registry)
         self.serve_first = ServeFirst()
-        self._render_thread = background_executor("render")
+        self._render_thread = ThreadPoolExecutor(1, thread_name_prefix="render")
         self.aggregates = Aggregates(config.histogram_buckets, self.registry)
         self.store = Store(self.aggregates, config.stall)
         self.registry.register(TrackedCollector(self.store))
@@ -291,28 +270,15 @@ class Exporter:
 
     async def refresh_exposition(self) -> None:
         """Re-render both formats in the render thread, which steps aside for scrapes."""
-        pause = self.serve_first.pause_point(ServeFirst.loop_asleep())
+        pause = self.serve_first.pause_point()
         loop = asyncio.get_running_loop()
         swept = self.poller.ready
         try:
-            self.exposition = await loop.run_in_executor(
-                self._render_thread, self._render_in_background, pause
-            )
+            self.exposition = await loop.run_in_executor(self._render_thread, self.render, pause)
         except Exception:  # a bug; the last good page keeps being served, and the cycle goes on
             log.exception("rendering the metrics page failed; serving the previous one")
             return
         self._page_ready = self._page_ready or swept
-
-    def _render_in_background(self, pause: Callable[[], object]) -> Exposition:
-        # The render thread holds the GIL for up to the switch interval at a time (5 ms by
-        # default); a shorter one lets a scrape on the event loop through within a few ms.
-        previous = sys.getswitchinterval()
-        sys.setswitchinterval(min(previous, RENDER_SWITCH_INTERVAL))
-        try:
-            return self.render(pause)
-        finally:
-            sys.setswitchinterval(previous)
-            release_free_memory()
 
     def render(self, pause: Callable[[], object] | None = None) -> Exposition:
         """The per-target families through the fast renderer, the rest through client_python;

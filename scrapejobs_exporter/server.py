@@ -161,7 +161,8 @@ async def _serve_exposition(request: web.Request, page: Exposition) -> web.Strea
 
 def _widen_send_buffer(request: web.Request, size: int) -> None:
     """Let the kernel take a large page in a few writes. With the default buffer a 10 MB page
-    needs dozens of event-loop turns, each of which waits for the GIL while a render runs."""
+    needs dozens of event-loop turns, each of which waits for the GIL while a render runs. For
+    the benchmark rows "Scrape p50" and "Scrape p99 while rendering" at 50,000 jobs."""
     if size <= DEFAULT_SEND_BUFFER or request.transport is None:
         return
     sock = request.transport.get_extra_info("socket")
