@@ -120,9 +120,6 @@ class Aggregates:
         self._add(self.aitronos_items, "aitronos_items_found_total", job.items_found)
 
     def job_finished(self, job: StudioJob, collector: str, now: float) -> None:
-        self._job(job, collector, now)
-
-    def _job(self, job: StudioJob, collector: str, now: float) -> None:
         self.jobs_finished.labels(collector, job.status).inc()
         self._add(
             self.collector_lines.labels(collector), "brightdata_collector_lines_total", job.lines

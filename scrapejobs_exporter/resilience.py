@@ -259,10 +259,6 @@ class CircuitBreaker:
         self.probing = False
         telemetry.circuit_open.labels(provider).set(0)
 
-    @property
-    def is_open(self) -> bool:
-        return self.open_until is not None
-
     def admit(self) -> bool:
         """True when a call may go out; marks it as the probe when the circuit is half open."""
         if self.open_until is None:

@@ -58,8 +58,7 @@ class ApiError(Exception):
 
     `reason` is one of `telemetry.ERROR_REASONS`, or `circuit_open` / `rate_limited` when the
     gate refused the call without sending it (`sent` is then False, and no error is counted);
-    `status` is the HTTP status when there was one: `not_found` (404) on a job that had been seen
-    means it expired.
+    `status` is the HTTP status when there was one.
     """
 
     def __init__(
@@ -75,11 +74,6 @@ class ApiError(Exception):
         self.status = status
         self.retry_after = retry_after
         self.sent = sent
-
-    @property
-    def not_found(self) -> bool:
-        """The provider answered 404: the id is unknown or its retention window has passed."""
-        return self.status == 404
 
     @property
     def short(self) -> str:

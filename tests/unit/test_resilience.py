@@ -320,7 +320,7 @@ async def test_other_4xx_are_never_retried(status: int) -> None:
         await http.get_json("/x", "/x")
     await http.aclose()
     assert route.call_count == 1
-    assert info.value.not_found == (status == 404)
+    assert info.value.status == status and info.value.reason == "http_4xx"
 
 
 @respx.mock
