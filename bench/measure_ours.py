@@ -62,10 +62,16 @@ class Calls:
         self.last = self.read()
 
     def read(self) -> tuple[float, float, float]:
-        values = self.exporter.telemetry.api_requests.values
-        total = sum(values.values())
-        pages = sum(v for (_, endpoint, _), v in values.items() if is_list_endpoint(endpoint))
-        reports = sum(v for (_, endpoint, _), v in values.items() if endpoint in REPORT_ENDPOINTS)
+        total = pages = reports = 0.0
+        for family in self.exporter.telemetry.api_requests.collect():
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    total += sample.value
+                    endpoint = sample.labels["endpoint"]
+                    if is_list_endpoint(endpoint):
+                        pages += sample.value
+                    elif endpoint in REPORT_ENDPOINTS:
+                        reports += sample.value
         return total, pages, reports
 
     def delta(self) -> tuple[int, int, int]:

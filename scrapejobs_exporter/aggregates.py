@@ -1,9 +1,15 @@
-"""Aggregates that outlive jobs: counted once per job, when it is first seen finished."""
+"""Aggregates that outlive jobs: counted once per job, when it is first seen finished.
+
+client_python metrics made from the catalogue, on the exporter's registry.
+"""
 
 from __future__ import annotations
 
 import math
 
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from scrapejobs_exporter import metrics as m
 from scrapejobs_exporter.config import BucketsConfig
 from scrapejobs_exporter.providers.aitronos import FAILURE_REASONS, AitronosJob, failure_reason
 from scrapejobs_exporter.providers.aitronos import JOB_TERMINAL as AITRONOS_TERMINAL
@@ -18,7 +24,6 @@ from scrapejobs_exporter.providers.brightdata import (
     SnapshotLog,
     StudioJob,
 )
-from scrapejobs_exporter.series import CounterVec, GaugeVec, HistogramVec
 
 __all__ = ["CHECKED", "IGNORED_REASONS", "Aggregates"]
 
@@ -38,116 +43,141 @@ IGNORED_REASONS = ("negative", "not_finite")
 
 
 class Aggregates:
-    def __init__(self, buckets: BucketsConfig) -> None:
-        self.jobs_finished = CounterVec()  # collector, status
-        self.snapshots_finished = CounterVec()  # dataset_id, status
-        self.ai_flows_finished = CounterVec()  # status
-        self.aitronos_finished = CounterVec()  # status
-        self.collector_lines = CounterVec()  # collector
-        self.collector_failures = CounterVec()  # collector
-        self.aitronos_items = CounterVec()  # (no labels)
-        self.job_duration = HistogramVec(buckets.job_duration)  # collector
-        self.job_queue = HistogramVec(buckets.job_queue)  # collector
-        self.aitronos_processing = HistogramVec(buckets.aitronos_processing)
-        self.collector_last_success = GaugeVec()  # collector
-        self.evicted = CounterVec()  # provider, kind
-        self.collector_page_loads = CounterVec()  # collector
-        self.collector_input_errors = CounterVec()  # collector, group
-        self.dataset_records = CounterVec()  # dataset_id
-        self.snapshot_duration = HistogramVec(buckets.snapshot_duration)  # dataset_id
-        self.aitronos_failures = CounterVec()  # reason
+    def __init__(self, buckets: BucketsConfig, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry if registry is not None else CollectorRegistry()
+        self.jobs_finished = m.make_counter(m.AGG_JOBS_FINISHED, r)  # collector, status
+        self.collector_lines = m.make_counter(m.AGG_LINES, r)  # collector
+        self.collector_failures = m.make_counter(m.AGG_FAILURES, r)  # collector
+        self.job_duration = m.make_histogram(m.AGG_DURATION, r, buckets.job_duration)
+        self.job_queue = m.make_histogram(m.AGG_QUEUE, r, buckets.job_queue)  # collector
+        self.collector_last_success = m.make_gauge(m.AGG_LAST_SUCCESS, r)  # collector
+        self.snapshots_finished = m.make_counter(m.AGG_SNAPSHOTS_FINISHED, r)  # dataset_id, status
+        self.ai_flows_finished = m.make_counter(m.AGG_AI_FLOWS_FINISHED, r)  # status
+        self.aitronos_finished = m.make_counter(m.AGG_AIT_FINISHED, r)  # status
+        # Without labels, client_python shows a metric as soon as it is registered: these are
+        # registered with the first Aitronos job, so a Bright Data-only exporter has none.
+        self.aitronos_items = m.make_counter(m.AGG_AIT_ITEMS, None)
+        self.aitronos_processing = m.make_histogram(
+            m.AGG_AIT_PROCESSING, None, buckets.aitronos_processing
+        )
+        self.evicted = m.make_counter(m.EVICTED, r)  # provider, kind
+        self.collector_page_loads = m.make_counter(m.AGG_PAGE_LOADS, r)  # collector
+        self.collector_input_errors = m.make_counter(m.AGG_INPUT_ERRORS, r)  # collector, group
+        self.dataset_records = m.make_counter(m.AGG_DATASET_RECORDS, r)  # dataset_id
+        self.snapshot_duration = m.make_histogram(
+            m.AGG_SNAPSHOT_DURATION, r, buckets.snapshot_duration
+        )  # dataset_id
+        self.aitronos_failures = m.make_counter(m.AGG_AIT_FAILURES, r)  # reason
         # Values a counter or histogram cannot take (a provider's negative count): metric, reason
-        self.ignored = CounterVec()
+        self.ignored = m.make_counter(m.IGNORED_SAMPLES, r)
         for metric in CHECKED:
             for reason in IGNORED_REASONS:
-                self.ignored.inc((metric, reason), 0)
+                self.ignored.labels(metric, reason)
+        self._collectors: set[str] = set()
+        self._last_success: dict[str, float] = {}
+        self._aitronos_seen = False
 
     # Every counter of a newly seen collector, dataset or kind starts at 0, so that
     # `increase()` sees the first finished job and the series exist before anything finishes.
 
     def ensure_collector(self, collector: str) -> None:
-        key = (collector,)
-        if key not in self.collector_lines.values:
+        if collector not in self._collectors:
+            self._collectors.add(collector)
             for status in JOB_TERMINAL:
-                self.jobs_finished.inc((*key, status), 0)
-            self.collector_lines.inc(key, 0)
-            self.collector_failures.inc(key, 0)
-            self.collector_page_loads.inc(key, 0)
+                self.jobs_finished.labels(collector, status)
+            for metric in (
+                self.collector_lines,
+                self.collector_failures,
+                self.collector_page_loads,
+                self.job_duration,
+                self.job_queue,
+            ):
+                metric.labels(collector)
             for group in INPUT_ERROR_GROUPS:  # a fixed set: bounded per collector
-                self.collector_input_errors.inc((*key, group), 0)
-            self.job_duration.ensure(key)
-            self.job_queue.ensure(key)
+                self.collector_input_errors.labels(collector, group)
 
     def ensure_dataset(self, dataset: str) -> None:
         for status in SNAPSHOT_TERMINAL:
-            self.snapshots_finished.inc((dataset, status), 0)
-        self.dataset_records.inc((dataset,), 0)
-        self.snapshot_duration.ensure((dataset,))
+            self.snapshots_finished.labels(dataset, status)
+        self.dataset_records.labels(dataset)
+        self.snapshot_duration.labels(dataset)
 
     def ensure_ai_flows(self) -> None:
         for status in AI_FLOW_TERMINAL:
-            self.ai_flows_finished.inc((status,), 0)
+            self.ai_flows_finished.labels(status)
 
     def ensure_aitronos(self) -> None:
-        if () not in self.aitronos_items.values:
+        if not self._aitronos_seen:
+            self._aitronos_seen = True
             for status in AITRONOS_TERMINAL:
-                self.aitronos_finished.inc((status,), 0)
-            self.aitronos_items.inc((), 0)
-            self.aitronos_processing.ensure(())
+                self.aitronos_finished.labels(status)
             for reason in FAILURE_REASONS:
-                self.aitronos_failures.inc((reason,), 0)
+                self.aitronos_failures.labels(reason)
+            self.registry.register(self.aitronos_items)
+            self.registry.register(self.aitronos_processing)
 
     # Each counts one finished target; the store guarantees it happens once per target (run).
 
     def snapshot_finished(self, snapshot: Snapshot) -> None:
         dataset = snapshot.dataset_id or ""
-        self.snapshots_finished.inc((dataset, snapshot.status))
+        self.snapshots_finished.labels(dataset, snapshot.status).inc()
         self._add(
-            self.dataset_records, "brightdata_dataset_records_total", (dataset,), snapshot.records
+            self.dataset_records.labels(dataset),
+            "brightdata_dataset_records_total",
+            snapshot.records,
         )
 
     def ai_flow_finished(self, flow: AiFlow) -> None:
-        self.ai_flows_finished.inc((flow.status or "unknown",))
+        self.ai_flows_finished.labels(flow.status or "unknown").inc()
 
     def aitronos_job_finished(self, job: AitronosJob) -> None:
-        self.aitronos_finished.inc((job.status,))
+        self.ensure_aitronos()
+        self.aitronos_finished.labels(job.status).inc()
         if job.status == "failed":  # its message in a fixed set of reasons, never as a label
-            self.aitronos_failures.inc((failure_reason(job.error_message),))
+            self.aitronos_failures.labels(failure_reason(job.error_message)).inc()
         self.aitronos_items_found(job)
         self._observe(
             self.aitronos_processing,
             "aitronos_finished_job_processing_seconds",
-            (),
             job.processing_time,
         )
 
     def aitronos_items_found(self, job: AitronosJob) -> None:
         """Items found are only in the detail: added when it arrives (once, by the store)."""
-        self._add(self.aitronos_items, "aitronos_items_found_total", (), job.items_found)
+        self.ensure_aitronos()
+        self._add(self.aitronos_items, "aitronos_items_found_total", job.items_found)
 
     def job_finished(self, job: StudioJob, collector: str, now: float) -> None:
-        self._job(job, collector, now)
-
-    def _job(self, job: StudioJob, collector: str, now: float) -> None:
-        labels = (collector,)
-        self.jobs_finished.inc((collector, job.status))
-        self._add(self.collector_lines, "brightdata_collector_lines_total", labels, job.lines)
-        self._add(self.collector_failures, "brightdata_collector_failures_total", labels, job.fails)
+        self.jobs_finished.labels(collector, job.status).inc()
         self._add(
-            self.collector_page_loads, "brightdata_collector_page_loads_total", labels,
+            self.collector_lines.labels(collector), "brightdata_collector_lines_total", job.lines
+        )
+        self._add(
+            self.collector_failures.labels(collector),
+            "brightdata_collector_failures_total",
+            job.fails,
+        )
+        self._add(
+            self.collector_page_loads.labels(collector),
+            "brightdata_collector_page_loads_total",
             job.navigations,
-        )  # fmt: skip
-        self._observe(
-            self.job_duration, "brightdata_finished_job_duration_seconds", labels, job.job_time
         )
         self._observe(
-            self.job_queue, "brightdata_finished_job_queue_seconds", labels, job.queue_time
+            self.job_duration.labels(collector),
+            "brightdata_finished_job_duration_seconds",
+            job.job_time,
+        )
+        self._observe(
+            self.job_queue.labels(collector),
+            "brightdata_finished_job_queue_seconds",
+            job.queue_time,
         )
         if job.status == "done":
             finished = job.finished if job.finished is not None else now
-            previous = self.collector_last_success.get(labels)
+            previous = self._last_success.get(collector)
             if previous is None or finished > previous:
-                self.collector_last_success.set(labels, finished)
+                self._last_success[collector] = finished
+                self.collector_last_success.labels(collector).set(finished)
 
     # A counted target's report (read after it finished; the store calls these once).
 
@@ -155,14 +185,13 @@ class Aggregates:
         """A counted job's failed inputs per error group (hp_errors)."""
         for group, count in groups.items():
             if count > 0:
-                self.collector_input_errors.inc((collector, group), count)
+                self.collector_input_errors.labels(collector, group).inc(count)
 
     def snapshot_logged(self, dataset: str, log: SnapshotLog) -> None:
         """A counted snapshot's duration, from its log."""
         self._observe(
-            self.snapshot_duration,
+            self.snapshot_duration.labels(dataset),
             "brightdata_finished_snapshot_duration_seconds",
-            (dataset,),
             log.duration,
         )
 
@@ -173,22 +202,18 @@ class Aggregates:
         if value is None:
             return False
         if not math.isfinite(value):
-            self.ignored.inc((metric, "not_finite"))
+            self.ignored.labels(metric, "not_finite").inc()
             return False
         if value < 0:
-            self.ignored.inc((metric, "negative"))
+            self.ignored.labels(metric, "negative").inc()
             return False
         return True
 
-    def _add(
-        self, counter: CounterVec, metric: str, labels: tuple[str, ...], value: float | None
-    ) -> None:
+    def _add(self, counter: Counter, metric: str, value: float | None) -> None:
         if self._valid(metric, value) and value:
-            counter.inc(labels, float(value))
+            counter.inc(float(value))
 
-    def _observe(
-        self, histogram: HistogramVec, metric: str, labels: tuple[str, ...], value: float | None
-    ) -> None:
+    def _observe(self, histogram: Histogram, metric: str, value: float | None) -> None:
         if self._valid(metric, value):
             assert value is not None
-            histogram.observe(labels, float(value))
+            histogram.observe(float(value))

@@ -1,28 +1,49 @@
 """The catalogue of every metric the exporter serves, and how the store becomes samples.
 
-`CATALOGUE` is the single source for names, types, help texts and labels: the exposition
-renderers, `docs/metrics.md` and the tests all read it. `collect_families()` turns the store and
-the exporter's telemetry into families of samples; it does no I/O.
+`CATALOGUE` is the single source for names, types, help texts and labels: the client_python
+metrics made from it (`make_*`, for the exporter's own metrics and the aggregates), the fast
+per-target renderer (`PER_TARGET`, read by `exposition.render_per_target`), `docs/metrics.md`
+and the tests all read it. Nothing here does I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Literal
 
-from scrapejobs_exporter.aggregates import Aggregates
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
 from scrapejobs_exporter.build_info import build_labels
 from scrapejobs_exporter.kinds import AI_FLOW, AITRONOS_JOB, SNAPSHOT, STUDIO_JOB, kind_of
 from scrapejobs_exporter.providers import aitronos, brightdata
 from scrapejobs_exporter.providers.aitronos import AitronosJob
 from scrapejobs_exporter.providers.brightdata import ErrorGroups, SnapshotLog
-from scrapejobs_exporter.series import CounterVec, HistogramVec
 from scrapejobs_exporter.store import Store, Target
-from scrapejobs_exporter.telemetry import Telemetry
 
-__all__ = ["CATALOGUE", "Family", "MetricSpec", "collect_families", "markdown_table"]
+__all__ = [
+    "CATALOGUE",
+    "MetricSpec",
+    "TrackedCollector",
+    "make_counter",
+    "make_gauge",
+    "make_histogram",
+    "markdown_table",
+    "register_build_info",
+]
+
+# No `_created` series: nothing reads them, they would double the exporter's own series, and in
+# the text format they are families of their own, outside the catalogue.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 MetricType = Literal["gauge", "counter", "histogram", "stateset", "info"]
 CACHED = " Cached from the last poll."
@@ -37,11 +58,6 @@ class MetricSpec:
     section: str
     source: str = ""
     unit: str = ""
-
-    @property
-    def exposition_type(self) -> str:
-        """State sets and info metrics are served as gauges: that keeps `status="done"` labels."""
-        return "gauge" if self.type in ("stateset", "info") else self.type
 
 
 CATALOGUE: dict[str, MetricSpec] = {}
@@ -641,7 +657,6 @@ PER_TARGET: tuple[PerTarget, ...] = (
     PerTarget(TARGET_UP, None, value=_up, of_target=True),
     PerTarget(TARGET_LAST_SUCCESS, None, value=_last_success, of_target=True),
 )
-PER_TARGET_NAMES = frozenset(p.spec.name for p in PER_TARGET)
 
 
 def group_targets(store: Store) -> dict[tuple[str, str] | None, list[Target]]:
@@ -669,127 +684,43 @@ def target_labels(target: Target) -> tuple[str, str, str]:
     return (target.provider, target.kind, target.target_id)
 
 
-# --- samples ---------------------------------------------------------------------------------
-
-Sample = tuple[str, tuple[str, ...], tuple[str, ...], float]  # name, label names, values, value
+# --- client_python metrics made from the catalogue ------------------------------------------
 
 
-@dataclass(slots=True)
-class Family:
-    spec: MetricSpec
-    samples: list[Sample] = field(default_factory=list)
-
-    def add(self, values: tuple[str, ...], value: float) -> None:
-        self.samples.append((self.spec.name, self.spec.labels, values, value))
+def make_counter(spec: MetricSpec, registry: CollectorRegistry | None) -> Counter:
+    """The client_python counter for `spec`, registered on `registry` (None: not yet)."""
+    assert spec.type == "counter", spec.name
+    return Counter(spec.name, spec.help, spec.labels, registry=registry)
 
 
-def collect_families(
-    store: Store,
-    telemetry: Telemetry,
-    aggregates: Aggregates | None = None,
-    *,
-    per_job: bool = True,
-) -> list[Family]:
-    """Every non-empty family, in catalogue order, from one pass over the store."""
-    families = {name: Family(spec) for name, spec in CATALOGUE.items()}
-    if per_job:
-        _per_target_samples(families, store)
-    if aggregates is not None:
-        _aggregate_samples(families, aggregates)
-    _telemetry_samples(families, store, telemetry)
-    return [f for f in families.values() if f.samples]
+def make_gauge(spec: MetricSpec, registry: CollectorRegistry | None) -> Gauge:
+    """The client_python gauge for `spec` (state sets and info metrics are gauges too)."""
+    assert spec.type in ("gauge", "stateset", "info"), spec.name
+    return Gauge(spec.name, spec.help, spec.labels, registry=registry)
 
 
-def _per_target_samples(families: dict[str, Family], store: Store) -> None:
-    groups = group_targets(store)
-    for per in PER_TARGET:
-        family = families[per.spec.name]
-        for target in groups.get(per.kind, ()):
-            subject = target if per.of_target else target.model
-            base = base_labels(target) if per.kind else target_labels(target)
-            if per.states:
-                current = per.current(subject) if per.current else None
-                if current is not None:
-                    for state in per.states:
-                        family.add((*base, state), 1.0 if state == current else 0.0)
-            elif per.current is not None:
-                label = per.current(subject)
-                if label is not None:
-                    family.add((*base, label), 1.0)
-            elif per.by_label is not None:
-                for label, count in per.by_label(subject) or ():
-                    family.add((*base, label), float(count))
-            elif per.value is not None:
-                value = per.value(subject)
-                if value is not None:
-                    family.add(base, float(value))
+def make_histogram(
+    spec: MetricSpec, registry: CollectorRegistry | None, buckets: Sequence[float]
+) -> Histogram:
+    assert spec.type == "histogram", spec.name
+    return Histogram(spec.name, spec.help, spec.labels, registry=registry, buckets=buckets)
 
 
-def _aggregate_samples(families: dict[str, Family], a: Aggregates) -> None:
-    for spec, counter in (
-        (AGG_JOBS_FINISHED, a.jobs_finished),
-        (AGG_LINES, a.collector_lines),
-        (AGG_FAILURES, a.collector_failures),
-        (AGG_SNAPSHOTS_FINISHED, a.snapshots_finished),
-        (AGG_AI_FLOWS_FINISHED, a.ai_flows_finished),
-        (AGG_AIT_FINISHED, a.aitronos_finished),
-        (AGG_AIT_ITEMS, a.aitronos_items),
-        (EVICTED, a.evicted),
-        (AGG_PAGE_LOADS, a.collector_page_loads),
-        (AGG_INPUT_ERRORS, a.collector_input_errors),
-        (AGG_DATASET_RECORDS, a.dataset_records),
-        (AGG_AIT_FAILURES, a.aitronos_failures),
-        (IGNORED_SAMPLES, a.ignored),
-    ):
-        _counter(families[spec.name], counter)
-    _histogram(families[AGG_SNAPSHOT_DURATION.name], a.snapshot_duration)
-    _histogram(families[AGG_DURATION.name], a.job_duration)
-    _histogram(families[AGG_QUEUE.name], a.job_queue)
-    _histogram(families[AGG_AIT_PROCESSING.name], a.aitronos_processing)
-    for labels, value in sorted(a.collector_last_success.values.items()):
-        families[AGG_LAST_SUCCESS.name].add(labels, value)
+class TrackedCollector(Collector):
+    """`scrapejobs_exporter_tracked_targets`, counted from the store when the page is made."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(TRACKED.name, TRACKED.help, labels=TRACKED.labels)
+        for (provider, kind), count in self.store.count_by_kind().items():
+            family.add_metric((provider, kind), count)
+        yield family
 
 
-def _telemetry_samples(families: dict[str, Family], store: Store, t: Telemetry) -> None:
-    _counter(families[API_REQUESTS.name], t.api_requests)
-    _histogram(families[API_DURATION.name], t.api_request_duration)
-    _counter(families[API_ERRORS.name], t.api_errors)
-    for spec, gauge in ((RATE_LIMIT_LIMIT, t.rate_limit_limit), (RATE_LIMIT_REMAINING, t.rate_limit_remaining)):  # fmt: skip
-        for labels, value in sorted(gauge.values.items()):
-            families[spec.name].add(labels, value)
-    _histogram(families[POLL_CYCLE.name], t.poll_cycle_duration)
-    for (provider, kind), count in store.count_by_kind().items():
-        families[TRACKED.name].add((provider, kind), float(count))
-    _counter(families[UNKNOWN_STATUS.name], t.unknown_status)
-    families[BUILD_INFO.name].add(build_labels(), 1.0)
-    _counter(families[API_RETRIES.name], t.api_retries)
-    _counter(families[RATE_LIMIT_WAIT.name], t.rate_limit_wait)
-    _counter(families[REFUSED_IDS.name], t.refused_ids)
-    for spec, gauge in ((CIRCUIT_OPEN, t.circuit_open), (RELOAD_OK, t.config_reload_successful), (RELOAD_TIME, t.config_reload_timestamp)):  # fmt: skip
-        for labels, value in sorted(gauge.values.items()):
-            families[spec.name].add(labels, value)
-
-
-def _counter(family: Family, counter: CounterVec) -> None:
-    for labels, value in sorted(counter.values.items()):
-        family.add(labels, value)
-
-
-def _histogram(family: Family, histogram: HistogramVec) -> None:
-    name, names = family.spec.name, family.spec.labels
-    bucket_names = (*names, "le")
-    les = [*(format_le(b) for b in histogram.bounds), "+Inf"]
-    for labels in sorted(histogram.values):
-        counts, count, total = histogram.cumulative(labels)
-        for le, n in zip(les, counts, strict=True):
-            family.samples.append((name + "_bucket", bucket_names, (*labels, le), n))
-        family.samples.append((name + "_count", names, labels, count))
-        family.samples.append((name + "_sum", names, labels, total))
-
-
-def format_le(bound: float) -> str:
-    """Bucket bounds as Prometheus clients print them (`0.5`, `1.0`, `+Inf`)."""
-    return repr(float(bound))
+def register_build_info(registry: CollectorRegistry) -> None:
+    make_gauge(BUILD_INFO, registry).labels(*build_labels()).set(1)
 
 
 def markdown_table() -> str:

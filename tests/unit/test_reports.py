@@ -16,9 +16,7 @@ import respx
 from scrapejobs_exporter.aggregates import Aggregates
 from scrapejobs_exporter.config import BucketsConfig, parse_config
 from scrapejobs_exporter.exporter import Exporter
-from scrapejobs_exporter.exposition import render_text
 from scrapejobs_exporter.kinds import REPORT_TRIES, SNAPSHOT, STUDIO_JOB
-from scrapejobs_exporter.metrics import collect_families
 from scrapejobs_exporter.providers.brightdata import (
     parse_hp_errors,
     parse_job_log,
@@ -27,9 +25,8 @@ from scrapejobs_exporter.providers.brightdata import (
 )
 from scrapejobs_exporter.simulator import SimulatorConfig, SimulatorServer
 from scrapejobs_exporter.store import Store, Target
-from scrapejobs_exporter.telemetry import Telemetry
 from tests.conftest import seed
-from tests.helpers import samples
+from tests.helpers import histogram_counts, page, samples, value, values
 from tests.unit.test_exporter import exporter_for, run
 
 BD = "https://api.brightdata.test"
@@ -62,41 +59,41 @@ async def test_counters_and_snapshot_values_equal_ground_truth(sim: SimulatorSer
     a = exporter.aggregates
 
     errors: dict[str, dict[str, int]] = {}
-    for (collector, group), n in a.collector_input_errors.values.items():
+    for (collector, group), n in values(a.collector_input_errors).items():
         errors.setdefault(collector, {})[group] = int(n)
     expected = {c: g for c, g in truth["studio_job_errors"].items() if sum(g.values())}
     assert {c: g for c, g in errors.items() if sum(g.values())} == expected
     assert sum(sum(g.values()) for g in expected.values()) > 50
     assert len({g for gs in expected.values() for g, n in gs.items() if n}) >= 5
 
-    loads = {c: int(n) for (c,), n in a.collector_page_loads.values.items() if n}
+    loads = {c: int(n) for (c,), n in values(a.collector_page_loads).items() if n}
     volume = truth["studio_job_volume"]
     assert loads == {c: v["page_loads"] for c, v in volume.items() if v["page_loads"]}
-    records = {d: int(n) for (d,), n in a.dataset_records.values.items() if n}
+    records = {d: int(n) for (d,), n in values(a.dataset_records).items() if n}
     assert records == {d: n for d, n in truth["snapshot_records"].items() if n}
-    failures = {r: int(n) for (r,), n in a.aitronos_failures.values.items() if n}
+    failures = {r: int(n) for (r,), n in values(a.aitronos_failures).items() if n}
     assert failures == truth["aitronos_failures"]
 
     # Every finished snapshot's own series equal its truth; the histogram saw each counted one.
-    page = samples(render_text(exporter.families()).decode())
+    shown = samples(exporter.render().text.body.decode())
     seen = 0
     for snap in state["brightdata"]["snapshots"]:
         if "duration_seconds" not in snap:
             continue  # not finished
         labels = (("dataset_id", snap["dataset_id"]), ("snapshot_id", snap["snapshot_id"]))
-        if ("brightdata_snapshot_duration_seconds", labels) not in page:
-            assert (*labels, ("status", "ready")) not in {k[1] for k in page}
+        if ("brightdata_snapshot_duration_seconds", labels) not in shown:
+            assert (*labels, ("status", "ready")) not in {k[1] for k in shown}
             continue  # outside the discovery window: not tracked
         seen += 1
-        assert page[("brightdata_snapshot_records", labels)] == snap["records"]
-        assert page[("brightdata_snapshot_duration_seconds", labels)] == snap["duration_seconds"]
-        assert page[("brightdata_snapshot_inputs", labels)] == snap["inputs"]
-        assert page[("brightdata_snapshot_success_ratio", labels)] == pytest.approx(
+        assert shown[("brightdata_snapshot_records", labels)] == snap["records"]
+        assert shown[("brightdata_snapshot_duration_seconds", labels)] == snap["duration_seconds"]
+        assert shown[("brightdata_snapshot_inputs", labels)] == snap["inputs"]
+        assert shown[("brightdata_snapshot_success_ratio", labels)] == pytest.approx(
             snap["success_ratio"]
         )
     assert seen > 20
-    counted = sum(a.snapshots_finished.values.values())
-    observed = sum(a.snapshot_duration.cumulative(k)[1] for k in a.snapshot_duration.values)
+    counted = sum(values(a.snapshots_finished).values())
+    observed = sum(histogram_counts(a.snapshot_duration).values())
     assert observed == counted > 5
 
     # Per job: the groups of each finished job with failures, nothing for a clean one.
@@ -158,24 +155,24 @@ def test_reports_count_once_and_only_for_counted_finishes() -> None:
     store.observe_report(target, errors)  # a second answer changes nothing
     a = store.aggregates
     assert a is not None
-    assert a.collector_input_errors.get(("c_1", "page_gone")) == 1
-    assert a.collector_input_errors.get(("c_1", "other")) == 1
-    assert a.collector_input_errors.get(("c_1", "blocked")) == 0  # present at 0
-    assert a.collector_page_loads.get(("c_1",)) == 7
+    assert value(a.collector_input_errors, "c_1", "page_gone") == 1
+    assert value(a.collector_input_errors, "c_1", "other") == 1
+    assert value(a.collector_input_errors, "c_1", "blocked") == 0  # present at 0
+    assert value(a.collector_page_loads, "c_1") == 7
     # A later poll of the same finished job counts nothing again, and asks for no new report.
     store.observe(target, parse_job_log({**body, "id": "j_1"}, "j_1"), NOW + 60, complete=True)
-    assert target.report is errors and a.collector_input_errors.get(("c_1", "other")) == 1
+    assert target.report is errors and value(a.collector_input_errors, "c_1", "other") == 1
     # A job already finished when the exporter started: its own series, no counter change.
     earlier = _store()
     old = _job(earlier, body, since=False)
     assert not old.owed_report
     earlier.observe_report(old, errors)
     assert earlier.aggregates is not None
-    assert sum(earlier.aggregates.collector_input_errors.values.values()) == 0
-    page = samples(render_text(collect_families(earlier, Telemetry())).decode())
+    assert sum(values(earlier.aggregates.collector_input_errors).values()) == 0
+    shown = samples(page(earlier).text.body.decode())
     labels = (("collector", "c_1"), ("group", "page_gone"), ("job_id", "j_1"))
-    assert page[("brightdata_job_input_errors", labels)] == 1
-    assert len([k for k in page if k[0] == "brightdata_job_input_errors"]) == 7
+    assert shown[("brightdata_job_input_errors", labels)] == 1
+    assert len([k for k in shown if k[0] == "brightdata_job_input_errors"]) == 7
 
 
 # --- the scheduler: lowest priority, once, giving up on answers that will not change ---------
@@ -264,7 +261,7 @@ async def test_report_read_gives_up_on_4xx_and_after_repeated_failures() -> None
     assert targets["s_1"].report is not None
     # Static targets seen finished at their first poll finished before: their own series only.
     a = exporter.aggregates
-    assert a.snapshot_duration.cumulative(("gd_1",))[1] == 0
+    assert histogram_counts(a.snapshot_duration).get(("gd_1",)) == 0
 
 
 @respx.mock
@@ -290,7 +287,7 @@ async def test_a_failing_report_endpoint_rests_and_never_stops_the_polls() -> No
     # Reads 30, 60, 120, 240 s apart (3 attempts each), not every target's tries at once.
     assert broken.call_count <= 5 * 3
     assert running.call_count >= 20 and exporter.store.get(("brightdata", "job", "j_1")).up  # type: ignore[union-attr]
-    assert not exporter.telemetry.circuit_open.values.get(("brightdata",))
+    assert not value(exporter.telemetry.circuit_open, "brightdata")
 
 
 def test_once_reads_reports_of_statically_listed_targets(tmp_path: Path) -> None:
@@ -322,29 +319,29 @@ def test_once_reads_reports_of_statically_listed_targets(tmp_path: Path) -> None
             headers={"Authorization": f"Bearer {config.brightdata_token}"},
         ).json()["errors"]
     assert result.returncode == 0, result.stderr
-    page = samples(result.stdout)
+    shown = samples(result.stdout)
     expected = Counter(group_of[e["error"]] for e in errors)
     got = {
-        dict(labels)["group"]: value
-        for (name, labels), value in page.items()
+        dict(labels)["group"]: n
+        for (name, labels), n in shown.items()
         if name == "brightdata_job_input_errors" and dict(labels)["job_id"] == failed["id"]
     }
     assert got == {g: float(expected.get(g, 0)) for g in got}
     assert sum(got.values()) == failed["fails"] and len(got) == 7
     assert not any(
         dict(labels).get("job_id") == clean["id"]
-        for (name, labels) in page
+        for (name, labels) in shown
         if name == "brightdata_job_input_errors"
     )
     assert requests[HP_ERRORS] == 1
     assert requests[SNAPSHOT_LOG] == 1
     labels = (("dataset_id", snap["dataset_id"]), ("snapshot_id", snap["snapshot_id"]))
-    assert page[("brightdata_snapshot_duration_seconds", labels)] == snap["duration_seconds"]
-    assert page[("brightdata_snapshot_inputs", labels)] == snap["inputs"]
-    assert page[("brightdata_snapshot_records", labels)] == snap["records"]
+    assert shown[("brightdata_snapshot_duration_seconds", labels)] == snap["duration_seconds"]
+    assert shown[("brightdata_snapshot_inputs", labels)] == snap["inputs"]
+    assert shown[("brightdata_snapshot_records", labels)] == snap["records"]
     # Finished before the exporter started: their own series, but no counter change.
     other = (("collector", failed["collector"]), ("group", "other"))
-    assert page[("brightdata_collector_input_errors_total", other)] == 0
+    assert shown[("brightdata_collector_input_errors_total", other)] == 0
 
 
 # --- within the budget: the enforcing simulator, the account limits on -----------------------
