@@ -63,6 +63,9 @@ class PerTargetReference:
                     label = per.current(subject)
                     if label is not None:
                         family.add_metric([*base, label], 1.0)
+                elif per.by_label is not None:
+                    for label, count in per.by_label(subject) or ():
+                        family.add_metric([*base, label], float(count))
                 elif per.value is not None:
                     number = per.value(subject)
                     if number is not None:
