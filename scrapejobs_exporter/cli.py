@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from scrapejobs_exporter import __version__
+from scrapejobs_exporter import STARTED, __version__
 from scrapejobs_exporter.config import Config, ConfigError, load_config, parse_duration
 from scrapejobs_exporter.exporter import Exporter
 from scrapejobs_exporter.lifecycle import EXIT_FAILED, EXIT_OK, EXIT_USAGE, serve_until_signal
@@ -316,8 +316,9 @@ async def serve(
     enable_lifecycle: bool = False,
     shard: Shard | None = None,
     grafana_url: str | None = None,
+    started: float | None = None,
 ) -> int:
-    exporter = Exporter(config, shard=shard)
+    exporter = Exporter(config, shard=shard, started=started)
     reloader = Reloader(exporter, config_path) if config_path is not None else None
     server = Server(
         exporter,
@@ -361,6 +362,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             enable_lifecycle=args.enable_lifecycle,
             shard=shard,
             grafana_url=args.grafana_url,
+            started=STARTED,  # the process's start: jobs finishing while it starts up count
         )
     )
 
