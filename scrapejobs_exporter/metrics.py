@@ -18,6 +18,7 @@ from scrapejobs_exporter.kinds import AI_FLOW, AITRONOS_JOB, SNAPSHOT, STUDIO_JO
 from scrapejobs_exporter.providers import aitronos, brightdata
 from scrapejobs_exporter.providers.aitronos import AitronosJob
 from scrapejobs_exporter.series import CounterVec, HistogramVec
+from scrapejobs_exporter.statefile import STATUSES, SeriesState, StateFile
 from scrapejobs_exporter.store import Store, Target
 from scrapejobs_exporter.telemetry import Telemetry
 
@@ -460,6 +461,38 @@ IGNORED_SAMPLES = _spec(
     S_SELF,
 )
 
+S_STATE = "The exporter's state file (`state_file:`; absent without one)"
+STATE_FILE_STATUS = _spec(
+    "scrapejobs_exporter_state_file_status",
+    "stateset",
+    "How the state file was found at start, exactly one is 1: restored, created (new or empty), "
+    "corrupt (moved aside to <file>.corrupt, started empty), newer_version (left untouched, "
+    "started empty, not written) or unwritable (started empty, not written).",
+    ("status",),
+    S_STATE,
+)
+STATE_FILE_WRITES = _spec(
+    "scrapejobs_exporter_state_file_writes_total",
+    "counter",
+    "Successful writes of the state file (each one transaction with every change since the last).",
+    (),
+    S_STATE,
+)
+STATE_FILE_WRITE_ERRORS = _spec(
+    "scrapejobs_exporter_state_file_write_errors_total",
+    "counter",
+    "Failed writes of the state file; their changes are retried with the next write.",
+    (),
+    S_STATE,
+)
+STATE_FILE_LAST_WRITE = _spec(
+    "scrapejobs_exporter_state_file_last_write_timestamp_seconds",
+    "gauge",
+    "When the last successful write of the state file was taken.",
+    (),
+    S_STATE,
+    unit="seconds",
+)
 
 # --- per-target families: one declaration, read by both renderers ---------------------------
 
@@ -584,6 +617,7 @@ def collect_families(
     aggregates: Aggregates | None = None,
     *,
     per_job: bool = True,
+    state_file: StateFile | None = None,
 ) -> list[Family]:
     """Every non-empty family, in catalogue order, from one pass over the store."""
     families = {name: Family(spec) for name, spec in CATALOGUE.items()}
@@ -592,6 +626,8 @@ def collect_families(
     if aggregates is not None:
         _aggregate_samples(families, aggregates)
     _telemetry_samples(families, store, telemetry)
+    if state_file is not None:
+        _state_file_samples(families, state_file)
     return [f for f in families.values() if f.samples]
 
 
@@ -617,24 +653,77 @@ def _per_target_samples(families: dict[str, Family], store: Store) -> None:
                     family.add(base, float(value))
 
 
+# The aggregates over finished targets, by the `Aggregates` attribute holding each: rendered
+# here, and kept in the state file so they continue after a restart.
+FINISHED_COUNTERS: tuple[tuple[MetricSpec, str], ...] = (
+    (AGG_JOBS_FINISHED, "jobs_finished"),
+    (AGG_LINES, "collector_lines"),
+    (AGG_FAILURES, "collector_failures"),
+    (AGG_SNAPSHOTS_FINISHED, "snapshots_finished"),
+    (AGG_AI_FLOWS_FINISHED, "ai_flows_finished"),
+    (AGG_AIT_FINISHED, "aitronos_finished"),
+    (AGG_AIT_ITEMS, "aitronos_items"),
+)
+FINISHED_HISTOGRAMS: tuple[tuple[MetricSpec, str], ...] = (
+    (AGG_DURATION, "job_duration"),
+    (AGG_QUEUE, "job_queue"),
+    (AGG_AIT_PROCESSING, "aitronos_processing"),
+)
+FINISHED_GAUGES: tuple[tuple[MetricSpec, str], ...] = (
+    (AGG_LAST_SUCCESS, "collector_last_success"),
+)
+
+
+def finished_series(a: Aggregates) -> list[SeriesState]:
+    """Every series of the aggregates over finished targets, as the state file keeps them."""
+    out = [
+        SeriesState(spec.name, labels, value)
+        for spec, attr in (*FINISHED_COUNTERS, *FINISHED_GAUGES)
+        for labels, value in getattr(a, attr).values.items()
+    ]
+    for spec, attr in FINISHED_HISTOGRAMS:
+        histogram: HistogramVec = getattr(a, attr)
+        for labels, row in histogram.values.items():
+            out.append(SeriesState(spec.name, labels, row[-1], histogram.bounds, tuple(row[:-1])))
+    return out
+
+
+def restore_finished(a: Aggregates, series: list[SeriesState]) -> list[str]:
+    """Put the state file's values back into empty aggregates; the problems, one line each (a
+    histogram whose bucket bounds changed in the config starts again from zero)."""
+    problems: list[str] = []
+    vectors = {spec.name: getattr(a, attr) for spec, attr in (*FINISHED_COUNTERS, *FINISHED_GAUGES)}
+    histograms = {spec.name: getattr(a, attr) for spec, attr in FINISHED_HISTOGRAMS}
+    changed: set[str] = set()
+    for state in series:
+        histogram: HistogramVec | None = histograms.get(state.metric)
+        if histogram is not None:
+            if (
+                state.bounds != histogram.bounds
+                or state.buckets is None
+                or len(state.buckets) != len(histogram.bounds) + 1
+            ):
+                changed.add(state.metric)
+                continue
+            histogram.values[state.labels] = [*state.buckets, state.value]
+        elif state.metric in vectors:
+            vectors[state.metric].values[state.labels] = state.value
+        else:
+            problems.append(f"{state.metric}: not an aggregate of this version, dropped")
+    problems += [
+        f"{name}: bucket bounds changed, starts again from zero" for name in sorted(changed)
+    ]
+    return problems
+
+
 def _aggregate_samples(families: dict[str, Family], a: Aggregates) -> None:
-    for spec, counter in (
-        (AGG_JOBS_FINISHED, a.jobs_finished),
-        (AGG_LINES, a.collector_lines),
-        (AGG_FAILURES, a.collector_failures),
-        (AGG_SNAPSHOTS_FINISHED, a.snapshots_finished),
-        (AGG_AI_FLOWS_FINISHED, a.ai_flows_finished),
-        (AGG_AIT_FINISHED, a.aitronos_finished),
-        (AGG_AIT_ITEMS, a.aitronos_items),
-        (EVICTED, a.evicted),
-        (IGNORED_SAMPLES, a.ignored),
-    ):
-        _counter(families[spec.name], counter)
-    _histogram(families[AGG_DURATION.name], a.job_duration)
-    _histogram(families[AGG_QUEUE.name], a.job_queue)
-    _histogram(families[AGG_AIT_PROCESSING.name], a.aitronos_processing)
-    for labels, value in sorted(a.collector_last_success.values.items()):
-        families[AGG_LAST_SUCCESS.name].add(labels, value)
+    for spec, attr in (*FINISHED_COUNTERS, (EVICTED, "evicted"), (IGNORED_SAMPLES, "ignored")):
+        _counter(families[spec.name], getattr(a, attr))
+    for spec, attr in FINISHED_HISTOGRAMS:
+        _histogram(families[spec.name], getattr(a, attr))
+    for spec, attr in FINISHED_GAUGES:
+        for labels, value in sorted(getattr(a, attr).values.items()):
+            families[spec.name].add(labels, value)
 
 
 def _telemetry_samples(families: dict[str, Family], store: Store, t: Telemetry) -> None:
@@ -655,6 +744,15 @@ def _telemetry_samples(families: dict[str, Family], store: Store, t: Telemetry) 
     for spec, gauge in ((CIRCUIT_OPEN, t.circuit_open), (RELOAD_OK, t.config_reload_successful), (RELOAD_TIME, t.config_reload_timestamp)):  # fmt: skip
         for labels, value in sorted(gauge.values.items()):
             families[spec.name].add(labels, value)
+
+
+def _state_file_samples(families: dict[str, Family], state: StateFile) -> None:
+    for status in STATUSES:
+        families[STATE_FILE_STATUS.name].add((status,), 1.0 if status == state.status else 0.0)
+    families[STATE_FILE_WRITES.name].add((), float(state.writes))
+    families[STATE_FILE_WRITE_ERRORS.name].add((), float(state.write_errors))
+    if state.last_write is not None:
+        families[STATE_FILE_LAST_WRITE.name].add((), state.last_write)
 
 
 def _counter(family: Family, counter: CounterVec) -> None:

@@ -234,11 +234,15 @@ class ProviderScheduler:
         if not kind.polled(target):
             return never
         last = target.last_poll
-        if target.final:
+        # A target named in the config, restored finished from the state file, is polled once
+        # for its values; a discovered one gets them from its list's rows.
+        if target.final and not (target.static and target.model is None):
             recheck = kind.recheck_finished
             if recheck is None:
                 return never
-            return (RECHECK, (last or now) + max(recheck, self.interval))
+            if last is None:  # restored from the state file: not checked by this run yet
+                return (NEW, target.first_seen)
+            return (RECHECK, last + max(recheck, self.interval))
         if last is None:
             return (NEW, target.first_seen)
         if target.up is False:
@@ -247,8 +251,7 @@ class ProviderScheduler:
             finished = target.finished_at or now
             if now - finished > OWED_FOR:
                 # The budget never got to it: give it up rather than let the backlog grow.
-                target.final = True
-                target.owed_detail = False
+                self.store.give_up_detail(target)
                 return never
             # Newest first: when the budget cannot keep up, the recent ones are current.
             rank = OWED if kind.final_detail == "required" else SPARE

@@ -117,6 +117,7 @@ class Snapshot:
     error_message: str | None = None
     records: int | None = None
     errors: int | None = None
+    created: float | None = None  # list rows only
     invalid: tuple[str, ...] = ()
     refused: Refusals = ()
 
@@ -476,6 +477,7 @@ def parse_snapshots_list(body: Any, dataset_id: str) -> Page[Snapshot]:
             raw_status=raw_status,
             error_message=f.text("error_message"),
             records=f.integer("dataset_size"),
+            created=f.timestamp("created"),
         )
         items.append(_with_invalid(snapshot, f))
     refused += row_refusals(items)
