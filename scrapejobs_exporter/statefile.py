@@ -543,6 +543,9 @@ def _read(conn: sqlite3.Connection) -> tuple[Restored, Status]:
             {str(k): float(v) for k, v in conn.execute("SELECT key, value FROM meta")},
         )
     except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError) and not _damaged(exc):
+            # Not the file's fault (a read-only volume its journal cannot be opened on).
+            raise _Refused("unwritable", f"cannot read it: {exc}") from None
         raise _Refused("corrupt", f"not a readable SQLite database ({exc})") from None
     except (TypeError, ValueError) as exc:  # a row whose values are not what we wrote
         raise _Refused("corrupt", f"unexpected contents ({exc})") from None
@@ -571,9 +574,13 @@ def _check_writable(conn: sqlite3.Connection, status: Status) -> None:
     except sqlite3.Error as exc:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
-        if getattr(exc, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+        if _damaged(exc):
             raise _Refused("corrupt", f"damaged ({exc})") from None
         raise _Refused("unwritable", f"cannot write it: {exc}") from None
+
+
+def _damaged(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 
 
 def _start_over(path: Path) -> tuple[sqlite3.Connection | None, Path]:

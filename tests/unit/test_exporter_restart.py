@@ -1,0 +1,179 @@
+"""Restarts with a state file, against the real simulator on a manual clock: every finished job
+is counted once across a clean stop, a kill (no last write), and the time in between."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scrapejobs_exporter.config import parse_config
+from scrapejobs_exporter.exporter import Exporter
+from scrapejobs_exporter.exposition import render_text
+from scrapejobs_exporter.simulator import SimulatorConfig, SimulatorServer
+from tests.unit import test_exporter as exporter
+from tests.unit.test_statefile import unprivileged
+
+STEP = 30.0  # simulated seconds between cycles: AI flows show only their latest run
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[SimulatorServer]:
+    server = SimulatorServer(
+        SimulatorConfig(
+            seed=11, scale=300, manual_clock=True, running_fraction=0.1, rate_limits=False
+        )
+    )
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def exporter_for(sim: SimulatorServer, state_file: Path | None) -> Exporter:
+    """Everything discovered, and the AI flows of every collector that runs them named (with
+    `ai_flows: all` only drafts' flows are watched)."""
+    extra = "discovery:\n  full_scan_every: 1\n"
+    if state_file is not None:
+        extra += f"state_file: {state_file}\n"
+    flows = sorted({f["collector"] for f in sim.state()["brightdata"]["ai_flows"]})
+    stall = "concurrency: 8\nstall:\n  no_worker_after: 10m\n  no_progress_after: 30m\n"
+    text = exporter.config_for(sim, stall + extra).replace("ai_flows: all", f"ai_flows: {flows}")
+    return Exporter(parse_config(text, env={}), clock=lambda: sim.world.now_ms / 1000)
+
+
+def finished(e: Exporter) -> dict[str, Any]:
+    """Every kind's finished counter, as the simulator's ground truth names it."""
+    counts = exporter.finished(e)
+    counts["ai_flows"] = Counter(
+        {status: int(n) for (status,), n in e.aggregates.ai_flows_finished.values.items()}
+    )
+    return {k: +v if isinstance(v, Counter) else v for k, v in counts.items()}
+
+
+def truth(sim: SimulatorServer) -> dict[str, Any]:
+    counts = exporter.truth(sim)
+    counts["ai_flows"] = +Counter(sim.state()["finished"]["ai_flows"])
+    return counts
+
+
+def total(counts: dict[str, Any]) -> int:
+    return (
+        sum(sum(c.values()) for c in counts["studio_jobs"].values())
+        + sum(sum(c.values()) for c in counts["snapshots"].values())
+        + sum(counts["aitronos_jobs"].values())
+        + sum(counts["ai_flows"].values())
+    )
+
+
+async def run(sim: SimulatorServer, exporter: Exporter, cycles: int) -> None:
+    for _ in range(cycles):
+        sim.advance(STEP)
+        await exporter.poller.run_cycle()
+
+
+async def kill(exporter: Exporter) -> None:
+    """Stop polling and drop the exporter without its last write, as SIGKILL would."""
+    await exporter.poller.stop()
+    await exporter.providers.aclose()
+
+
+@pytest.mark.parametrize("how", ["stop", "kill"])
+async def test_jobs_finished_while_down_are_counted_once(
+    sim: SimulatorServer, tmp_path: Path, how: str
+) -> None:
+    path = tmp_path / "state.db"
+    first = exporter_for(sim, path)
+    await first.poller.run_cycle()
+    await run(sim, first, 4)
+    assert first._flusher is not None and await first._flusher.flush()
+    await run(sim, first, 2)  # changes after the last write: lost by a kill
+    if how == "stop":
+        await first.stop()
+    else:
+        await kill(first)
+    counted_before = finished(first)
+    assert total(counted_before) > 0
+
+    down = total(truth(sim))
+    while total(truth(sim)) < down + 30:  # jobs finish while no exporter runs
+        sim.advance(STEP)
+
+    second = exporter_for(sim, path)
+    assert second.state_file is not None and second.state_file.status == "restored"
+    await second.poller.run_cycle()
+    assert finished(second) == truth(sim)  # the first cycle catches up exactly
+    await run(sim, second, 3)
+    await second.stop()
+    assert finished(second) == truth(sim)
+
+
+async def test_without_a_state_file_a_restart_counts_from_scratch(sim: SimulatorServer) -> None:
+    first = exporter_for(sim, None)
+    await first.poller.run_cycle()
+    await run(sim, first, 3)
+    await first.stop()
+    sim.advance(STEP * 5)
+    second = exporter_for(sim, None)
+    assert second.state_file is None
+    await second.poller.run_cycle()
+    assert total(finished(second)) == 0
+    await second.stop()
+
+
+async def test_stall_timers_resume(sim: SimulatorServer, tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    first = exporter_for(sim, path)
+    await first.poller.run_cycle()
+    await run(sim, first, 2)
+    running = {
+        t.key: (t.progress.running_since, t.progress.changed_at)
+        for t in first.store
+        if t.progress is not None
+    }
+    await first.stop()
+    assert running
+    second = exporter_for(sim, path)
+    for key, (since, changed) in running.items():
+        target = second.store.get(key)
+        assert target is not None and target.progress is not None
+        assert (target.progress.running_since, target.progress.changed_at) == (since, changed)
+    await second.stop()
+
+
+async def test_a_read_only_state_file_starts_empty_with_one_line(
+    sim: SimulatorServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = Path(tempfile.mkdtemp())  # not tmp_path: its parents are private to root
+    try:
+        directory.chmod(0o755)
+        path = directory / "state.db"
+        first = exporter_for(sim, path)
+        await first.poller.run_cycle()
+        await first.stop()
+        path.chmod(0o444)
+        directory.chmod(0o555)
+        caplog.clear()
+        with unprivileged():
+            second = exporter_for(sim, path)
+        assert second.state_file is not None and second.state_file.status == "unwritable"
+        assert all(t.static for t in second.store)  # before its first cycle: nothing restored
+        await second.poller.run_cycle()
+        await second.stop()
+        text = render_text(second.families()).decode()
+        assert 'scrapejobs_exporter_state_file_status{status="unwritable"} 1' in text
+        assert "brightdata_job_status{" in text
+        lines = [
+            r
+            for r in caplog.records
+            if r.levelno >= logging.WARNING and str(path) in r.getMessage()
+        ]
+        assert len(lines) == 1
+    finally:
+        directory.chmod(0o755)
+        shutil.rmtree(directory)
