@@ -392,7 +392,9 @@ def run_scenario(shards: int, quick: bool, log: Any) -> dict[str, Any]:
         world = World.read(sim.url)
         config = Path(tmp) / "exporter.yml"
         config.write_text(exporter_config(sim.url, world.datasets))
-        since = time.time()  # the exporters start watching now (what they count is after it)
+        # The exporters start watching now, on the provider's clock (the world's, which runs
+        # `speed` times faster than ours): what they count finished after it.
+        since = Truth.fetch(sim.url).now
         exporters = Exporters(config, shards, Path(tmp))
         started = time.monotonic()
         try:

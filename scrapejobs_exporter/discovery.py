@@ -15,6 +15,7 @@ which collectors exist.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -56,11 +57,11 @@ class Found:
 class ListSource:
     """One list call (all its pages): what it reads, when it is due, what its first sweep saw.
 
-    `watermark` is the newest provider timestamp in the first sweep: the moment the exporter
-    started watching, on the provider's clock (which may differ from ours: the simulator's
-    runs faster). A job finished after it finished after we started watching. After a restart
-    with a state file it is the file's `newest` instead: the list was watched until then.
-    `newest` is the newest provider timestamp of every sweep so far.
+    `watermark` is the moment the exporter started watching this list (`added`, our clock),
+    on the provider's clock (which may differ from ours: the simulator's runs faster), estimated
+    from the first sweep: see `start_of_watching`. A job finished after it finished after we
+    started watching. After a restart with a state file it is the file's `newest` instead: the
+    list was watched until then. `newest` is the newest provider timestamp of every sweep so far.
     """
 
     provider: str
@@ -70,6 +71,7 @@ class ListSource:
     sweeps: int = 0  # completed (or failed) sweeps; 0: the first is still to come
     pages: int = 1  # calls the last sweep made
     watermark: float | None = None
+    added: float = 0.0  # when the exporter started watching this list, on our clock
     newest: float | None = None
     failing: bool = False
     error: ApiError | None = None  # why the last sweep failed
@@ -103,10 +105,17 @@ def owns_static(config: Config, shard: Shard, provider: str, target_id: str) -> 
 class Discovery:
     """The list sources of this shard, and reading them."""
 
-    def __init__(self, config: Config, store: Store, shard: Shard | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        shard: Shard | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
         self.store = store
         self.shard = shard or Shard()
+        self.clock = clock
         self._sources: dict[str, ListSource] = {}
         self._listed_collectors: list[Collector] | None = None
         # Per list (`watermark_key`), the state file's `newest`: where a restart takes over.
@@ -138,7 +147,9 @@ class Discovery:
             ]
         if ait is not None and ait.discover and self.shard.index == AITRONOS_SHARD:
             wanted.append(ListSource("aitronos", "aitronos"))
+        now = self.clock()
         for source in wanted:
+            source.added = now
             if source.key not in self._sources:
                 source.watermark = self.restored_watermarks.get(watermark_key(source))
         self._sources = {s.key: self._sources.get(s.key, s) for s in wanted}
@@ -194,7 +205,7 @@ class Discovery:
             rows = await self._aitronos_jobs(providers.aitronos, source, full, pending)
         newest = _newest(rows)
         if source.sweeps == 0 and source.watermark is None:  # None: not restored
-            source.watermark = newest
+            source.watermark = start_of_watching(newest, source.added, now)
         if newest is not None and (source.newest is None or newest > source.newest):
             source.newest = newest
         return rows
@@ -336,6 +347,23 @@ def _newest(rows: list[Found]) -> float | None:
         if isinstance(t := getattr(row.model, name, None), float)
     ]
     return max(times, default=None)
+
+
+def start_of_watching(newest: float | None, added: float, read_at: float) -> float | None:
+    """When watching a list began (`added`, our clock), on the provider's clock, from its first
+    read (started at `read_at`, our clock) whose newest timestamp is `newest`.
+
+    On a busy list the newest row is about the provider's "now" at the read, so the start was
+    `read_at - added` before it: jobs that finish while the exporter starts up (or while a
+    source added by a reload waits for its first read) count. On a quiet list the newest row
+    is older than the start; no job of the list finished between it and the read, so it is
+    the start as far as this list can tell, and never later than our own start when the
+    clocks agree: `min(newest, added)`. The later of the two keeps a job that finished before
+    we watched from being counted when the provider's clock runs ahead of ours.
+    """
+    if newest is None:
+        return None
+    return max(newest - max(0.0, read_at - added), min(newest, added))
 
 
 def _last_page(page: Page[StudioJob] | Page[AitronosJob], seen: int, size: int) -> bool:

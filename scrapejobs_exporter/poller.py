@@ -61,7 +61,7 @@ class Poller:
         self.aggregates = aggregates
         self.clock = clock
         self.on_cycle = on_cycle
-        self.discovery = Discovery(config, store, self.shard)
+        self.discovery = Discovery(config, store, self.shard, clock)
         self.schedulers = {
             p: ProviderScheduler(
                 p, config, store, providers, self.discovery, telemetry,

@@ -94,6 +94,9 @@ class Store:
         self.forgotten: dict[TargetKey, float] = {}
         # The state file, told of every change it keeps (None: nothing is persisted).
         self.journal: StateFile | None = None
+        # Bumped when a target appears, changes status or is counted: /metrics is re-rendered
+        # soon after (the count lag), not only on its timer.
+        self.changes = 0
 
     def __len__(self) -> int:
         return len(self._targets)
@@ -123,6 +126,7 @@ class Store:
         if target is None:
             target = Target(provider, kind, key[2], _intern(collector), static, first_seen=now)
             self._targets[key] = target
+            self.changes += 1
             self.mark(target)
         elif (collector and not target.collector) or (static and not target.static):
             if collector and not target.collector:
@@ -197,6 +201,8 @@ class Store:
                 model = _merge(previous, model)
         elif self.aggregates is not None:
             kind.ensure(self.aggregates, model, kind.collector_of(model) or target.collector or "")
+        if previous is None or previous.status != model.status:
+            self.changes += 1
         self.record_success(target, model, now)
         if complete:
             target.complete = True

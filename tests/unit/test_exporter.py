@@ -3,6 +3,7 @@ real simulator on a manual clock: the world moves only when a test says so, noth
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -261,3 +262,34 @@ def exporter_store() -> Any:
     from scrapejobs_exporter.store import Store
 
     return Store()
+
+
+async def test_metrics_rerendered_soon_after_a_change_and_on_a_timer() -> None:
+    """A change in the store (a job counted, a status) is on /metrics within about a second;
+    without changes the page is still re-rendered every poll_interval / 2."""
+    config = parse_config(
+        "poll_interval: 30s\nbrightdata:\n  api_token: t\n  jobs: [j_1]\n", env={}
+    )
+    now = [0.0]
+    renders: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        before, now[0] = now[0], now[0] + seconds
+        if before < 19.5 <= now[0]:
+            exporter.store.changes += 2  # two changes within one look
+        if now[0] > 45:
+            raise asyncio.CancelledError
+
+    exporter = Exporter(config, clock=lambda: now[0], sleep=sleep)
+    for scheduler in exporter.poller.schedulers.values():
+        scheduler.ready.set()
+
+    async def counted_render() -> None:
+        renders.append(now[0])
+
+    exporter.refresh_exposition = counted_render  # type: ignore[method-assign]
+    with pytest.raises(asyncio.CancelledError):
+        await exporter._render_loop()
+    # The first render once ready (looked at every 0.2 s), then every second: the timer at
+    # 15.2 (nothing changed), the changes at 19.5 at the next look, the timer 15 s later.
+    assert renders == pytest.approx([0.2, 15.2, 20.2, 35.2])
