@@ -161,9 +161,9 @@ class Store:
         if self.journal is None:
             self._observe(target, model, now, complete, watermark, first_sweep)
             return
-        before = _kept(target)
+        before = kept_values(target)
         self._observe(target, model, now, complete, watermark, first_sweep)
-        if _kept(target) != before:
+        if kept_values(target) != before:
             self.journal.changed(target.key)
 
     def _observe(
@@ -352,7 +352,7 @@ class Store:
         return restored
 
 
-def _kept(target: Target) -> tuple[object, ...]:
+def kept_values(target: Target) -> tuple[object, ...]:
     """The values of a target the state file keeps that change when it is observed (its times
     of last poll do not count: they are written along when something else changes)."""
     model, progress = target.model, target.progress
