@@ -266,7 +266,7 @@ def markdown_section(document: dict[str, Any]) -> list[str]:
         "A flush's time is `take()` plus `write()`; the write runs in a worker thread, so only "
         "`take()` holds the event loop. Rows written are upserts plus deletes. *Sweep of every "
         "row*: what the state file adds to one pass of `observe()` over every job's row "
-        "(`Store.kept_values` twice per row and their comparison), next to the pass itself without a "
-        "state file; the fastest of five each.",
+        "(`store.kept_values` twice per row and their comparison), next to the pass itself "
+        "without a state file; the fastest of five each.",
         "",
     ]
