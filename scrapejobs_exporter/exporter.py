@@ -262,7 +262,7 @@ class Exporter:
             log.warning("state file %s: %s", path, problem)
         meta = restored.meta
         written_by = (meta.get(SHARD_INDEX), meta.get(SHARD_COUNT))
-        if restored.targets and written_by != (self.shard.index, self.shard.count):
+        if SHARD_COUNT in meta and written_by != (self.shard.index, self.shard.count):
             # Another partition of the account: its targets and lists are another shard's now.
             log.warning("state file %s: written by another shard (%s of %s); its targets are "
                         "not restored", path, *written_by)  # fmt: skip

@@ -16,7 +16,9 @@ import pytest
 from scrapejobs_exporter.config import parse_config
 from scrapejobs_exporter.exporter import Exporter
 from scrapejobs_exporter.exposition import render_text
+from scrapejobs_exporter.scheduler import NEW, RUNNING_RANK
 from scrapejobs_exporter.simulator import SimulatorConfig, SimulatorServer
+from scrapejobs_exporter.statefile import SeriesState, TargetState, open_state_file
 from tests.unit import test_exporter as exporter
 from tests.unit.test_statefile import unprivileged
 
@@ -177,3 +179,62 @@ async def test_a_read_only_state_file_starts_empty_with_one_line(
     finally:
         directory.chmod(0o755)
         shutil.rmtree(directory)
+
+
+async def test_restored_targets_take_their_turn_in_the_scheduler(
+    sim: SimulatorServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "state.db"
+    flow = sorted({f["collector"] for f in sim.state()["brightdata"]["ai_flows"]})[0]
+    now = sim.world.now_ms / 1000
+    kept = [
+        TargetState("brightdata", "job", "j_running", "c_1", False, "running", None, False,
+                    False, now - 600, None, now - 20),
+        TargetState("brightdata", "job", "j_done", "c_1", False, "done", "", False, True,
+                    now - 600, now - 300),
+        TargetState("brightdata", "ai_flow", flow, flow, True, "done", "ai_1", False, True,
+                    now - 600, now - 300),
+        TargetState("brightdata", "job", "j_gone", "c_1", True, "running", None, False, False,
+                    now - 600),  # named in the config before the restart, no longer
+    ]  # fmt: skip
+    state, _ = open_state_file(path)
+    for t in kept:
+        state.changed(t.key)
+    assert state.flush({t.key: t for t in kept}.get, (), {}, now)
+    state.close()
+
+    restarted = exporter_for(sim, path)
+    scheduler = restarted.poller.schedulers["brightdata"]
+    interval = restarted.config.poll_interval
+
+    def rank(target_id: str, kind: str = "job") -> tuple[int, float]:
+        target = restarted.store.get(("brightdata", kind, target_id))
+        assert target is not None
+        return scheduler._rank(target, now)
+
+    # Known running: among the running ones, due when its values are poll_interval old (its
+    # list's first sweep is likely to bring its row before that), not polled at once as new.
+    assert rank("j_running") == (RUNNING_RANK, now - 20 + interval)
+    assert rank("j_done")[1] == float("inf")  # finished and counted: its row is all it needs
+    assert rank(flow, "ai_flow") == (NEW, now - 600)  # re-checked at once: no status shown yet
+    assert restarted.store.get(("brightdata", "job", "j_gone")) is None
+    await restarted.stop()
+
+
+async def test_a_file_of_another_shard_restores_its_counters_not_its_targets(
+    sim: SimulatorServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "state.db"
+    now = sim.world.now_ms / 1000
+    job = TargetState("brightdata", "job", "j_1", "c_1", False, "running", None, False, False, now)
+    counter = SeriesState("aitronos_jobs_finished_total", ("completed",), 7.0)
+    state, _ = open_state_file(path)
+    state.changed(job.key)
+    meta = {"shard_index": 1.0, "shard_count": 3.0, "watermark:aitronos:aitronos": now}
+    assert state.flush({job.key: job}.get, [counter], meta, now)
+    state.close()
+    restarted = exporter_for(sim, path)
+    assert restarted.store.get(job.key) is None
+    assert restarted.aggregates.aitronos_finished.get(("completed",)) == 7.0
+    assert restarted.poller.discovery.restored_watermarks == {}
+    await restarted.stop()
