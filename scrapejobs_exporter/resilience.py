@@ -44,6 +44,7 @@ Sleep = Callable[[float], Awaitable[None]]
 # The longest any pause lasts, whatever a provider's Retry-After asks for (`http._retry_after`
 # caps the header where it is parsed; the gate caps again where pauses are set).
 MAX_PAUSE = 300.0
+QUEUED_YIELD = 0.001  # seconds: the shortest wait for the budget
 
 # Failures that say the provider as a whole is unwell; they are retried and feed the breaker.
 RETRYABLE = frozenset({"timeout", "connect", "http_5xx"})
@@ -352,6 +353,7 @@ class ProviderGate:
         self.recent_429s: deque[float] = deque()
         self._single = asyncio.Lock()  # one call at a time after a 429, until one passes
         self._in_flight = 0
+        self._queued = 0  # calls of units under way (a list's next page, a retry) waiting
         telemetry.rate_limit_wait.inc((provider,), 0.0)
 
     @property
@@ -386,6 +388,10 @@ class ProviderGate:
         waits = [self.budget_wait(), self.paused_until - now]
         if self.cautious and self._in_flight:
             waits.append(1.0)  # after a 429, one call at a time until one passes
+        if self._queued:
+            # A unit under way finishes first: a sweep's next page is not starved of the
+            # budget by new detail polls that come free at the same moment.
+            waits.append(max(self.budget_wait(), QUEUED_YIELD))
         breaker = self.breaker
         if breaker.open_until is not None:
             waits.append(1.0 if breaker.probing else breaker.open_until - now)
@@ -443,14 +449,19 @@ class ProviderGate:
 
     async def _ready(self) -> Slot:
         """Wait out any 429 pause, then for the budget; returns the slot taken."""
-        for _ in range(10000):  # each round waits out a new pause; bounded all the same
-            await self._wait_pause()
-            wait = self.budget_wait()
-            if wait > 0:
-                await self._waited(wait)
-                continue
-            if self.clock() >= self.paused_until:
-                return self._take()
+        self._queued += 1
+        try:
+            for _ in range(10000):  # each round waits out a new pause; bounded all the same
+                await self._wait_pause()
+                wait = self.budget_wait()
+                if wait > 0:
+                    # At least a millisecond: a clock that coarse must still move on.
+                    await self._waited(max(wait, QUEUED_YIELD))
+                    continue
+                if self.clock() >= self.paused_until:
+                    return self._take()
+        finally:
+            self._queued -= 1
         raise Refused("rate_limited", f"{self.provider} API kept answering 429")
 
     @asynccontextmanager

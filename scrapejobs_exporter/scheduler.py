@@ -9,10 +9,13 @@ a request out, the scheduler picks the most useful one at that moment:
    lists alone would take more than `LIST_SHARE` of the budget);
 2. a target never polled, or down and due for a retry; a finished AI flow's low-rate re-check
    (it may be triggered again);
-3. the running target whose values are oldest, once they are `poll_interval` old, taking turns
+3. a running target that no list row keeps current (named in the config, an AI flow, a job
+   that left its list), once its status is `poll_interval` old: its poll is the only way its
+   finish is seen and counted;
+4. the running target whose values are oldest, once they are `poll_interval` old, taking turns
    with finished jobs whose counter still waits for their detail (Aitronos items found; newest
    first, given up after `OWED_FOR`);
-4. a finished job's last detail poll that only adds fields, when nothing else is due.
+5. a finished job's last detail poll that only adds fields, when nothing else is due.
 
 With R running targets and D detail requests a minute left after the lists, every running
 target's values are thus at most about R/D minutes old. Nothing is sent when nothing is due,
@@ -53,11 +56,13 @@ LIST_SHARE = 0.5  # at most this share of the budget goes to list sweeps (when l
 IDLE = 5.0  # seconds to look again when nothing can be chosen
 # Why a list sweep failed, when it says the provider as a whole is down.
 PROVIDER_DOWN = frozenset({*RETRYABLE, "circuit_open"})
+# A list row this many list intervals old no longer keeps a running target's status current.
+ROW_FRESH = 2.5
 OWED_FOR = 3600.0  # seconds a finished job's owed detail poll is still worth sending
 # The classes of detail polls, most urgent first.
 # A finished AI flow's re-check comes before running jobs: it is rare by construction (once
 # per `recheck_finished`), and a budget-bound account always has running jobs due.
-NEW, RECHECK, RUNNING_RANK, OWED, SPARE = 0, 1, 2, 3, 4
+NEW, RECHECK, UNLISTED, RUNNING_RANK, OWED, SPARE = 0, 1, 2, 3, 4, 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,10 +214,14 @@ class ProviderScheduler:
             return _Sweep(min(due, key=lambda s: s.next_due)), 0.0
         next_due = min([next_due, *(s.next_due for s in sources if s.key not in self._busy)])
         best: dict[int, tuple[float, Target]] = {}
+        # A row older than a few sweeps of the slowest list no longer keeps a status current.
+        row_fresh = ROW_FRESH * max(
+            [self.interval, *(self._list_interval(s) for s in sources if s.what != "collectors")]
+        )
         for target in self.store:
             if target.provider != self.provider or target.key in self._busy:
                 continue
-            rank, at = self._rank(target, now)
+            rank, at = self._rank(target, now, row_fresh)
             if at > now:
                 next_due = min(next_due, at)
             elif rank not in best or at < best[rank][0]:
@@ -226,7 +235,7 @@ class ProviderScheduler:
             return _Detail(best[min(best)][1]), 0.0
         return None, max(0.001, next_due - now)
 
-    def _rank(self, target: Target, now: float) -> tuple[int, float]:
+    def _rank(self, target: Target, now: float, row_fresh: float = 0.0) -> tuple[int, float]:
         """(class, time): the target is due from `time` on; lower classes go first, then
         older times. A time in the future means not due yet; inf, never."""
         kind = kind_of(target.provider, target.kind)
@@ -256,6 +265,10 @@ class ProviderScheduler:
             # Newest first: when the budget cannot keep up, the recent ones are current.
             rank = OWED if kind.final_detail == "required" else SPARE
             return (rank, -finished)
+        row = target.last_row
+        if row is None or now - row > max(row_fresh, ROW_FRESH * self.interval):
+            # No list row keeps its status current: only this poll sees it finish.
+            return (UNLISTED, last + self.interval)
         return (RUNNING_RANK, (target.last_detail or target.first_seen) + self.interval)
 
     # --- doing -------------------------------------------------------------------------------

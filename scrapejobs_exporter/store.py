@@ -54,6 +54,7 @@ class Target:
     last_success: float | None = None  # a poll or a list row: the age of the exported values
     last_poll: float | None = None
     last_detail: float | None = None  # the last successful per-target poll
+    last_row: float | None = None  # the last list row: its status is as fresh as that
     counted: str | None = None  # the run (id, or "") seen finished: counted, or from before
     owed_detail: bool = False  # counted from a row; its detail still adds to a counter
     last_error: str | None = None
@@ -207,6 +208,8 @@ class Store:
         if complete:
             target.complete = True
             target.last_detail = now
+        else:
+            target.last_row = now
         self._track_progress(kind, target, model, now)
         if not model.terminal:
             target.final = False  # a re-run (an AI flow triggered again)

@@ -407,3 +407,30 @@ async def test_a_429_announcing_zero_left_without_a_reset_holds_only_for_its_ret
         await http.get_json("/x", "/x")
     await http.aclose()
     assert 0 < http.gate.announced.wait() <= 2.0
+
+
+async def test_a_call_waiting_for_the_budget_goes_before_new_work() -> None:
+    """A unit under way (a list's next page) that waits for the budget is not overtaken by a
+    new unit the scheduler would start when the budget frees up at the same moment."""
+    fake = FakeTime()
+    released = asyncio.Event()
+
+    async def held_sleep(seconds: float) -> None:
+        fake.slept.append(seconds)
+        await released.wait()  # the waiting call sleeps until the test moved the clock
+
+    g = ProviderGate("aitronos", 100_000, Telemetry(), per_day=10_000, clock=fake.clock,
+                     sleep=held_sleep)  # fmt: skip
+    assert g.daily is not None
+    while g.budget_wait() == 0:
+        g.daily.take()  # the day's burst is used up
+    assert g.wait_time() > 0
+    waiting = asyncio.create_task(passes(g))
+    await asyncio.sleep(0)
+    assert fake.slept  # the page waits for its token
+    fake.now += fake.slept[0]  # the token is there ...
+    assert g.budget_wait() == 0
+    assert g.wait_time() > 0  # ... for the waiting page, not for the scheduler's next unit
+    released.set()
+    await waiting
+    assert g.wait_time() > 0  # the token went to the page

@@ -222,3 +222,33 @@ async def test_outage_of_one_provider_leaves_the_other_fresh(sim: SimulatorServe
         await drive(sim, [exporter], 5.0)
         assert now(sim) - back <= 2 * MINUTE, "targets not up again within two minutes"
     await exporter.stop()
+
+
+def test_a_running_target_without_list_rows_goes_before_listed_ones() -> None:
+    """A job named in the config (or an AI flow) is only seen finishing by its own poll; a
+    listed job's status comes with every sweep. So the unlisted one is polled every
+    poll_interval, ahead of listed jobs whose details are older."""
+    from scrapejobs_exporter.providers.brightdata import StudioJob
+
+    config = parse_config(
+        "poll_interval: 30s\nbrightdata:\n  api_token: t\n  jobs: [j_static]\n", env={}
+    )
+    t = 1_700_000_000.0
+    exporter = Exporter(config, clock=lambda: t)
+    store = exporter.store
+    static = store.get(("brightdata", "job", "j_static"))
+    assert static is not None
+    store.observe(static, StudioJob("j_static", "c_1", "running", "running"), t - 40, complete=True)
+    listed = store.add("brightdata", "job", "j_listed", "c_1", static=False, now=t - 300)
+    store.observe(
+        listed, StudioJob("j_listed", "c_1", "running", "running"), t - 300, complete=True
+    )
+    row = StudioJob("j_listed", "c_1", "running", "running")
+    store.observe(listed, row, t - 5, complete=False)  # its row from the last sweep
+    scheduler = exporter.poller.schedulers["brightdata"]
+    unit, _ = scheduler.choose(t)
+    assert unit is not None and unit.target is static  # type: ignore[union-attr]
+    # Once polled, the listed job's old detail is next; the static one is due again 30 s on.
+    store.observe(static, StudioJob("j_static", "c_1", "running", "running"), t, complete=True)
+    unit, _ = scheduler.choose(t)
+    assert unit is not None and unit.target is listed  # type: ignore[union-attr]
