@@ -204,7 +204,9 @@ class Discovery:
             assert providers.aitronos is not None
             rows = await self._aitronos_jobs(providers.aitronos, source, full, pending)
         newest = _newest(rows)
-        if source.sweeps == 0 and source.watermark is None:  # None: not restored
+        # The first read that works (the first ones may fail: a provider down at our start),
+        # unless the state file said where watching this list stopped.
+        if source.watermark is None:
             source.watermark = start_of_watching(newest, source.added, now)
         if newest is not None and (source.newest is None or newest > source.newest):
             source.newest = newest

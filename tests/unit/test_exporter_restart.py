@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from scrapejobs_exporter.config import parse_config
@@ -239,3 +240,22 @@ async def test_a_file_of_another_shard_restores_its_counters_not_its_targets(
     assert restarted.aggregates.aitronos_finished.get(("completed",)) == 7.0
     assert restarted.poller.discovery.restored_watermarks == {}
     await restarted.stop()
+
+
+async def test_a_first_list_read_that_fails_does_not_make_the_next_one_count_the_past(
+    sim: SimulatorServer,
+) -> None:
+    """A provider down when the exporter starts: its lists' watching starts at the first read
+    that works, and what finished before it is not counted."""
+    e = exporter_for(sim, None)
+    async with httpx.AsyncClient(timeout=5) as client:
+        rule = {"fault": "http_503", "path": "^/v1/"}
+        assert (await client.post(f"{sim.url}/_sim/faults", json=rule)).status_code == 200
+        await e.poller.run_cycle()
+        await client.delete(f"{sim.url}/_sim/faults")
+    (source,) = e.poller.discovery.sources("aitronos")
+    assert source.sweeps == 1 and source.watermark is None
+    await e.poller.run_cycle()
+    assert source.watermark is not None
+    assert finished(e) == truth(sim)  # the world stood still: nothing finished since the start
+    await e.stop()
