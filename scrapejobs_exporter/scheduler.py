@@ -349,14 +349,19 @@ class ProviderScheduler:
 
     def _check_ready(self) -> None:
         """Ready once every list was swept once (seconds), not after every detail poll of a
-        busy account (minutes under budget); without lists, once every target was tried."""
+        busy account (minutes under budget); without lists, once every target was tried (but
+        those finished before a restart, that nothing polls: see `_rank`)."""
         if self.ready.is_set():
             return
         sources = self.discovery.sources(self.provider)
         if sources:
             done = all(s.sweeps > 0 for s in sources)
         else:
-            done = all(t.last_poll is not None for t in self.store if t.provider == self.provider)
+            done = all(
+                t.last_poll is not None or self._rank(t, self.clock())[1] == float("inf")
+                for t in self.store
+                if t.provider == self.provider
+            )
         if done:
             self.ready.set()
 

@@ -259,3 +259,25 @@ async def test_a_first_list_read_that_fails_does_not_make_the_next_one_count_the
     assert source.watermark is not None
     assert finished(e) == truth(sim)  # the world stood still: nothing finished since the start
     await e.stop()
+
+
+async def test_finished_targets_restored_but_never_polled_do_not_hold_readiness_back(
+    sim: SimulatorServer, tmp_path: Path
+) -> None:
+    """Aitronos jobs discovered before a restart, its discovery since switched off: the finished
+    one is never polled again, and the exporter is ready once the others were tried."""
+    path = tmp_path / "state.db"
+    now = sim.world.now_ms / 1000
+    done = TargetState("aitronos", "job", "a_1", None, False, "completed", "", False, True, now)
+    state, _ = open_state_file(path)
+    state.changed(done.key)
+    assert state.flush({done.key: done}.get, (), {}, now)
+    state.close()
+    flows = sorted({f["collector"] for f in sim.state()["brightdata"]["ai_flows"]})
+    text = exporter.config_for(sim, f"state_file: {path}\n").replace("discover: true", "")
+    text = text.replace("ai_flows: all", f"ai_flows: {flows}")
+    e = Exporter(parse_config(text, env={}), clock=lambda: sim.world.now_ms / 1000)
+    assert e.store.get(done.key) is not None
+    await e.poller.run_cycle()
+    assert e.poller.schedulers["aitronos"].ready.is_set()
+    await e.stop()
