@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 JOBS_PAGE = 500  # the documented maximum of /dca/collector/jobs
 SNAPSHOTS_PAGE = 5000  # the documented maximum of /datasets/v3/snapshots
 AITRONOS_PAGE = 100  # the documented maximum of /scrape/jobs
+AITRONOS_RUNNING = ("processing", "pending")  # the statuses of jobs still to finish
 COLLECTORS_EVERY = 300.0  # seconds between reads of the collectors list: collectors rarely change
 AITRONOS_SHARD = 0  # the shard that reads the Aitronos jobs list and owns what it finds
 _TIMES = ("created", "started", "finished", "completed")
@@ -70,6 +71,7 @@ class ListSource:
     next_due: float = 0.0
     sweeps: int = 0  # completed (or failed) sweeps; 0: the first is still to come
     pages: int = 1  # calls the last sweep made
+    usual_pages: int = 1  # calls the last sweep that was not a full scan made
     watermark: float | None = None
     added: float = 0.0  # when the exporter started watching this list, on our clock
     newest: float | None = None
@@ -148,8 +150,12 @@ class Discovery:
         if ait is not None and ait.discover and self.shard.index == AITRONOS_SHARD:
             wanted.append(ListSource("aitronos", "aitronos"))
         now = self.clock()
+        # A jobs list found in the collectors list was watched from when that list was: a job
+        # that finished while the collectors list was read first counts.
+        listing = self._sources.get("collectors")
         for source in wanted:
-            source.added = now
+            found = source.what == "jobs" and bd is not None and bd.collectors == "all"
+            source.added = listing.added if found and listing is not None else now
             if source.key not in self._sources:
                 source.watermark = self.restored_watermarks.get(watermark_key(source))
         self._sources = {s.key: self._sources.get(s.key, s) for s in wanted}
@@ -210,6 +216,8 @@ class Discovery:
             source.watermark = start_of_watching(newest, source.added, now)
         if newest is not None and (source.newest is None or newest > source.newest):
             source.newest = newest
+        if not full or self.config.discovery.full_scan_every == 1:
+            source.usual_pages = source.pages  # a first sweep reads all the history
         return rows
 
     def _unfinished(self, source: ListSource) -> set[str]:
@@ -307,10 +315,43 @@ class Discovery:
     async def _aitronos_jobs(
         self, client: AitronosClient, source: ListSource, full: bool, pending: set[str]
     ) -> list[Found]:
-        async def page(offset: int) -> Page[StudioJob] | Page[AitronosJob]:
-            return await client.list_jobs(offset, AITRONOS_PAGE)
+        """The Aitronos jobs list has no date filter: all of an account's history, newest
+        first. Reading down to every running job would read ever deeper pages as long runs
+        age (and the whole history in a first sweep), so the newest pages are read until they
+        bring nothing new, and running jobs further down come from the list filtered by status
+        (a page or two: only the running ones). A full sweep reads the newest page and both
+        filtered lists; the others read the filtered lists only when a job known running was
+        not on the newest pages. A job known running that is on none of them has finished:
+        its own poll, due at once, tells how."""
+        found: dict[str, Found] = {}
+        source.pages = 0
 
-        return await self._jobs(source, page, AITRONOS_PAGE, full, pending)
+        async def read(status: str | None, until_known: bool) -> None:
+            offset = 0
+            while True:
+                page = await client.list_jobs(offset, AITRONOS_PAGE, status)
+                source.pages += 1
+                rows = [
+                    Found("aitronos", "job", j.job_id, None, j, False)
+                    for j in page.items
+                    if j.job_id not in found
+                ]
+                found.update((r.target_id, r) for r in rows)
+                offset += len(page.items)
+                if _last_page(page, offset, AITRONOS_PAGE):
+                    return
+                if until_known and (full or not self._any_new(rows)):
+                    return
+
+        await read(None, until_known=True)
+        for status in AITRONOS_RUNNING:
+            if full or pending - found.keys():
+                await read(status, until_known=False)
+        for job_id in pending - found.keys():
+            target = self.store.get(("aitronos", "job", job_id))
+            if target is not None:
+                target.last_row = None  # finished out of sight: its poll is due now
+        return list(found.values())
 
     # --- helpers ---------------------------------------------------------------------------
 

@@ -164,8 +164,13 @@ class AitronosClient:
     def _endpoint(self, template: str) -> str:
         return template.replace("{prefix}", self.prefix)
 
-    async def list_jobs(self, offset: int, limit: int) -> Page[AitronosJob]:
+    async def list_jobs(
+        self, offset: int, limit: int, status: str | None = None
+    ) -> Page[AitronosJob]:
+        """AI-2, newest first; `status` lists only the jobs in that status."""
         params: dict[str, str | int] = {"offset": offset, "limit": limit}
+        if status is not None:
+            params["status"] = status
         return await self.http.fetch(
             self._endpoint(EP_JOBS_LIST), f"{self.prefix}/scrape/jobs", parse_jobs_list, params
         )
