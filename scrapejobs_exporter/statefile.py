@@ -251,6 +251,7 @@ class StateFile:
         conn: sqlite3.Connection | None,
         status: Status,
         series: Iterable[SeriesState] = (),
+        meta: Mapping[str, float] | None = None,
     ) -> None:
         self.path = path
         self._conn = conn
@@ -259,6 +260,7 @@ class StateFile:
         self._removed: set[TargetKey] = set()
         # What the file holds of each aggregate series, so a flush writes only those that moved.
         self._written: dict[SeriesKey, SeriesState] = {s.key: s for s in series}
+        self._meta_written: dict[str, float] = dict(meta or {})  # the same for named values
         self.writes = 0  # successful flushes
         self.write_errors = 0
         self.last_write: float | None = None  # when the last successful flush was taken
@@ -305,7 +307,8 @@ class StateFile:
             else:
                 upserts.append(state.row())
         moved = [s for s in series if self._written.get(s.key) != s]
-        batch = Batch(now, upserts, deletes, moved, {**meta, LAST_WRITE: now},
+        named = {k: v for k, v in meta.items() if self._meta_written.get(k) != v}
+        batch = Batch(now, upserts, deletes, moved, {**named, LAST_WRITE: now},
                       frozenset(self._changed))  # fmt: skip
         self._changed = set()
         self._removed = set()
@@ -326,6 +329,7 @@ class StateFile:
             return False
         for state in batch.series:
             self._written[state.key] = state
+        self._meta_written.update(batch.meta)
         self.writes += 1
         self.last_write = batch.at
         if self._failing:
@@ -484,7 +488,7 @@ def open_state_file(path: str | os.PathLike[str]) -> tuple[StateFile, Restored]:
         )
     else:
         log.info("state file %s: created", path)
-    return StateFile(path, conn, status, restored.series), restored
+    return StateFile(path, conn, status, restored.series, restored.meta), restored
 
 
 def _open(path: Path) -> tuple[sqlite3.Connection, Restored, Status]:

@@ -434,3 +434,20 @@ async def test_the_flusher_writes_on_its_timer_and_what_is_left_at_stop(tmp_path
     assert set(rows(path)) == {target(1).key, target(2).key}
     _, restored = open_state_file(path)
     assert restored.last_write == T0 + 5 and restored.meta["m"] == 1.0
+
+
+def test_named_values_are_written_when_they_change(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    state, _ = open_state_file(path)
+    marks = {"watermark:a": 1.0, "watermark:b": 2.0}
+    batch = state.take(lambda key: None, (), marks, T0)
+    assert batch.meta == {**marks, "last_write": T0}
+    assert state.write(batch)
+    assert state.take(lambda key: None, (), marks, T0 + 1).meta == {"last_write": T0 + 1}
+    marks["watermark:b"] = 3.0
+    assert state.flush(lambda key: None, (), marks, T0 + 2)
+    state.close()
+    again, restored = open_state_file(path)
+    assert restored.meta["watermark:a"] == 1.0 and restored.meta["watermark:b"] == 3.0
+    assert again.take(lambda key: None, (), marks, T0 + 3).meta == {"last_write": T0 + 3}
+    again.close()
