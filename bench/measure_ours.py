@@ -58,9 +58,13 @@ class Calls:
         self.last = self.read()
 
     def read(self) -> tuple[float, float]:
-        values = self.exporter.telemetry.api_requests.values
-        total = sum(values.values())
-        pages = sum(v for (_, endpoint, _), v in values.items() if is_list_endpoint(endpoint))
+        total = pages = 0.0
+        for family in self.exporter.telemetry.api_requests.collect():
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    total += sample.value
+                    if is_list_endpoint(sample.labels["endpoint"]):
+                        pages += sample.value
         return total, pages
 
     def delta(self) -> tuple[int, int]:

@@ -329,9 +329,9 @@ def markdown(document: dict[str, Any], rows: list[Row]) -> str:
         "- Scrapes while rendering: the same client scraping while the exporter re-renders "
         "back to back (`refresh_exposition()` in its render thread); the target is read as the "
         "p99 and holds only if every counted scrape started while a render was under way; the "
-        "max is shown too. The render steps aside for the event loop and for scrapes "
-        "(`scrapejobs_exporter/render_scheduling.py`: it waits at its chunk boundaries while the "
-        "loop is awake or a scrape is being sent, at most 2 s per render), so under back-to-back "
+        "max is shown too. The render steps aside for scrapes "
+        "(`scrapejobs_exporter/render_scheduling.py`: it waits at its chunk boundaries while a "
+        "scrape is being sent, at most 2 s per render), so under back-to-back "
         "scraping it takes longer than alone; that time is shown as well.",
         "- RSS per tracked job: (VmRSS in steady state after `gc.collect()` - VmRSS after imports) "
         "/ tracked jobs, exposition caches, HTTP clients and server included.",

@@ -3,7 +3,7 @@
 A real `Store` of N tracked Scraper Studio jobs, a share of them running, journalled to a real
 state file, and one flush per cycle (30 s apart) as the exporter does: `take()` on the event loop
 (the targets the store marked changed become rows through `Store.persisted`, the finished
-aggregates that moved through `metrics.finished_series`), `write()` in a thread (one
+aggregates that moved through `Aggregates.kept`), `write()` in a thread (one
 transaction). Each cycle some running jobs' rows move (pages left), some finish (counted, so the
 aggregates move too), as many new ones appear and as many old finished ones are evicted. Three
 scenarios per N:
@@ -34,7 +34,6 @@ from typing import Any
 from bench.common import percentile
 from scrapejobs_exporter.aggregates import Aggregates
 from scrapejobs_exporter.config import BucketsConfig
-from scrapejobs_exporter.metrics import finished_series
 from scrapejobs_exporter.providers.brightdata import StudioJob
 from scrapejobs_exporter.statefile import StateFile, open_state_file
 from scrapejobs_exporter.store import Store, TargetKey, kept_values
@@ -147,7 +146,7 @@ class World:
 def flush(world: World, state: StateFile) -> tuple[float, float, int]:
     """One flush: ms on the loop (`take()`), ms in the writer (`write()`), rows written."""
     started = time.perf_counter()
-    batch = state.take(world.store.persisted, finished_series(world.aggregates), {}, world.now)
+    batch = state.take(world.store.persisted, world.aggregates.kept(), {}, world.now)
     taken = time.perf_counter()
     assert state.write(batch)
     done = time.perf_counter()

@@ -7,13 +7,13 @@ is one tagged JSON line on stdout (`bench.common.emit`).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 from typing import Any
 
 from bench import measure_baseline, measure_ours
 from bench.common import emit
 from bench.sim import sim_get
-from scrapejobs_exporter import render_scheduling
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -70,7 +70,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    emit(render_scheduling.run(run(args)))  # the event loop the exporter's CLI runs on
+    emit(asyncio.run(run(args)))  # the event loop the exporter's CLI runs on
     return 0
 
 

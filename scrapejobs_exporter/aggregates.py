@@ -1,9 +1,16 @@
-"""Aggregates that outlive jobs: counted once per job, when it is first seen finished."""
+"""Aggregates that outlive jobs: counted once per job, when it is first seen finished.
+
+client_python metrics made from the catalogue, on the exporter's registry.
+"""
 
 from __future__ import annotations
 
 import math
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.samples import Sample
+
+from scrapejobs_exporter import metrics as m
 from scrapejobs_exporter.config import BucketsConfig
 from scrapejobs_exporter.providers.aitronos import JOB_TERMINAL as AITRONOS_TERMINAL
 from scrapejobs_exporter.providers.aitronos import AitronosJob
@@ -15,7 +22,7 @@ from scrapejobs_exporter.providers.brightdata import (
     Snapshot,
     StudioJob,
 )
-from scrapejobs_exporter.series import CounterVec, GaugeVec, HistogramVec
+from scrapejobs_exporter.statefile import SeriesState, histogram_observations
 
 __all__ = ["CHECKED", "IGNORED_REASONS", "Aggregates"]
 
@@ -32,94 +39,137 @@ IGNORED_REASONS = ("negative", "not_finite")
 
 
 class Aggregates:
-    def __init__(self, buckets: BucketsConfig) -> None:
-        self.jobs_finished = CounterVec()  # collector, status
-        self.snapshots_finished = CounterVec()  # dataset_id, status
-        self.ai_flows_finished = CounterVec()  # status
-        self.aitronos_finished = CounterVec()  # status
-        self.collector_lines = CounterVec()  # collector
-        self.collector_failures = CounterVec()  # collector
-        self.aitronos_items = CounterVec()  # (no labels)
-        self.job_duration = HistogramVec(buckets.job_duration)  # collector
-        self.job_queue = HistogramVec(buckets.job_queue)  # collector
-        self.aitronos_processing = HistogramVec(buckets.aitronos_processing)
-        self.collector_last_success = GaugeVec()  # collector
-        self.evicted = CounterVec()  # provider, kind
+    def __init__(self, buckets: BucketsConfig, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry if registry is not None else CollectorRegistry()
+        self.jobs_finished = m.make_counter(m.AGG_JOBS_FINISHED, r)  # collector, status
+        self.collector_lines = m.make_counter(m.AGG_LINES, r)  # collector
+        self.collector_failures = m.make_counter(m.AGG_FAILURES, r)  # collector
+        self.job_duration = m.make_histogram(m.AGG_DURATION, r, buckets.job_duration)
+        self.job_queue = m.make_histogram(m.AGG_QUEUE, r, buckets.job_queue)  # collector
+        self.collector_last_success = m.make_gauge(m.AGG_LAST_SUCCESS, r)  # collector
+        self.snapshots_finished = m.make_counter(m.AGG_SNAPSHOTS_FINISHED, r)  # dataset_id, status
+        self.ai_flows_finished = m.make_counter(m.AGG_AI_FLOWS_FINISHED, r)  # status
+        self.aitronos_finished = m.make_counter(m.AGG_AIT_FINISHED, r)  # status
+        # Without labels, client_python shows a metric as soon as it is registered: these are
+        # registered with the first Aitronos job, so a Bright Data-only exporter has none.
+        self.aitronos_items = m.make_counter(m.AGG_AIT_ITEMS, None)
+        self.aitronos_processing = m.make_histogram(
+            m.AGG_AIT_PROCESSING, None, buckets.aitronos_processing
+        )
+        self.evicted = m.make_counter(m.EVICTED, r)  # provider, kind
         # Values a counter or histogram cannot take (a provider's negative count): metric, reason
-        self.ignored = CounterVec()
+        self.ignored = m.make_counter(m.IGNORED_SAMPLES, r)
         for metric in CHECKED:
             for reason in IGNORED_REASONS:
-                self.ignored.inc((metric, reason), 0)
+                self.ignored.labels(metric, reason)
+        self._collectors: set[str] = set()
+        self._last_success: dict[str, float] = {}
+        self._aitronos_seen = False
+        # The aggregates over finished targets, as the state file keeps them across restarts
+        # (not the exporter's own counters: evicted, ignored), with each histogram's bounds.
+        self._kept: dict[str, tuple[m.MetricSpec, Counter | Gauge | Histogram]] = {
+            spec.name: (spec, metric)
+            for spec, metric in (
+                (m.AGG_JOBS_FINISHED, self.jobs_finished),
+                (m.AGG_LINES, self.collector_lines),
+                (m.AGG_FAILURES, self.collector_failures),
+                (m.AGG_DURATION, self.job_duration),
+                (m.AGG_QUEUE, self.job_queue),
+                (m.AGG_LAST_SUCCESS, self.collector_last_success),
+                (m.AGG_SNAPSHOTS_FINISHED, self.snapshots_finished),
+                (m.AGG_AI_FLOWS_FINISHED, self.ai_flows_finished),
+                (m.AGG_AIT_FINISHED, self.aitronos_finished),
+                (m.AGG_AIT_ITEMS, self.aitronos_items),
+                (m.AGG_AIT_PROCESSING, self.aitronos_processing),
+            )
+        }
+        self._bounds = {
+            m.AGG_DURATION.name: tuple(buckets.job_duration),
+            m.AGG_QUEUE.name: tuple(buckets.job_queue),
+            m.AGG_AIT_PROCESSING.name: tuple(buckets.aitronos_processing),
+        }
 
     # Every counter of a newly seen collector, dataset or kind starts at 0, so that
     # `increase()` sees the first finished job and the series exist before anything finishes.
 
     def ensure_collector(self, collector: str) -> None:
-        key = (collector,)
-        if key not in self.collector_lines.values:
+        if collector not in self._collectors:
+            self._collectors.add(collector)
             for status in JOB_TERMINAL:
-                self.jobs_finished.inc((*key, status), 0)
-            self.collector_lines.inc(key, 0)
-            self.collector_failures.inc(key, 0)
-            self.job_duration.ensure(key)
-            self.job_queue.ensure(key)
+                self.jobs_finished.labels(collector, status)
+            for metric in (
+                self.collector_lines,
+                self.collector_failures,
+                self.job_duration,
+                self.job_queue,
+            ):
+                metric.labels(collector)
 
     def ensure_dataset(self, dataset: str) -> None:
         for status in SNAPSHOT_TERMINAL:
-            self.snapshots_finished.inc((dataset, status), 0)
+            self.snapshots_finished.labels(dataset, status)
 
     def ensure_ai_flows(self) -> None:
         for status in AI_FLOW_TERMINAL:
-            self.ai_flows_finished.inc((status,), 0)
+            self.ai_flows_finished.labels(status)
 
     def ensure_aitronos(self) -> None:
-        if () not in self.aitronos_items.values:
+        if not self._aitronos_seen:
+            self._aitronos_seen = True
             for status in AITRONOS_TERMINAL:
-                self.aitronos_finished.inc((status,), 0)
-            self.aitronos_items.inc((), 0)
-            self.aitronos_processing.ensure(())
+                self.aitronos_finished.labels(status)
+            self.registry.register(self.aitronos_items)
+            self.registry.register(self.aitronos_processing)
 
     # Each counts one finished target; the store guarantees it happens once per target (run).
 
     def snapshot_finished(self, snapshot: Snapshot) -> None:
-        self.snapshots_finished.inc((snapshot.dataset_id or "", snapshot.status))
+        self.snapshots_finished.labels(snapshot.dataset_id or "", snapshot.status).inc()
 
     def ai_flow_finished(self, flow: AiFlow) -> None:
-        self.ai_flows_finished.inc((flow.status or "unknown",))
+        self.ai_flows_finished.labels(flow.status or "unknown").inc()
 
     def aitronos_job_finished(self, job: AitronosJob) -> None:
-        self.aitronos_finished.inc((job.status,))
+        self.ensure_aitronos()
+        self.aitronos_finished.labels(job.status).inc()
         self.aitronos_items_found(job)
         self._observe(
             self.aitronos_processing,
             "aitronos_finished_job_processing_seconds",
-            (),
             job.processing_time,
         )
 
     def aitronos_items_found(self, job: AitronosJob) -> None:
         """Items found are only in the detail: added when it arrives (once, by the store)."""
-        self._add(self.aitronos_items, "aitronos_items_found_total", (), job.items_found)
+        self.ensure_aitronos()
+        self._add(self.aitronos_items, "aitronos_items_found_total", job.items_found)
 
     def job_finished(self, job: StudioJob, collector: str, now: float) -> None:
-        self._job(job, collector, now)
-
-    def _job(self, job: StudioJob, collector: str, now: float) -> None:
-        labels = (collector,)
-        self.jobs_finished.inc((collector, job.status))
-        self._add(self.collector_lines, "brightdata_collector_lines_total", labels, job.lines)
-        self._add(self.collector_failures, "brightdata_collector_failures_total", labels, job.fails)
-        self._observe(
-            self.job_duration, "brightdata_finished_job_duration_seconds", labels, job.job_time
+        self.jobs_finished.labels(collector, job.status).inc()
+        self._add(
+            self.collector_lines.labels(collector), "brightdata_collector_lines_total", job.lines
+        )
+        self._add(
+            self.collector_failures.labels(collector),
+            "brightdata_collector_failures_total",
+            job.fails,
         )
         self._observe(
-            self.job_queue, "brightdata_finished_job_queue_seconds", labels, job.queue_time
+            self.job_duration.labels(collector),
+            "brightdata_finished_job_duration_seconds",
+            job.job_time,
+        )
+        self._observe(
+            self.job_queue.labels(collector),
+            "brightdata_finished_job_queue_seconds",
+            job.queue_time,
         )
         if job.status == "done":
             finished = job.finished if job.finished is not None else now
-            previous = self.collector_last_success.get(labels)
+            previous = self._last_success.get(collector)
             if previous is None or finished > previous:
-                self.collector_last_success.set(labels, finished)
+                self._last_success[collector] = finished
+                self.collector_last_success.labels(collector).set(finished)
 
     # Counters only go up and durations are never negative: a provider's nonsensical value is
     # ignored and counted (scrapejobs_exporter_ignored_samples_total), never raised: one bad
@@ -128,22 +178,103 @@ class Aggregates:
         if value is None:
             return False
         if not math.isfinite(value):
-            self.ignored.inc((metric, "not_finite"))
+            self.ignored.labels(metric, "not_finite").inc()
             return False
         if value < 0:
-            self.ignored.inc((metric, "negative"))
+            self.ignored.labels(metric, "negative").inc()
             return False
         return True
 
-    def _add(
-        self, counter: CounterVec, metric: str, labels: tuple[str, ...], value: float | None
-    ) -> None:
+    def _add(self, counter: Counter, metric: str, value: float | None) -> None:
         if self._valid(metric, value) and value:
-            counter.inc(labels, float(value))
+            counter.inc(float(value))
 
-    def _observe(
-        self, histogram: HistogramVec, metric: str, labels: tuple[str, ...], value: float | None
-    ) -> None:
+    def _observe(self, histogram: Histogram, metric: str, value: float | None) -> None:
         if self._valid(metric, value):
             assert value is not None
-            histogram.observe(labels, float(value))
+            histogram.observe(float(value))
+
+    # --- the state file ----------------------------------------------------------------------
+
+    def kept(self) -> list[SeriesState]:
+        """Every series of the aggregates over finished targets, as the state file keeps them:
+        a histogram as its finite bounds, its count per bucket (+Inf last) and its sum."""
+        out: list[SeriesState] = []
+        for name, (spec, metric) in self._kept.items():
+            if not spec.labels and not self._aitronos_seen:
+                continue  # not shown yet (see `ensure_aitronos`): nothing to keep
+            bounds = self._bounds.get(name)
+            for family in metric.collect():
+                if bounds is None:
+                    out += [
+                        SeriesState(name, _values(spec, s.labels), s.value)
+                        for s in family.samples
+                        if not s.name.endswith("_created")
+                    ]
+                else:
+                    out += _histogram_series(name, spec, bounds, family.samples)
+        return out
+
+    def restore(self, series: list[SeriesState]) -> list[str]:
+        """Continue from the state file's values (into aggregates that counted nothing yet);
+        the problems, one line each: a histogram whose bucket bounds changed in the config
+        starts again from zero, a series of another version is dropped."""
+        problems: list[str] = []
+        changed: set[str] = set()
+        for state in series:
+            kept = self._kept.get(state.metric)
+            if kept is None or len(state.labels) != len(kept[0].labels):
+                problems.append(f"{state.metric}: not an aggregate of this version, dropped")
+                continue
+            if not math.isfinite(state.value):
+                problems.append(f"{state.metric}{list(state.labels)}: not a number, dropped")
+                continue
+            spec, metric = kept
+            if not spec.labels:
+                self.ensure_aitronos()
+            child = metric.labels(*state.labels) if spec.labels else metric
+            if spec is m.AGG_JOBS_FINISHED:
+                self.ensure_collector(state.labels[0])
+            if isinstance(child, Counter):
+                child.inc(max(0.0, state.value))
+            elif isinstance(child, Gauge):
+                child.set(state.value)
+                if spec is m.AGG_LAST_SUCCESS:
+                    self._last_success[state.labels[0]] = state.value
+            else:
+                bounds = self._bounds[spec.name]
+                buckets = state.buckets or ()
+                if state.bounds != bounds or len(buckets) != len(bounds) + 1:
+                    changed.add(spec.name)
+                    continue
+                for value in histogram_observations(bounds, buckets, state.value):
+                    child.observe(value)
+        problems += [
+            f"{name}: bucket bounds changed, starts again from zero" for name in sorted(changed)
+        ]
+        return problems
+
+
+def _values(spec: m.MetricSpec, labels: dict[str, str]) -> tuple[str, ...]:
+    return tuple(labels[name] for name in spec.labels)
+
+
+def _histogram_series(
+    name: str, spec: m.MetricSpec, bounds: tuple[float, ...], samples: list[Sample]
+) -> list[SeriesState]:
+    """client_python's cumulative `_bucket` samples and `_sum` per label set, as counts per
+    bucket and a sum."""
+    cumulative: dict[tuple[str, ...], dict[float, float]] = {}
+    sums: dict[tuple[str, ...], float] = {}
+    for sample in samples:
+        values = _values(spec, sample.labels)
+        if sample.name.endswith("_bucket"):
+            cumulative.setdefault(values, {})[float(sample.labels["le"])] = sample.value
+        elif sample.name.endswith("_sum"):
+            sums[values] = sample.value
+    out = []
+    for values, counts in cumulative.items():
+        running = [counts.get(b, 0.0) for b in (*bounds, math.inf)]
+        per_bucket = tuple(n - p for n, p in zip(running, [0.0, *running[:-1]], strict=True))
+        out.append(SeriesState(name, values, sums.get(values, 0.0), bounds, per_bucket))
+    return out

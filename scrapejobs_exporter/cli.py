@@ -8,14 +8,13 @@ import asyncio
 import contextlib
 import io
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 
-from scrapejobs_exporter import __version__, render_scheduling
+from scrapejobs_exporter import __version__
 from scrapejobs_exporter.config import Config, ConfigError, load_config, parse_duration
 from scrapejobs_exporter.exporter import Exporter
-from scrapejobs_exporter.exposition import render_text
+from scrapejobs_exporter.lifecycle import EXIT_FAILED, EXIT_OK, EXIT_USAGE, serve_until_signal
 from scrapejobs_exporter.logs import (
     LOG_FORMATS,
     LOG_LEVELS,
@@ -38,9 +37,6 @@ from scrapejobs_exporter.webconfig import WebConfig, WebConfigError, load_web_co
 __all__ = ["main"]
 
 log = logging.getLogger("scrapejobs_exporter")
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-SHUTDOWN_GRACE = 4.0  # seconds; the process must be gone within 5 s of SIGTERM
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -278,7 +274,7 @@ async def _once(config: Config, shard: Shard) -> int:
     exporter = Exporter(config, shard=shard, persist=False)  # one look: the state file stays
     try:
         result = await exporter.poller.run_cycle()
-        sys.stdout.buffer.write(render_text(exporter.families()))
+        sys.stdout.buffer.write(exporter.render().text.body)
         sys.stdout.flush()
     finally:
         await exporter.stop()
@@ -311,43 +307,11 @@ async def serve(
         web_config=web_config,
         reloader=reloader if enable_lifecycle else None,
     )
-    try:
-        await server.start()
-    except OSError as exc:
-        log.error("cannot listen on %s: %s", listen, exc.strerror or exc)
-        await exporter.stop()
-        return EXIT_FAILED
-    log.info("listening on %s, metrics at %s (%s)", listen, telemetry_path, exporter.shard)
-    await exporter.start()
-    await wait_for_signal(reloader)
-    log.info("shutting down")
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(SHUTDOWN_GRACE):
-            await exporter.stop()
-            await server.stop()
-    return EXIT_OK
 
+    def ready() -> None:
+        log.info("listening on %s, metrics at %s (%s)", listen, telemetry_path, exporter.shard)
 
-async def wait_for_signal(reloader: Reloader | None = None) -> None:
-    """Until SIGINT or SIGTERM; SIGHUP reloads the config meanwhile."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    reloads: set[asyncio.Task[list[str]]] = set()
-    if reloader is not None:
-
-        def on_hup() -> None:
-            task = loop.create_task(reloader(), name="reload")
-            reloads.add(task)  # keep a reference until it is done
-            task.add_done_callback(reloads.discard)
-
-        loop.add_signal_handler(signal.SIGHUP, on_hup)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.remove_signal_handler(sig)
+    return await serve_until_signal([server, exporter], reload=reloader, ready=ready)
 
 
 def _load_web_config(path: str | None) -> tuple[bool, WebConfig | None]:
@@ -367,7 +331,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     ok, web_config = _load_web_config(args.web_config)
     if not ok:
         return EXIT_USAGE
-    return render_scheduling.run(
+    return asyncio.run(
         serve(
             config,
             args.listen,
@@ -383,9 +347,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from scrapejobs_exporter.demo import run_demo
 
-    return render_scheduling.run(
-        run_demo(args.listen, speed=args.speed, scale=args.scale, seed=args.seed)
-    )
+    return asyncio.run(run_demo(args.listen, speed=args.speed, scale=args.scale, seed=args.seed))
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 
 from scrapejobs_exporter.config import Config, parse_config
 from scrapejobs_exporter.exporter import Exporter
+from scrapejobs_exporter.lifecycle import EXIT_FAILED, serve_until_signal
 from scrapejobs_exporter.server import ListenAddress, Server
 from scrapejobs_exporter.simulator import SimulatorConfig, SimulatorServer
 
@@ -63,36 +64,32 @@ async def run_demo(listen: ListenAddress, *, speed: float, scale: int, seed: int
 async def _run_demo(
     listen: ListenAddress, speed: float, scale: int, seed: int, state_file: Path
 ) -> int:
-    from scrapejobs_exporter.cli import EXIT_FAILED, EXIT_OK, wait_for_signal
-
     # The demo's budgets (6000/min) are far above the accounts' limits: the simulator's
     # per-account limits stay off here until the exporter keeps to 100/min on its own.
     sim_config = SimulatorConfig(seed=seed, speed=speed, scale=scale, rate_limits=False)
     simulator = SimulatorServer(sim_config)
     await simulator.start()
-    exporter = Exporter(demo_config(simulator.url, simulator.state(), sim_config, state_file))
-    server = Server(exporter, listen, "/metrics")
     try:
-        await server.start()
-    except OSError as exc:
-        log.error("cannot listen on %s: %s (try --web.listen-address 127.0.0.1:0)", listen, exc)
+        config = demo_config(simulator.url, simulator.state(), sim_config, state_file)
+        exporter = Exporter(config)
+        server = Server(exporter, listen, "/metrics")
+
+        def ready() -> None:
+            url = f"http://127.0.0.1:{server.port}"
+            print(
+                f"scrapejobs-exporter demo is running (simulated APIs at {simulator.url}, "
+                f"{speed:g}x speed)\n"
+                f"  landing page:  {url}/\n"
+                f"  metrics:       {url}/metrics\n"
+                f"  ground truth:  {simulator.url}/_sim/state\n"
+                f"  state file:    {state_file}\n"
+                "Press Ctrl-C to stop.",
+                flush=True,
+            )
+
+        code = await serve_until_signal([server, exporter], ready=ready)
+    finally:
         await simulator.stop()
-        await exporter.stop()
-        return EXIT_FAILED
-    await exporter.start()
-    url = f"http://127.0.0.1:{server.port}"
-    print(
-        f"scrapejobs-exporter demo is running (simulated APIs at {simulator.url}, "
-        f"{speed:g}x speed)\n"
-        f"  landing page:  {url}/\n"
-        f"  metrics:       {url}/metrics\n"
-        f"  ground truth:  {simulator.url}/_sim/state\n"
-        f"  state file:    {state_file}\n"
-        "Press Ctrl-C to stop.",
-        flush=True,
-    )
-    await wait_for_signal()
-    await exporter.stop()
-    await server.stop()
-    await simulator.stop()
-    return EXIT_OK
+    if code == EXIT_FAILED:
+        log.error("try another address, e.g. --web.listen-address 127.0.0.1:0")
+    return code

@@ -4,41 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
-import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import httpx
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from scrapejobs_exporter.aggregates import Aggregates
 from scrapejobs_exporter.config import Config
 from scrapejobs_exporter.discovery import owns_static
 from scrapejobs_exporter.exposition import Exposition, render_per_target
 from scrapejobs_exporter.kinds import AI_FLOW, KINDS
-from scrapejobs_exporter.metrics import (
-    Family,
-    collect_families,
-    finished_series,
-    restore_finished,
-)
+from scrapejobs_exporter.lifecycle import SHUTDOWN_GRACE, bounded
+from scrapejobs_exporter.metrics import StateFileCollector, TrackedCollector, register_build_info
 from scrapejobs_exporter.poller import PROVIDERS, Clock, Poller
 from scrapejobs_exporter.providers import Providers
 from scrapejobs_exporter.providers.aitronos import AitronosClient, auth_headers
 from scrapejobs_exporter.providers.brightdata import BrightDataClient
 from scrapejobs_exporter.providers.http import HttpClient
-from scrapejobs_exporter.render_scheduling import ServeFirst, background_executor
+from scrapejobs_exporter.render_scheduling import ServeFirst
 from scrapejobs_exporter.resilience import DEFAULT_POLICY, Policy, ProviderGate
 from scrapejobs_exporter.scheduler import Sleep
 from scrapejobs_exporter.sharding import Shard
 from scrapejobs_exporter.statefile import Flusher, Restored, StateFile, open_state_file
 from scrapejobs_exporter.store import Store, TargetKey
 from scrapejobs_exporter.telemetry import Telemetry
-
-RENDER_SWITCH_INTERVAL = 0.0001  # seconds: a 10 MB page needs ~50 loop turns to go out
 
 __all__ = ["Exporter", "build_providers"]
 
@@ -180,24 +174,6 @@ def _budget_settings(config: Config, provider: str) -> tuple[object, ...]:
     )
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        trim: Callable[[int], int] = ctypes.CDLL("libc.so.6").malloc_trim
-        return trim
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        return None
-
-
-_MALLOC_TRIM = _malloc_trim()
-
-
-def release_free_memory() -> None:
-    """Give memory freed by a cycle back to the system. A render's temporaries (a hundred MB
-    of text at 50,000 jobs, freed chunk by chunk) otherwise stay in glibc's arenas and in RSS."""
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
-
-
 class Exporter:
     """Everything one running exporter holds; the server and the CLI only talk to this."""
 
@@ -221,17 +197,28 @@ class Exporter:
         self._sleep = sleep
         self._gate_clock = None if clock is time.time else clock
         self._render_task: asyncio.Task[None] | None = None
+        self._page_ready = False
         self._retiring: set[asyncio.Task[None]] = set()
-        self.telemetry = Telemetry()
+        # The exporter's own metrics, the aggregates and the standard process_* and python_*
+        # families; the per-target bulk is rendered apart (`exposition.render_per_target`).
+        self.registry = CollectorRegistry()
+        self.telemetry = Telemetry(self.registry)
         self.serve_first = ServeFirst()
-        self._render_thread = background_executor("render")
-        self.aggregates = Aggregates(config.histogram_buckets)
+        self._render_thread = ThreadPoolExecutor(1, thread_name_prefix="render")
+        self.aggregates = Aggregates(config.histogram_buckets, self.registry)
         self.store = Store(self.aggregates, config.stall)
+        self.registry.register(TrackedCollector(self.store))
+        register_build_info(self.registry)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self.state_file: StateFile | None = None
         self._flusher: Flusher | None = None
         restored = None
         if persist and config.state_file is not None:
             restored = self._open_state_file(config.state_file)
+            assert self.state_file is not None
+            self.registry.register(StateFileCollector(self.state_file))
         _add_static_targets(self.store, config, self.shard)
         self._zero_fixed_series(config)
         self.providers = build_providers(
@@ -258,7 +245,7 @@ class Exporter:
         """Continue from the state file: the finished aggregates, and (from the same shard) the
         targets it tracked."""
         self.state_file, restored = open_state_file(path)
-        for problem in restore_finished(self.aggregates, restored.series):
+        for problem in self.aggregates.restore(restored.series):
             log.warning("state file %s: %s", path, problem)
         meta = restored.meta
         written_by = (meta.get(SHARD_INDEX), meta.get(SHARD_COUNT))
@@ -297,7 +284,7 @@ class Exporter:
         self._flusher = Flusher(
             state,
             self.store.persisted,
-            lambda: finished_series(self.aggregates),
+            self.aggregates.kept,
             meta,
             self.config.poll_interval,
             clock=self._clock,
@@ -309,12 +296,13 @@ class Exporter:
         configured provider, so `rate()` and `increase()` see their first event."""
         for kind in KINDS:
             if getattr(config, kind.provider) is not None:
-                self.aggregates.evicted.inc((kind.provider, kind.name), 0)
-                self.telemetry.unknown_status.inc((kind.provider, kind.name), 0)
+                self.aggregates.evicted.labels(kind.provider, kind.name)
+                self.telemetry.unknown_status.labels(kind.provider, kind.name)
 
     @property
     def ready(self) -> bool:
-        return self.poller.ready
+        """The first list sweeps are in and on the page: /readyz and /metrics turn together."""
+        return self._page_ready
 
     @property
     def render_every(self) -> float:
@@ -327,7 +315,7 @@ class Exporter:
         while True:
             # Until the first sweeps are in, look often: /readyz and /metrics turn together.
             await self._sleep(CHANGE_CHECK if shown_ready else READY_CHECK)
-            if not shown_ready and not self.ready:
+            if not shown_ready and not self.poller.ready:
                 continue
             shown_ready = True
             now = self._clock()
@@ -348,46 +336,21 @@ class Exporter:
 
     async def refresh_exposition(self) -> None:
         """Re-render both formats in the render thread, which steps aside for scrapes."""
-        pause = self.serve_first.pause_point(ServeFirst.loop_asleep())
+        pause = self.serve_first.pause_point()
         loop = asyncio.get_running_loop()
+        swept = self.poller.ready
         try:
-            self.exposition = await loop.run_in_executor(
-                self._render_thread, self._render_in_background, pause
-            )
+            self.exposition = await loop.run_in_executor(self._render_thread, self.render, pause)
         except Exception:  # a bug; the last good page keeps being served, and the cycle goes on
             log.exception("rendering the metrics page failed; serving the previous one")
-
-    def _render_in_background(self, pause: Callable[[], object]) -> Exposition:
-        # The render thread holds the GIL for up to the switch interval at a time (5 ms by
-        # default); a shorter one lets a scrape on the event loop through within a few ms.
-        previous = sys.getswitchinterval()
-        sys.setswitchinterval(min(previous, RENDER_SWITCH_INTERVAL))
-        try:
-            return self.render(pause)
-        finally:
-            sys.setswitchinterval(previous)
-            release_free_memory()
+            return
+        self._page_ready = self._page_ready or swept
 
     def render(self, pause: Callable[[], object] | None = None) -> Exposition:
-        """The per-target families through the fast renderer, the rest through the reference;
+        """The per-target families through the fast renderer, the rest through client_python;
         `pause` is called between chunks."""
-        if pause is not None:
-            pause()
-        per_job = self.config.per_job_metrics
-        rest = collect_families(
-            self.store, self.telemetry, self.aggregates, per_job=False, state_file=self.state_file
-        )
-        shared = render_per_target(self.store) if per_job else ()
-        return Exposition.build(rest, shared, pause)
-
-    def families(self) -> list[Family]:
-        return collect_families(
-            self.store,
-            self.telemetry,
-            self.aggregates,
-            per_job=self.config.per_job_metrics,
-            state_file=self.state_file,
-        )
+        shared = render_per_target(self.store) if self.config.per_job_metrics else ()
+        return Exposition.build(self.registry, shared, pause)
 
     async def start(self) -> None:
         self.poller.start()
@@ -396,7 +359,18 @@ class Exporter:
         if self._render_task is None:
             self._render_task = asyncio.create_task(self._render_loop(), name="render")
 
+    async def __aenter__(self) -> Exporter:
+        """Start polling and rendering; leaving stops them (within the shutdown grace) and
+        closes the provider clients."""
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await bounded(self.stop(), SHUTDOWN_GRACE)
+
     async def stop(self) -> None:
+        """Stop polling and rendering and close the clients; also for an exporter that was
+        never started."""
         if self._render_task is not None:
             self._render_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

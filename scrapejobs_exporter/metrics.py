@@ -1,28 +1,50 @@
 """The catalogue of every metric the exporter serves, and how the store becomes samples.
 
-`CATALOGUE` is the single source for names, types, help texts and labels: the exposition
-renderers, `docs/metrics.md` and the tests all read it. `collect_families()` turns the store and
-the exporter's telemetry into families of samples; it does no I/O.
+`CATALOGUE` is the single source for names, types, help texts and labels: the client_python
+metrics made from it (`make_*`, for the exporter's own metrics and the aggregates), the fast
+per-target renderer (`PER_TARGET`, read by `exposition.render_per_target`), `docs/metrics.md`
+and the tests all read it. Nothing here does I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Literal
 
-from scrapejobs_exporter.aggregates import Aggregates
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
 from scrapejobs_exporter.build_info import build_labels
 from scrapejobs_exporter.kinds import AI_FLOW, AITRONOS_JOB, SNAPSHOT, STUDIO_JOB, kind_of
 from scrapejobs_exporter.providers import aitronos, brightdata
 from scrapejobs_exporter.providers.aitronos import AitronosJob
-from scrapejobs_exporter.series import CounterVec, HistogramVec
-from scrapejobs_exporter.statefile import STATUSES, SeriesState, StateFile
+from scrapejobs_exporter.statefile import STATUSES, StateFile
 from scrapejobs_exporter.store import Store, Target
-from scrapejobs_exporter.telemetry import Telemetry
 
-__all__ = ["CATALOGUE", "Family", "MetricSpec", "collect_families", "markdown_table"]
+__all__ = [
+    "CATALOGUE",
+    "MetricSpec",
+    "StateFileCollector",
+    "TrackedCollector",
+    "make_counter",
+    "make_gauge",
+    "make_histogram",
+    "markdown_table",
+    "register_build_info",
+]
+
+# No `_created` series: nothing reads them, they would double the exporter's own series, and in
+# the text format they are families of their own, outside the catalogue.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 MetricType = Literal["gauge", "counter", "histogram", "stateset", "info"]
 CACHED = " Cached from the last poll."
@@ -37,11 +59,6 @@ class MetricSpec:
     section: str
     source: str = ""
     unit: str = ""
-
-    @property
-    def exposition_type(self) -> str:
-        """State sets and info metrics are served as gauges: that keeps `status="done"` labels."""
-        return "gauge" if self.type in ("stateset", "info") else self.type
 
 
 CATALOGUE: dict[str, MetricSpec] = {}
@@ -494,6 +511,7 @@ STATE_FILE_LAST_WRITE = _spec(
     unit="seconds",
 )
 
+
 # --- per-target families: one declaration, read by both renderers ---------------------------
 
 
@@ -569,7 +587,6 @@ PER_TARGET: tuple[PerTarget, ...] = (
     PerTarget(TARGET_UP, None, value=_up, of_target=True),
     PerTarget(TARGET_LAST_SUCCESS, None, value=_last_success, of_target=True),
 )
-PER_TARGET_NAMES = frozenset(p.spec.name for p in PER_TARGET)
 
 
 def group_targets(store: Store) -> dict[tuple[str, str] | None, list[Target]]:
@@ -597,184 +614,67 @@ def target_labels(target: Target) -> tuple[str, str, str]:
     return (target.provider, target.kind, target.target_id)
 
 
-# --- samples ---------------------------------------------------------------------------------
-
-Sample = tuple[str, tuple[str, ...], tuple[str, ...], float]  # name, label names, values, value
+# --- client_python metrics made from the catalogue ------------------------------------------
 
 
-@dataclass(slots=True)
-class Family:
-    spec: MetricSpec
-    samples: list[Sample] = field(default_factory=list)
-
-    def add(self, values: tuple[str, ...], value: float) -> None:
-        self.samples.append((self.spec.name, self.spec.labels, values, value))
+def make_counter(spec: MetricSpec, registry: CollectorRegistry | None) -> Counter:
+    """The client_python counter for `spec`, registered on `registry` (None: not yet)."""
+    assert spec.type == "counter", spec.name
+    return Counter(spec.name, spec.help, spec.labels, registry=registry)
 
 
-def collect_families(
-    store: Store,
-    telemetry: Telemetry,
-    aggregates: Aggregates | None = None,
-    *,
-    per_job: bool = True,
-    state_file: StateFile | None = None,
-) -> list[Family]:
-    """Every non-empty family, in catalogue order, from one pass over the store."""
-    families = {name: Family(spec) for name, spec in CATALOGUE.items()}
-    if per_job:
-        _per_target_samples(families, store)
-    if aggregates is not None:
-        _aggregate_samples(families, aggregates)
-    _telemetry_samples(families, store, telemetry)
-    if state_file is not None:
-        _state_file_samples(families, state_file)
-    return [f for f in families.values() if f.samples]
+def make_gauge(spec: MetricSpec, registry: CollectorRegistry | None) -> Gauge:
+    """The client_python gauge for `spec` (state sets and info metrics are gauges too)."""
+    assert spec.type in ("gauge", "stateset", "info"), spec.name
+    return Gauge(spec.name, spec.help, spec.labels, registry=registry)
 
 
-def _per_target_samples(families: dict[str, Family], store: Store) -> None:
-    groups = group_targets(store)
-    for per in PER_TARGET:
-        family = families[per.spec.name]
-        for target in groups.get(per.kind, ()):
-            subject = target if per.of_target else target.model
-            base = base_labels(target) if per.kind else target_labels(target)
-            if per.states:
-                current = per.current(subject) if per.current else None
-                if current is not None:
-                    for state in per.states:
-                        family.add((*base, state), 1.0 if state == current else 0.0)
-            elif per.current is not None:
-                label = per.current(subject)
-                if label is not None:
-                    family.add((*base, label), 1.0)
-            elif per.value is not None:
-                value = per.value(subject)
-                if value is not None:
-                    family.add(base, float(value))
+def make_histogram(
+    spec: MetricSpec, registry: CollectorRegistry | None, buckets: Sequence[float]
+) -> Histogram:
+    assert spec.type == "histogram", spec.name
+    return Histogram(spec.name, spec.help, spec.labels, registry=registry, buckets=buckets)
 
 
-# The aggregates over finished targets, by the `Aggregates` attribute holding each: rendered
-# here, and kept in the state file so they continue after a restart.
-FINISHED_COUNTERS: tuple[tuple[MetricSpec, str], ...] = (
-    (AGG_JOBS_FINISHED, "jobs_finished"),
-    (AGG_LINES, "collector_lines"),
-    (AGG_FAILURES, "collector_failures"),
-    (AGG_SNAPSHOTS_FINISHED, "snapshots_finished"),
-    (AGG_AI_FLOWS_FINISHED, "ai_flows_finished"),
-    (AGG_AIT_FINISHED, "aitronos_finished"),
-    (AGG_AIT_ITEMS, "aitronos_items"),
-)
-FINISHED_HISTOGRAMS: tuple[tuple[MetricSpec, str], ...] = (
-    (AGG_DURATION, "job_duration"),
-    (AGG_QUEUE, "job_queue"),
-    (AGG_AIT_PROCESSING, "aitronos_processing"),
-)
-FINISHED_GAUGES: tuple[tuple[MetricSpec, str], ...] = (
-    (AGG_LAST_SUCCESS, "collector_last_success"),
-)
+class TrackedCollector(Collector):
+    """`scrapejobs_exporter_tracked_targets`, counted from the store when the page is made."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(TRACKED.name, TRACKED.help, labels=TRACKED.labels)
+        for (provider, kind), count in self.store.count_by_kind().items():
+            family.add_metric((provider, kind), count)
+        yield family
 
 
-def finished_series(a: Aggregates) -> list[SeriesState]:
-    """Every series of the aggregates over finished targets, as the state file keeps them."""
-    out = [
-        SeriesState(spec.name, labels, value)
-        for spec, attr in (*FINISHED_COUNTERS, *FINISHED_GAUGES)
-        for labels, value in getattr(a, attr).values.items()
-    ]
-    for spec, attr in FINISHED_HISTOGRAMS:
-        histogram: HistogramVec = getattr(a, attr)
-        for labels, row in histogram.values.items():
-            out.append(SeriesState(spec.name, labels, row[-1], histogram.bounds, tuple(row[:-1])))
-    return out
+class StateFileCollector(Collector):
+    """The state file's status and writes, read from it when the page is made."""
+
+    def __init__(self, state: StateFile) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        state = self.state
+        status = GaugeMetricFamily(
+            STATE_FILE_STATUS.name, STATE_FILE_STATUS.help, labels=STATE_FILE_STATUS.labels
+        )
+        for name in STATUSES:
+            status.add_metric((name,), 1.0 if name == state.status else 0.0)
+        yield status
+        yield CounterMetricFamily(STATE_FILE_WRITES.name, STATE_FILE_WRITES.help, state.writes)
+        yield CounterMetricFamily(
+            STATE_FILE_WRITE_ERRORS.name, STATE_FILE_WRITE_ERRORS.help, state.write_errors
+        )
+        if state.last_write is not None:
+            yield GaugeMetricFamily(
+                STATE_FILE_LAST_WRITE.name, STATE_FILE_LAST_WRITE.help, state.last_write
+            )
 
 
-def restore_finished(a: Aggregates, series: list[SeriesState]) -> list[str]:
-    """Put the state file's values back into empty aggregates; the problems, one line each (a
-    histogram whose bucket bounds changed in the config starts again from zero)."""
-    problems: list[str] = []
-    vectors = {spec.name: getattr(a, attr) for spec, attr in (*FINISHED_COUNTERS, *FINISHED_GAUGES)}
-    histograms = {spec.name: getattr(a, attr) for spec, attr in FINISHED_HISTOGRAMS}
-    changed: set[str] = set()
-    for state in series:
-        histogram: HistogramVec | None = histograms.get(state.metric)
-        if histogram is not None:
-            if (
-                state.bounds != histogram.bounds
-                or state.buckets is None
-                or len(state.buckets) != len(histogram.bounds) + 1
-            ):
-                changed.add(state.metric)
-                continue
-            histogram.values[state.labels] = [*state.buckets, state.value]
-        elif state.metric in vectors:
-            vectors[state.metric].values[state.labels] = state.value
-        else:
-            problems.append(f"{state.metric}: not an aggregate of this version, dropped")
-    problems += [
-        f"{name}: bucket bounds changed, starts again from zero" for name in sorted(changed)
-    ]
-    return problems
-
-
-def _aggregate_samples(families: dict[str, Family], a: Aggregates) -> None:
-    for spec, attr in (*FINISHED_COUNTERS, (EVICTED, "evicted"), (IGNORED_SAMPLES, "ignored")):
-        _counter(families[spec.name], getattr(a, attr))
-    for spec, attr in FINISHED_HISTOGRAMS:
-        _histogram(families[spec.name], getattr(a, attr))
-    for spec, attr in FINISHED_GAUGES:
-        for labels, value in sorted(getattr(a, attr).values.items()):
-            families[spec.name].add(labels, value)
-
-
-def _telemetry_samples(families: dict[str, Family], store: Store, t: Telemetry) -> None:
-    _counter(families[API_REQUESTS.name], t.api_requests)
-    _histogram(families[API_DURATION.name], t.api_request_duration)
-    _counter(families[API_ERRORS.name], t.api_errors)
-    for spec, gauge in ((RATE_LIMIT_LIMIT, t.rate_limit_limit), (RATE_LIMIT_REMAINING, t.rate_limit_remaining)):  # fmt: skip
-        for labels, value in sorted(gauge.values.items()):
-            families[spec.name].add(labels, value)
-    _histogram(families[POLL_CYCLE.name], t.poll_cycle_duration)
-    for (provider, kind), count in store.count_by_kind().items():
-        families[TRACKED.name].add((provider, kind), float(count))
-    _counter(families[UNKNOWN_STATUS.name], t.unknown_status)
-    families[BUILD_INFO.name].add(build_labels(), 1.0)
-    _counter(families[API_RETRIES.name], t.api_retries)
-    _counter(families[RATE_LIMIT_WAIT.name], t.rate_limit_wait)
-    _counter(families[REFUSED_IDS.name], t.refused_ids)
-    for spec, gauge in ((CIRCUIT_OPEN, t.circuit_open), (RELOAD_OK, t.config_reload_successful), (RELOAD_TIME, t.config_reload_timestamp)):  # fmt: skip
-        for labels, value in sorted(gauge.values.items()):
-            families[spec.name].add(labels, value)
-
-
-def _state_file_samples(families: dict[str, Family], state: StateFile) -> None:
-    for status in STATUSES:
-        families[STATE_FILE_STATUS.name].add((status,), 1.0 if status == state.status else 0.0)
-    families[STATE_FILE_WRITES.name].add((), float(state.writes))
-    families[STATE_FILE_WRITE_ERRORS.name].add((), float(state.write_errors))
-    if state.last_write is not None:
-        families[STATE_FILE_LAST_WRITE.name].add((), state.last_write)
-
-
-def _counter(family: Family, counter: CounterVec) -> None:
-    for labels, value in sorted(counter.values.items()):
-        family.add(labels, value)
-
-
-def _histogram(family: Family, histogram: HistogramVec) -> None:
-    name, names = family.spec.name, family.spec.labels
-    bucket_names = (*names, "le")
-    les = [*(format_le(b) for b in histogram.bounds), "+Inf"]
-    for labels in sorted(histogram.values):
-        counts, count, total = histogram.cumulative(labels)
-        for le, n in zip(les, counts, strict=True):
-            family.samples.append((name + "_bucket", bucket_names, (*labels, le), n))
-        family.samples.append((name + "_count", names, labels, count))
-        family.samples.append((name + "_sum", names, labels, total))
-
-
-def format_le(bound: float) -> str:
-    """Bucket bounds as Prometheus clients print them (`0.5`, `1.0`, `+Inf`)."""
-    return repr(float(bound))
+def register_build_info(registry: CollectorRegistry) -> None:
+    make_gauge(BUILD_INFO, registry).labels(*build_labels()).set(1)
 
 
 def markdown_table() -> str:

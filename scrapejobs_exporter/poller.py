@@ -69,7 +69,6 @@ class Poller:
             )
             for p in PROVIDERS
         }  # fmt: skip
-        self.cycles = 0
 
     def configure(self, config: Config, shard: Shard | None = None) -> None:
         """A reloaded config (or another shard): every part sees it; lists are kept."""
@@ -116,7 +115,7 @@ class Poller:
         now = self.clock()
         retention = self.config.retention
         for target in self.store.expire(now, retention.finished_ttl, retention.max_tracked):
-            self.aggregates.evicted.inc((target.provider, target.kind))
+            self.aggregates.evicted.labels(target.provider, target.kind).inc()
         self.store.prune_forgotten(
             now - self.config.discovery.lookback - retention.finished_ttl - DAY
         )
@@ -131,7 +130,6 @@ class Poller:
         counts = await asyncio.gather(*(s.cycle() for s in active))
         self.expire()
         duration = time.perf_counter() - started
-        self.cycles += 1
         if self.on_cycle is not None:
             await self.on_cycle()
         polled, failed = sum(c[0] for c in counts), sum(c[1] for c in counts)

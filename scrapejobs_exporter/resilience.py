@@ -21,8 +21,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from scrapejobs_exporter.telemetry import Telemetry
+if TYPE_CHECKING:  # telemetry -> metrics -> providers -> http -> here: only a type
+    from scrapejobs_exporter.telemetry import Telemetry
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -255,11 +257,7 @@ class CircuitBreaker:
         self.open_until: float | None = None
         self.open_for = policy.breaker_open
         self.probing = False
-        telemetry.circuit_open.set((provider,), 0.0)
-
-    @property
-    def is_open(self) -> bool:
-        return self.open_until is not None
+        telemetry.circuit_open.labels(provider).set(0)
 
     def admit(self) -> bool:
         """True when a call may go out; marks it as the probe when the circuit is half open."""
@@ -273,7 +271,7 @@ class CircuitBreaker:
     def succeeded(self) -> None:
         if self.open_until is not None:
             log.info("%s: API answers again; circuit closed", self.provider)
-            self.telemetry.circuit_open.set((self.provider,), 0.0)
+            self.telemetry.circuit_open.labels(self.provider).set(0)
         self.failures, self.open_until, self.probing = 0, None, False
         self.open_for = self.policy.breaker_open
 
@@ -292,7 +290,7 @@ class CircuitBreaker:
     def _open(self, why: str) -> None:
         self.open_until = self._clock() + self.open_for
         self.probing = False
-        self.telemetry.circuit_open.set((self.provider,), 1.0)
+        self.telemetry.circuit_open.labels(self.provider).set(1)
         log.warning(
             "%s: %s; circuit open, probing again in %.3gs", self.provider, why, self.open_for
         )
@@ -354,7 +352,7 @@ class ProviderGate:
         self._single = asyncio.Lock()  # one call at a time after a 429, until one passes
         self._in_flight = 0
         self._queued = 0  # calls of units under way (a list's next page, a retry) waiting
-        telemetry.rate_limit_wait.inc((provider,), 0.0)
+        telemetry.rate_limit_wait.labels(provider)
 
     @property
     def per_minute(self) -> int:
@@ -493,7 +491,7 @@ class ProviderGate:
         await self._waited(remaining)
 
     async def _waited(self, seconds: float) -> None:
-        self.telemetry.rate_limit_wait.inc((self.provider,), seconds)
+        self.telemetry.rate_limit_wait.labels(self.provider).inc(seconds)
         await self.sleep(seconds)
 
     def _settle(self, turn: Turn) -> None:

@@ -155,7 +155,7 @@ class ProviderScheduler:
             await self._nap(wait)
             if self._held_back:  # the budget or a pause held work back this long
                 waited = max(0.0, self.clock() - before)
-                self.telemetry.rate_limit_wait.inc((self.provider,), waited)
+                self.telemetry.rate_limit_wait.labels(self.provider).inc(waited)
 
     async def _nap(self, seconds: float) -> None:
         sleeper = asyncio.ensure_future(self.sleep(max(seconds, 0.001)))
@@ -303,7 +303,7 @@ class ProviderScheduler:
             self._provider_down(source.error, now)
         source.sweeps += 1
         source.next_due = started + self._list_interval(source)
-        self.telemetry.poll_cycle_duration.observe((), time.perf_counter() - began)
+        self.telemetry.poll_cycle_duration.observe(time.perf_counter() - began)
         self._check_ready()
 
     def _list_interval(self, source: ListSource) -> float:
@@ -399,7 +399,7 @@ class ProviderScheduler:
         if target.up is False:
             log.info("%s %s %s: recovered", target.provider, target.kind, target.target_id)
         if model.status == "unknown":
-            self.telemetry.unknown_status.inc((target.provider, target.kind))
+            self.telemetry.unknown_status.labels(target.provider, target.kind).inc()
             previous = getattr(target.model, "raw_status", None)
             if previous != model.raw_status or target.model is None:
                 log.warning(

@@ -23,12 +23,12 @@ import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal, NamedTuple
 
 from scrapejobs_exporter.progress import Progress
-from scrapejobs_exporter.render_scheduling import background_executor
 
 __all__ = [
     "STATUSES",
@@ -38,6 +38,7 @@ __all__ = [
     "SeriesState",
     "StateFile",
     "TargetState",
+    "histogram_observations",
     "open_state_file",
 ]
 
@@ -390,6 +391,40 @@ class StateFile:
             self._conn = None
 
 
+def histogram_observations(
+    bounds: tuple[float, ...], buckets: tuple[float, ...], total: float
+) -> list[float]:
+    """Values that, observed one by one, give a histogram exactly these bucket counts (not
+    cumulative, +Inf last) and this sum (to float rounding): how a histogram whose only way in
+    is `observe()` (client_python's) continues from a state file.
+
+    Every value starts at its bucket's upper bound (+Inf: the last bound + 1); the difference
+    to `total` is then taken up by one value in an open-ended bucket (the first goes down
+    without limit, +Inf up), or else spread over the values within their buckets' ranges.
+    """
+    counts = [int(c) for c in buckets]
+    tops = [*bounds, (bounds[-1] if bounds else 0.0) + 1.0]
+    values = [top for top, n in zip(tops, counts, strict=True) for _ in range(n)]
+    if not values:
+        return []
+    gap = total - sum(values)
+    if gap > 0 and counts[-1]:
+        values[-1] += gap  # stays above the last bound
+    elif gap < 0 and counts[0]:
+        values[0] += gap  # stays at or below the first bound
+    elif gap < 0:
+        # Each value may go down to just above its bucket's lower bound.
+        index = 0
+        for top, bottom, n in zip(tops, [float("-inf"), *bounds], counts, strict=True):
+            room = (top - bottom) * (1 - 1e-9) if bottom != float("-inf") else float("inf")
+            for _ in range(n):
+                step = max(gap, -room)
+                values[index] += step
+                gap -= step
+                index += 1
+    return values
+
+
 # --- flushing on a timer -------------------------------------------------------------------------
 
 
@@ -417,7 +452,7 @@ class Flusher:
         self.interval = interval
         self._clock = clock
         self._sleep = sleep
-        self._executor = background_executor("state-file")
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="state-file")
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 

@@ -16,16 +16,10 @@ from typing import TextIO
 
 from scrapejobs_exporter.config import Config
 from scrapejobs_exporter.exporter import build_providers
+from scrapejobs_exporter.lifecycle import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from scrapejobs_exporter.providers.http import ApiError
 from scrapejobs_exporter.telemetry import Telemetry
-from scrapejobs_exporter.watch import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_USAGE,
-    WatchOptions,
-    check_id,
-    follow,
-)
+from scrapejobs_exporter.watch import WatchOptions, check_id, follow
 
 __all__ = ["TriggerRequest", "run_trigger", "validate"]
 

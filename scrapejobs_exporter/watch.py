@@ -11,10 +11,9 @@ import asyncio
 import contextlib
 import json
 import re
-import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -22,6 +21,7 @@ from scrapejobs_exporter.config import Config
 from scrapejobs_exporter.exporter import build_providers
 from scrapejobs_exporter.kinds import BY_COMMAND, Kind
 from scrapejobs_exporter.landing import SUCCEEDED, progress_text, target_row
+from scrapejobs_exporter.lifecycle import EXIT_FAILED, EXIT_OK, EXIT_USAGE, stop_on_signals
 from scrapejobs_exporter.providers import Providers
 from scrapejobs_exporter.providers.aitronos import AitronosJob
 from scrapejobs_exporter.providers.brightdata import AiFlow, StudioJob
@@ -39,7 +39,6 @@ __all__ = [
     "watch",
 ]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # The command's KIND -> the kind's declaration. An AI flow is named by its collector.
 KINDS: dict[str, Kind] = BY_COMMAND
 MAX_FAILURES = 5  # polls in a row that fail (after the client's own retries) before giving up
@@ -84,24 +83,10 @@ async def follow(config: Config, options: WatchOptions, out: TextIO) -> int:
     """Build the clients from the config, watch, close them."""
     providers = build_providers(config, Telemetry())
     try:
-        with _interrupt() as stop:
+        with stop_on_signals() as stop:  # Ctrl-C ends the watch between polls, cleanly
             return await watch(providers, config, options, out, stop)
     finally:
         await providers.aclose()
-
-
-@contextlib.contextmanager
-def _interrupt() -> Iterator[asyncio.Event]:
-    """An event set by Ctrl-C (or SIGTERM), so the watch ends between polls, cleanly."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        yield stop
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
 
 
 async def watch(

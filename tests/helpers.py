@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as om_exposition
 from prometheus_client.parser import text_string_to_metric_families
 
-from scrapejobs_exporter.metrics import Family
+from scrapejobs_exporter.exposition import Exposition, render_per_target
+from scrapejobs_exporter.metrics import PER_TARGET, base_labels, group_targets, target_labels
 from scrapejobs_exporter.providers.aitronos import parse_job_progress
 from scrapejobs_exporter.providers.brightdata import (
     parse_ai_flow_progress,
@@ -37,27 +40,85 @@ def seeded_store(now: float = 1_700_000_000.0) -> Store:
     return store
 
 
-class _Reference:
-    def __init__(self, families: list[Family]) -> None:
-        self.families = families
+class PerTargetReference:
+    """The per-target families as client_python metric families, read from the same
+    `PER_TARGET` declarations: what the fast renderer (`render_per_target`) must match."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     def collect(self) -> Iterator[Metric]:
-        for family in self.families:
-            spec = family.spec
-            name = spec.name.removesuffix("_total")
-            metric = Metric(name, spec.help, spec.exposition_type)
-            for sample_name, names, values, value in family.samples:
-                metric.add_sample(sample_name, dict(zip(names, values, strict=True)), value)
-            yield metric
+        groups = group_targets(self.store)
+        for per in PER_TARGET:
+            family = GaugeMetricFamily(per.spec.name, per.spec.help, labels=per.spec.labels)
+            for target in groups.get(per.kind, ()):
+                subject = target if per.of_target else target.model
+                base = base_labels(target) if per.kind else target_labels(target)
+                if per.states:
+                    current = per.current(subject) if per.current else None
+                    if current is not None:
+                        for state in per.states:
+                            family.add_metric([*base, state], 1.0 if state == current else 0.0)
+                elif per.current is not None:
+                    label = per.current(subject)
+                    if label is not None:
+                        family.add_metric([*base, label], 1.0)
+                elif per.value is not None:
+                    number = per.value(subject)
+                    if number is not None:
+                        family.add_metric(list(base), float(number))
+            if family.samples:
+                yield family
 
 
-def reference_render(families: list[Family], openmetrics: bool = False) -> bytes:
-    """The same families rendered by prometheus_client, to compare ours against."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Reference(families))  # type: ignore[arg-type]
+class _Page:
+    def __init__(self, *collectors: Any) -> None:
+        self.collectors = collectors
+
+    def collect(self) -> Iterator[Metric]:
+        for collector in self.collectors:
+            yield from collector.collect()
+
+
+def reference_render(
+    store: Store, registry: CollectorRegistry | None = None, openmetrics: bool = False
+) -> bytes:
+    """The whole page rendered by prometheus_client alone, to compare ours against."""
+    page = _Page(PerTargetReference(store), *([registry] if registry is not None else []))
     if openmetrics:
-        return om_exposition.generate_latest(registry)
-    return generate_latest(registry)
+        return om_exposition.generate_latest(page)  # type: ignore[no-any-return]
+    return generate_latest(page)  # type: ignore[arg-type]
+
+
+def page(store: Store, registry: CollectorRegistry | None = None) -> Exposition:
+    """What /metrics serves for `store` and `registry`: the fast per-target chunks, then the
+    registry through client_python."""
+    return Exposition.build(registry or CollectorRegistry(), render_per_target(store))
+
+
+def value(metric: Any, *labels: str) -> float | None:
+    """A client_python counter's or gauge's current value for `labels` (None: no such child)."""
+    return values(metric).get(labels)
+
+
+def values(metric: Any) -> dict[tuple[str, ...], float]:
+    """Every child of a counter or gauge: label values -> value."""
+    return {
+        tuple(s.labels.values()): float(s.value)
+        for family in metric.collect()
+        for s in family.samples
+        if s.name in (family.name, family.name + "_total")
+    }
+
+
+def histogram_counts(metric: Any) -> dict[tuple[str, ...], float]:
+    """Every child of a client_python histogram: label values -> observation count."""
+    return {
+        tuple(s.labels.values()): float(s.value)
+        for family in metric.collect()
+        for s in family.samples
+        if s.name == family.name + "_count"
+    }
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -17,7 +17,7 @@ import time
 import zlib
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -34,7 +34,9 @@ from scrapejobs_exporter.resilience import (
     Refused,
     Turn,
 )
-from scrapejobs_exporter.telemetry import Telemetry
+
+if TYPE_CHECKING:  # telemetry -> metrics -> providers -> here: only a type
+    from scrapejobs_exporter.telemetry import Telemetry
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -56,8 +58,7 @@ class ApiError(Exception):
 
     `reason` is one of `telemetry.ERROR_REASONS`, or `circuit_open` / `rate_limited` when the
     gate refused the call without sending it (`sent` is then False, and no error is counted);
-    `status` is the HTTP status when there was one: `not_found` (404) on a job that had been seen
-    means it expired.
+    `status` is the HTTP status when there was one.
     """
 
     def __init__(
@@ -73,11 +74,6 @@ class ApiError(Exception):
         self.status = status
         self.retry_after = retry_after
         self.sent = sent
-
-    @property
-    def not_found(self) -> bool:
-        """The provider answered 404: the id is unknown or its retention window has passed."""
-        return self.status == 404
 
     @property
     def short(self) -> str:
@@ -119,7 +115,7 @@ class HttpClient:
         self._redact = Redactor(_secret_values(headers))
         self._refusals_seen: set[tuple[str, str, str]] = set()
         for reason in REFUSED_REASONS:  # present from the start, so increase() sees the first
-            telemetry.refused_ids.inc((provider, reason), 0)
+            telemetry.refused_ids.labels(provider, reason)
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
@@ -163,7 +159,7 @@ class HttpClient:
     def _note_refusals(self, endpoint: str, refused: tuple[tuple[str, str], ...]) -> None:
         """Count ids a reply named that the parser refused; log each kind of refusal once."""
         for field, reason in refused:
-            self.telemetry.refused_ids.inc((self.provider, reason))
+            self.telemetry.refused_ids.labels(self.provider, reason).inc()
             seen = (endpoint, field, reason)
             if seen not in self._refusals_seen:
                 self._refusals_seen.add(seen)
@@ -211,7 +207,7 @@ class HttpClient:
                     attempt,
                     delay,
                 )
-                self.telemetry.api_retries.inc((self.provider, endpoint))
+                self.telemetry.api_retries.labels(self.provider, endpoint).inc()
                 await self.gate.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -258,9 +254,9 @@ class HttpClient:
             self._count_error(endpoint, "connect")
             raise ApiError("connect", _describe(exc)) from None
         finally:
-            labels = (self.provider, endpoint)
-            self.telemetry.api_requests.inc((self.provider, endpoint, code))
-            self.telemetry.api_request_duration.observe(labels, time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.telemetry.api_requests.labels(self.provider, endpoint, code).inc()
+            self.telemetry.api_request_duration.labels(self.provider, endpoint).observe(elapsed)
 
     async def _send(
         self, method: str, path: str, params: dict[str, str | int] | None, body: Any
@@ -297,7 +293,7 @@ class HttpClient:
         return b"".join(chunks)
 
     def _count_error(self, endpoint: str, reason: str) -> None:
-        self.telemetry.api_errors.inc((self.provider, endpoint, reason))
+        self.telemetry.api_errors.labels(self.provider, endpoint, reason).inc()
 
     def _note_rate_limit_headers(self, response: httpx.Response) -> None:
         headers = response.headers
@@ -311,7 +307,7 @@ class HttpClient:
         ):
             number = _to_float(value)
             if number is not None:
-                gauge.set((self.provider,), number)
+                gauge.labels(self.provider).set(number)
         left = _to_float(remaining)
         if left is not None:
             reset = headers.get("x-ratelimit-reset") or headers.get("x-ratelimit-reset-requests")

@@ -25,7 +25,7 @@ MAX_TEXT_LENGTH = 512
 # The characters every documented id is made of (base36 after a prefix); also the config's rule.
 ID_CHARS = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
 _TAIL = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
-# Documented prefixes (api-reference 1.3): both `j_` and `vj_` (and `hp_`) are real Studio jobs.
+# Documented prefixes (docs/api.md 1.3): both `j_` and `vj_` (and `hp_`) are real Studio jobs.
 ID_SHAPES: dict[str, re.Pattern[str]] = {
     "job": re.compile(rf"(?:j|vj|hp)_{_TAIL}"),
     "collector": re.compile(rf"c_{_TAIL}"),

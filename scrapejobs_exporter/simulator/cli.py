@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 
+from scrapejobs_exporter.lifecycle import EXIT_USAGE, serve_until_signal
 from scrapejobs_exporter.simulator.config import (
     DEFAULT_AITRONOS_KEY,
     DEFAULT_BRIGHTDATA_TOKEN,
@@ -108,36 +108,22 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve until SIGINT/SIGTERM; 2 for a bad address or flag."""
+    """Serve until SIGINT/SIGTERM; 2 for a bad address or flag, 1 when it cannot listen."""
     try:
         config = config_from_args(args)
         check_address(config)
         config.limit_settings()
     except (ValueError, NonLoopbackAddressError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        asyncio.run(_serve(config))
-    except OSError as exc:
-        print(f"error: cannot listen on {args.listen}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-async def _serve(config: SimulatorConfig) -> None:
+        return EXIT_USAGE
     server = SimulatorServer(config)
-    await server.start()
-    print(
-        f"simulator listening on {server.url} (seed {config.seed}, scale {config.scale}, "
-        f"{'manual clock' if config.manual_clock else f'speed {config.speed}x'}, "
-        f"rate limits {'on' if config.rate_limits else 'off'})",
-        flush=True,
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
+
+    def ready() -> None:
+        print(
+            f"simulator listening on {server.url} (seed {config.seed}, scale {config.scale}, "
+            f"{'manual clock' if config.manual_clock else f'speed {config.speed}x'}, "
+            f"rate limits {'on' if config.rate_limits else 'off'})",
+            flush=True,
+        )
+
+    return asyncio.run(serve_until_signal([server], ready=ready))

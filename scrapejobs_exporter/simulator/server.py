@@ -51,7 +51,12 @@ class SimulatorServer:
         )
         await runner.setup()
         site = web.TCPSite(runner, self.config.host, self.config.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            where = f"{self.config.host}:{self.config.port}"
+            raise OSError(exc.errno, f"cannot listen on {where}: {exc.strerror or exc}") from None
         self._runner = runner
         host, port = runner.addresses[0][:2]
         self._url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

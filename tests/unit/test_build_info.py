@@ -54,14 +54,14 @@ def test_git_failures_read_as_unknown(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 
 def test_the_page_carries_the_build_labels() -> None:
-    from scrapejobs_exporter.aggregates import Aggregates
-    from scrapejobs_exporter.config import BucketsConfig
-    from scrapejobs_exporter.metrics import BUILD_INFO, collect_families
-    from scrapejobs_exporter.store import Store
-    from scrapejobs_exporter.telemetry import Telemetry
+    from prometheus_client import CollectorRegistry
 
-    aggregates = Aggregates(BucketsConfig())
-    families = collect_families(Store(aggregates), Telemetry(), aggregates)
-    (family,) = [f for f in families if f.spec is BUILD_INFO]
-    assert family.samples == [(BUILD_INFO.name, BUILD_INFO.labels, build_info.build_labels(), 1.0)]
+    from scrapejobs_exporter.metrics import BUILD_INFO, register_build_info
+    from tests.helpers import values
+
+    registry = CollectorRegistry()
+    register_build_info(registry)
+    (family,) = registry.collect()
+    assert values(registry) == {build_info.build_labels(): 1.0}
+    assert family.name == BUILD_INFO.name and family.type == "gauge"
     assert BUILD_INFO.labels == ("version", "revision", "branch", "pythonversion")

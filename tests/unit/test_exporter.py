@@ -13,10 +13,9 @@ import respx
 
 from scrapejobs_exporter.config import parse_config
 from scrapejobs_exporter.exporter import Exporter
-from scrapejobs_exporter.exposition import render_text
 from scrapejobs_exporter.sharding import Shard
 from scrapejobs_exporter.simulator import SimulatorConfig, SimulatorServer
-from tests.helpers import samples
+from tests.helpers import histogram_counts, samples, values
 
 STEP = 120.0  # simulated seconds between poll cycles
 
@@ -77,12 +76,12 @@ async def run(sim: SimulatorServer, exporter: Exporter, cycles: int) -> None:
 def finished(exporter: Exporter) -> dict[str, Any]:
     a = exporter.aggregates
     jobs: dict[str, Counter[str]] = {}
-    for (collector, status), n in a.jobs_finished.values.items():
+    for (collector, status), n in values(a.jobs_finished).items():
         jobs.setdefault(collector, Counter())[status] += int(n)
     snapshots: dict[str, Counter[str]] = {}
-    for (dataset, status), n in a.snapshots_finished.values.items():
+    for (dataset, status), n in values(a.snapshots_finished).items():
         snapshots.setdefault(dataset, Counter())[status] += int(n)
-    aitronos = Counter({status: int(n) for (status,), n in a.aitronos_finished.values.items()})
+    aitronos = Counter({status: int(n) for (status,), n in values(a.aitronos_finished).items()})
     # Counters start at 0 for every collector and dataset seen; compare what actually counted.
     return {
         "studio_jobs": {c: +v for c, v in jobs.items() if +v},
@@ -122,10 +121,10 @@ async def test_finished_counters_equal_ground_truth(sim: SimulatorServer) -> Non
     assert finished(exporter) == expected
     # Lines and failures of every counted job are summed, and durations observed once each.
     a = exporter.aggregates
-    counted = sum(a.jobs_finished.values.values())
-    observed = sum(a.job_duration.cumulative(k)[1] for k in a.job_duration.values)
+    counted = sum(values(a.jobs_finished).values())
+    observed = sum(histogram_counts(a.job_duration).values())
     assert observed == counted
-    assert sum(a.collector_lines.values.values()) > 0
+    assert sum(values(a.collector_lines).values()) > 0
 
 
 async def test_restart_does_not_double_count(sim: SimulatorServer) -> None:
@@ -147,14 +146,14 @@ async def test_budget_scales_with_running_jobs_not_tracked(sim: SimulatorServer)
     await exporter.poller.run_cycle()
     await run(sim, exporter, 5)
     requests = exporter.telemetry.api_requests
-    before = sum(requests.values.values())
+    before = sum(values(requests).values())
     polled = [t for t in exporter.store if not t.final and (t.static or t.kind != "snapshot")]
     sim.advance(STEP)
     await exporter.poller.run_cycle()
-    calls = sum(requests.values.values()) - before
+    calls = sum(values(requests).values()) - before
     await exporter.stop()
     list_calls = sum(
-        n for (_, endpoint, _), n in requests.values.items()
+        n for (_, endpoint, _), n in values(requests).items()
         if endpoint.endswith(("/jobs", "collectors_list", "/snapshots"))
     )  # fmt: skip
     tracked = len(exporter.store)
@@ -180,7 +179,7 @@ async def test_stuck_jobs_are_stalled(sim: SimulatorServer) -> None:
         j["id"] for j in state["brightdata"]["jobs"] if j["stuck"] and j["status"] == "running"
     }
     assert stuck_running, "the simulator should have stuck jobs at this stuck_fraction"
-    text = render_text(exporter.families()).decode()
+    text = exporter.render().text.body.decode()
     parsed = samples(text)
     stalled = {
         dict(labels)["job_id"]
@@ -207,11 +206,11 @@ async def test_retention_keeps_series_bounded(sim: SimulatorServer) -> None:
     for _ in range(6):
         await run(sim, exporter, 10)
         sizes.append(len(exporter.store))
-        series = len(render_text(exporter.families()).splitlines())
+        series = len(exporter.render().text.body.splitlines())
         assert series < 250 * 30
     await exporter.stop()
     assert max(sizes) <= 250
-    evicted = exporter.aggregates.evicted.values
+    evicted = values(exporter.aggregates.evicted)
     assert sum(evicted.values()) > 0
     # Evicted ids are not rediscovered while they are still in the list window.
     assert all(key not in exporter.store for key in exporter.store.forgotten)
@@ -222,7 +221,7 @@ async def test_per_job_metrics_off_keeps_only_aggregates(sim: SimulatorServer) -
     await exporter.poller.run_cycle()
     await run(sim, exporter, 10)
     await exporter.stop()
-    text = render_text(exporter.families()).decode()
+    text = exporter.render().text.body.decode()
     assert "brightdata_job_status" not in text and "aitronos_job_status" not in text
     assert "scrapejobs_exporter_target_up" not in text
     assert "brightdata_collector_jobs_finished_total" in text

@@ -26,6 +26,7 @@ from scrapejobs_exporter.simulator import (
     SimulatorServer,
     run_simulator_in_thread,
 )
+from tests.helpers import value
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -119,7 +120,7 @@ async def test_bad_reload_is_rejected_and_logged_one_line_per_problem(
     path.write_text(config_text(sim.url, ids["jobs"][:1]))
     exporter = Exporter(load_config(path))
     reloader = Reloader(exporter, path)
-    first = exporter.telemetry.config_reload_timestamp.get(())
+    first = value(exporter.telemetry.config_reload_timestamp)
     try:
         path.write_text("poll_interval: soon\nconcurrency: many\nbogus: 1\n")
         with caplog.at_level(logging.ERROR):
@@ -127,8 +128,8 @@ async def test_bad_reload_is_rejected_and_logged_one_line_per_problem(
         assert len(problems) == 3
         errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
         assert len(errors) == 3 and all(r.exc_info is None for r in errors)
-        assert exporter.telemetry.config_reload_successful.get(()) == 0.0
-        assert exporter.telemetry.config_reload_timestamp.get(()) == first
+        assert value(exporter.telemetry.config_reload_successful) == 0.0
+        assert value(exporter.telemetry.config_reload_timestamp) == first
         # What a scrape gets changes with the reload itself, not at the next poll cycle.
         assert _served(exporter, "scrapejobs_exporter_config_last_reload_successful") == 0.0
         assert keys(exporter) == set(ids["jobs"][:1])
@@ -136,11 +137,11 @@ async def test_bad_reload_is_rejected_and_logged_one_line_per_problem(
 
         path.write_text(config_text(sim.url, ids["jobs"][:2]))
         assert await reloader() == []
-        assert exporter.telemetry.config_reload_successful.get(()) == 1.0
+        assert value(exporter.telemetry.config_reload_successful) == 1.0
         assert _served(exporter, "scrapejobs_exporter_config_last_reload_successful") == 1.0
         assert _served(
             exporter, "scrapejobs_exporter_config_last_reload_success_timestamp_seconds"
-        ) == exporter.telemetry.config_reload_timestamp.get(())
+        ) == value(exporter.telemetry.config_reload_timestamp)
         assert len(keys(exporter)) == 2
     finally:
         await exporter.stop()

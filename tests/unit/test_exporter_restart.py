@@ -16,10 +16,10 @@ import pytest
 
 from scrapejobs_exporter.config import parse_config
 from scrapejobs_exporter.exporter import Exporter
-from scrapejobs_exporter.exposition import render_text
 from scrapejobs_exporter.scheduler import NEW
 from scrapejobs_exporter.simulator import SimulatorConfig, SimulatorServer
 from scrapejobs_exporter.statefile import SeriesState, TargetState, open_state_file
+from tests.helpers import value, values
 from tests.unit import test_exporter as exporter
 from tests.unit.test_statefile import unprivileged
 
@@ -54,7 +54,7 @@ def finished(e: Exporter) -> dict[str, Any]:
     """Every kind's finished counter, as the simulator's ground truth names it."""
     counts = exporter.finished(e)
     counts["ai_flows"] = Counter(
-        {status: int(n) for (status,), n in e.aggregates.ai_flows_finished.values.items()}
+        {status: int(n) for (status,), n in values(e.aggregates.ai_flows_finished).items()}
     )
     return {k: +v if isinstance(v, Counter) else v for k, v in counts.items()}
 
@@ -168,7 +168,7 @@ async def test_a_read_only_state_file_starts_empty_with_one_line(
         assert all(t.static for t in second.store)  # before its first cycle: nothing restored
         await second.poller.run_cycle()
         await second.stop()
-        text = render_text(second.families()).decode()
+        text = second.render().text.body.decode()
         assert 'scrapejobs_exporter_state_file_status{status="unwritable"} 1' in text
         assert "brightdata_job_status{" in text
         lines = [
@@ -237,7 +237,7 @@ async def test_a_file_of_another_shard_restores_its_counters_not_its_targets(
     state.close()
     restarted = exporter_for(sim, path)
     assert restarted.store.get(job.key) is None
-    assert restarted.aggregates.aitronos_finished.get(("completed",)) == 7.0
+    assert value(restarted.aggregates.aitronos_finished, "completed") == 7.0
     assert restarted.poller.discovery.restored_watermarks == {}
     await restarted.stop()
 

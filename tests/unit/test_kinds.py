@@ -17,6 +17,7 @@ from scrapejobs_exporter.store import KINDS as STORE_KINDS
 from scrapejobs_exporter.store import Store
 from scrapejobs_exporter.watch import KINDS as WATCH_KINDS
 from tests.conftest import seed
+from tests.helpers import value, values
 
 START = 1_788_000_000.0
 
@@ -49,13 +50,13 @@ def test_a_job_counts_from_its_row_once_and_the_detail_adds_nothing() -> None:
               watermark=watermark, first_sweep=True)  # fmt: skip
     done = studio_row("done", "2026-08-23T12:05:00.000Z")
     s.observe(target, done, START + 30, complete=False, watermark=watermark)  # type: ignore[arg-type]
-    assert a.jobs_finished.get(("c_1", "done")) == 1
-    assert a.collector_lines.get(("c_1",)) == 7
+    assert value(a.jobs_finished, "c_1", "done") == 1
+    assert value(a.collector_lines, "c_1") == 7
     assert not target.final  # its detail poll is still owed (fields the row lacks)
     detail = replace(done, success_rate=0.9, pages_left=0)  # type: ignore[type-var]
     s.observe(target, detail, START + 60, complete=True, watermark=watermark)
     s.observe(target, done, START + 90, complete=False, watermark=watermark)  # type: ignore[arg-type]
-    assert a.jobs_finished.get(("c_1", "done")) == 1 and a.collector_lines.get(("c_1",)) == 7
+    assert value(a.jobs_finished, "c_1", "done") == 1 and value(a.collector_lines, "c_1") == 7
     assert target.final and target.model.success_rate == 0.9  # type: ignore[union-attr]
 
 
@@ -71,8 +72,8 @@ def test_what_finished_before_watching_is_not_counted_even_when_first_seen_later
     new = s.add("brightdata", "job", "j_3", "c_1", static=False)  # came and went between reads
     s.observe(new, studio_row("failed", "2026-08-23T12:06:00.000Z"), START + 30,  # type: ignore[arg-type]
               complete=False, watermark=watermark)  # fmt: skip
-    assert sum(a.jobs_finished.values.values()) == 1
-    assert a.jobs_finished.get(("c_1", "failed")) == 1
+    assert sum(values(a.jobs_finished).values()) == 1
+    assert value(a.jobs_finished, "c_1", "failed") == 1
 
 
 def test_aitronos_items_found_are_added_when_the_detail_arrives() -> None:
@@ -84,12 +85,12 @@ def test_aitronos_items_found_are_added_when_the_detail_arrives() -> None:
     s.observe(target, running, START, complete=False, watermark=0.0, first_sweep=True)
     finished_row = replace(detail, items_found=None, completion_reason=None)
     s.observe(target, finished_row, START + 30, complete=False, watermark=0.0)
-    assert sum(a.aitronos_finished.values.values()) == 1
-    assert a.aitronos_items.get(()) == 0
+    assert sum(values(a.aitronos_finished).values()) == 1
+    assert value(a.aitronos_items) == 0
     s.observe(target, detail, START + 60, complete=True, watermark=0.0)
     s.observe(target, detail, START + 90, complete=True, watermark=0.0)
-    assert sum(a.aitronos_finished.values.values()) == 1
-    assert a.aitronos_items.get(()) == detail.items_found
+    assert sum(values(a.aitronos_finished).values()) == 1
+    assert value(a.aitronos_items) == detail.items_found
     assert parse_job_row({"job_id": "x", "status": "completed"}).items_found is None
 
 
@@ -98,13 +99,13 @@ def test_an_ai_flow_counts_each_run_once_but_not_the_one_before_watching() -> No
     target = s.add("brightdata", "ai_flow", "c_m9im5n7v82p2y35la", "c_m9im5n7v82p2y35la")
     done = parse_ai_flow_progress(seed("ai_flow_progress_done"), "c_m9im5n7v82p2y35la")
     s.observe(target, done, START, complete=True)
-    assert sum(a.ai_flows_finished.values.values()) == 0 and target.final
+    assert sum(values(a.ai_flows_finished).values()) == 0 and target.final
     rerun = replace(done, ai_job_id="ai_2", status="running")
     s.observe(target, rerun, START + 300, complete=True)
     assert not target.final
     s.observe(target, replace(rerun, status="done"), START + 600, complete=True)
     s.observe(target, replace(rerun, status="done"), START + 900, complete=True)
-    assert a.ai_flows_finished.get(("done",)) == 1
+    assert value(a.ai_flows_finished, "done") == 1
     assert AI_FLOW.recheck_finished is not None and AI_FLOW.recheck_finished <= 300
 
 

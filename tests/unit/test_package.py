@@ -13,6 +13,9 @@ SIMULATOR = PACKAGE / "simulator"
 # The only production modules that may import the simulator: `demo` runs it, and the
 # `simulate` command of the CLI serves it.
 MAY_IMPORT_SIMULATOR = {PACKAGE / "demo.py", PACKAGE / "cli.py"}
+# The one module of the package the simulator may import: how a command runs and ends (exit
+# codes, signals). It imports nothing of the package itself (checked below).
+SHARED_WITH_SIMULATOR = "scrapejobs_exporter.lifecycle"
 
 
 def _imports(path: Path) -> list[str]:
@@ -71,6 +74,12 @@ def test_the_simulator_imports_nothing_of_the_exporter() -> None:
         for path in _modules(SIMULATOR)
         for name in _imports(path)
         if name.startswith("scrapejobs_exporter.")
-        and not name.startswith("scrapejobs_exporter.simulator")
+        and not name.startswith(("scrapejobs_exporter.simulator", SHARED_WITH_SIMULATOR))
     ]
     assert offenders == []
+
+
+def test_the_lifecycle_the_simulator_shares_imports_nothing_of_the_package() -> None:
+    lifecycle = PACKAGE / "lifecycle.py"
+    assert [n for n in _imports(lifecycle) if n.startswith("scrapejobs_exporter")] == []
+    assert SHARED_WITH_SIMULATOR in _imports(SIMULATOR / "cli.py")

@@ -9,10 +9,8 @@ import respx
 
 from scrapejobs_exporter.config import parse_config
 from scrapejobs_exporter.exporter import Exporter
-from scrapejobs_exporter.exposition import render_text
-from scrapejobs_exporter.metrics import collect_families
 from tests.conftest import seed
-from tests.helpers import samples
+from tests.helpers import samples, value, values
 
 BD = "https://bd.test"
 AIT = "https://ait.test"
@@ -48,7 +46,7 @@ def _mock_all(router: respx.MockRouter) -> respx.Route:
 
 
 def _exposition(exporter: Exporter) -> dict:  # type: ignore[type-arg]
-    return samples(render_text(collect_families(exporter.store, exporter.telemetry)).decode())
+    return samples(exporter.render().text.body.decode())
 
 
 def _up(parsed: dict, kind: str, target: str, provider: str = "brightdata") -> float:  # type: ignore[type-arg]
@@ -103,7 +101,7 @@ async def test_target_keeps_last_good_values_while_failing() -> None:
     job = (("collector", "c_m9im5n7v82p2y35la"), ("job_id", "j_ma13y9ay1piehrso8r"))
     assert parsed[("brightdata_job_duration_seconds", job)] == 71.459
     assert _up(parsed, "job", "j_ma13y9ay1piehrso8r") == 1
-    errors = exporter.telemetry.api_errors.values
+    errors = values(exporter.telemetry.api_errors)
     assert errors[("brightdata", "/datasets/v3/progress/{snapshot_id}", "connect")] >= 1
 
 
@@ -116,7 +114,7 @@ async def test_unknown_status_is_counted() -> None:
         await exporter.poller.run_cycle()
         await exporter.poller.run_cycle()
     await exporter.stop()
-    assert exporter.telemetry.unknown_status.get(("brightdata", "job")) == 2
+    assert value(exporter.telemetry.unknown_status, "brightdata", "job") == 2
     parsed = _exposition(exporter)
     assert (
         parsed[

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 import threading
 
 import pytest
 
 from scrapejobs_exporter import render_scheduling
-from scrapejobs_exporter.render_scheduling import (
-    QUIET_AFTER_SCRAPE,
-    ServeFirst,
-    background_executor,
-)
+from scrapejobs_exporter.render_scheduling import QUIET_AFTER_SCRAPE, ServeFirst
 
 
 def _pause_in_thread(pause: object) -> tuple[threading.Thread, list[float]]:
@@ -76,41 +69,3 @@ def test_a_render_pauses_briefly_after_a_scrape() -> None:
         patch.setattr(render_scheduling.time, "sleep", fake_sleep)
         assert serve.pause_point()() == pytest.approx(QUIET_AFTER_SCRAPE)
     assert slept == [pytest.approx(QUIET_AFTER_SCRAPE)]
-
-
-def test_serving_loop_reports_when_it_sleeps() -> None:
-    async def main() -> tuple[bool, bool]:
-        asleep = ServeFirst.loop_asleep()
-        assert asleep is not None
-        awake_now = not asleep.is_set()  # this coroutine is running: the loop is awake
-        # While the loop awaits the thread it has nothing to do: it sleeps.
-        seen_asleep = await asyncio.to_thread(asleep.wait, 5)
-        return awake_now, seen_asleep
-
-    assert render_scheduling.run(main()) == (True, True)
-
-
-async def test_other_loops_have_no_sleep_signal() -> None:
-    assert ServeFirst.loop_asleep() is None
-
-
-async def test_the_loop_sleep_signal_holds_the_render() -> None:
-    asleep = threading.Event()  # a loop that never sleeps
-    serve = ServeFirst(budget=0.05)
-    pause = serve.pause_point(asleep)
-    assert 0.04 <= await asyncio.to_thread(pause) < 2
-    asleep.set()
-    assert ServeFirst().pause_point(asleep)() < 0.04
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
-def test_background_thread_runs_at_the_lowest_priority() -> None:
-    executor = background_executor("test")
-    try:
-        nice = executor.submit(
-            lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-        ).result(5)
-    finally:
-        executor.shutdown()
-    assert nice == render_scheduling.BACKGROUND_NICE
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) != nice

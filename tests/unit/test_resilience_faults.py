@@ -27,6 +27,7 @@ from scrapejobs_exporter.simulator import (
     SimulatorServer,
     run_simulator_in_thread,
 )
+from tests.helpers import value
 
 FAST = Policy(
     retry_base=0.01,
@@ -225,4 +226,4 @@ async def test_429_storm_stays_within_budget(sim: SimulatorServer) -> None:
     assert elapsed < 60
     assert len(bd) <= budget  # the window's bound: the budget in any 60 s
     assert 1 <= len(refused) <= 5  # the pause after a 429 holds every other call back
-    assert exporter.telemetry.rate_limit_wait.get(("brightdata",)) > 0
+    assert value(exporter.telemetry.rate_limit_wait, "brightdata") > 0

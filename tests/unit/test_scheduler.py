@@ -15,6 +15,7 @@ from scrapejobs_exporter.exporter import Exporter
 from scrapejobs_exporter.poller import PROVIDERS
 from scrapejobs_exporter.sharding import Shard
 from scrapejobs_exporter.simulator import SimulatorConfig, SimulatorServer
+from tests.helpers import values
 from tests.unit.test_exporter import config_for
 
 MINUTE = 60.0
@@ -71,9 +72,9 @@ def counted(exporters: list[Exporter]) -> dict[str, float]:
     total = {"studio_jobs": 0.0, "aitronos_jobs": 0.0, "snapshots": 0.0}
     for e in exporters:
         a = e.aggregates
-        total["studio_jobs"] += sum(a.jobs_finished.values.values())
-        total["aitronos_jobs"] += sum(a.aitronos_finished.values.values())
-        total["snapshots"] += sum(a.snapshots_finished.values.values())
+        total["studio_jobs"] += sum(values(a.jobs_finished).values())
+        total["aitronos_jobs"] += sum(values(a.aitronos_finished).values())
+        total["snapshots"] += sum(values(a.snapshots_finished).values())
     return total
 
 

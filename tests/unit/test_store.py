@@ -10,6 +10,7 @@ from scrapejobs_exporter.config import BucketsConfig
 from scrapejobs_exporter.providers.brightdata import AiFlow, Snapshot, StudioJob
 from scrapejobs_exporter.statefile import StateFile, open_state_file
 from scrapejobs_exporter.store import Store, Target
+from tests.helpers import value
 
 T0 = 1_788_000_000.0
 WATERMARK = T0 - 600  # the provider's time the file's lists were read up to
@@ -72,12 +73,12 @@ def test_a_job_known_unfinished_counts_once_when_seen_finished(tmp_path: Path) -
     # still known unfinished, so it finished while the exporter was down.
     finished = job("done", WATERMARK - 1)
     store.observe(restored, finished, T0 + 60, complete=True, watermark=WATERMARK)
-    assert aggregates.jobs_finished.get(("c_1", "done")) == 1
+    assert value(aggregates.jobs_finished, "c_1", "done") == 1
     store, aggregates, state = restart(path, store, state)
     again = store.get(target.key)
     assert again is not None and again.counted == "" and again.final
     store.observe(again, finished, T0 + 90, complete=False, watermark=WATERMARK, first_sweep=True)
-    assert aggregates.jobs_finished.get(("c_1", "done")) == 0  # counted before: never again
+    assert value(aggregates.jobs_finished, "c_1", "done") == 0  # counted before: never again
     state.close()
 
 
@@ -93,12 +94,12 @@ def test_an_ai_flow_run_again_while_down_counts_and_its_counted_run_does_not(
     restored = store.get(target.key)
     assert restored is not None and restored.counted == "ai_1"
     store.observe(restored, flow("done", "ai_1"), T0 + 60, complete=True)
-    assert aggregates.ai_flows_finished.get(("done",)) == 0
+    assert value(aggregates.ai_flows_finished, "done") == 0
     store, aggregates, state = restart(path, store, state)
     restored = store.get(target.key)
     assert restored is not None
     store.observe(restored, flow("failed", "ai_2"), T0 + 90, complete=True)  # re-run meanwhile
-    assert aggregates.ai_flows_finished.get(("failed",)) == 1
+    assert value(aggregates.ai_flows_finished, "failed") == 1
     state.close()
 
 
@@ -110,13 +111,13 @@ def test_a_job_first_seen_after_a_restart_counts_if_it_finished_after_the_waterm
         target = store.add("brightdata", "job", f"j_{n}", "c_1", static=False, now=T0)
         model = job("done", finished)
         store.observe(target, model, T0, complete=False, watermark=WATERMARK, first_sweep=True)
-    assert aggregates.jobs_finished.get(("c_1", "done")) == 1
+    assert value(aggregates.jobs_finished, "c_1", "done") == 1
     # A snapshot has no finish time: created after the watermark, it finished after it too.
     for n, created in enumerate((WATERMARK - 1, WATERMARK + 1)):
         target = store.add("brightdata", "snapshot", f"s_{n}", static=False, now=T0)
         snapshot = Snapshot(f"s_{n}", "d_1", "ready", "ready", created=created)
         store.observe(target, snapshot, T0, complete=True, watermark=WATERMARK, first_sweep=True)
-    assert aggregates.snapshots_finished.get(("d_1", "ready")) == 1
+    assert value(aggregates.snapshots_finished, "d_1", "ready") == 1
     state.close()
 
 

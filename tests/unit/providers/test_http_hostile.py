@@ -15,7 +15,7 @@ from scrapejobs_exporter.providers.brightdata import BrightDataClient
 from scrapejobs_exporter.providers.http import ApiError, HttpClient, _retry_after
 from scrapejobs_exporter.resilience import MAX_PAUSE, Policy
 from scrapejobs_exporter.telemetry import Telemetry
-from tests.helpers import reply
+from tests.helpers import reply, value
 
 BD = "https://api.brightdata.test"
 TOKEN = "brd_tok_0123456789abcdefghijklmnopqrstuvwxyzAB"
@@ -142,18 +142,18 @@ async def test_item8_the_error_header_path_redacts_before_shortening() -> None:
 
 
 @pytest.mark.parametrize(
-    "value",
+    "text",
     ["99999999999", "1e400", "inf", "Fri, 31 Dec 9999 23:59:59 GMT", "300.5", "9" * 5000],
 )
-def test_item7_retry_after_is_capped_where_it_is_parsed(value: str) -> None:
+def test_item7_retry_after_is_capped_where_it_is_parsed(text: str) -> None:
     """7: `Retry-After: 99999999999` kept the provider paused for 99999999520 s."""
-    seconds = _retry_after(httpx.Response(429, headers={"retry-after": value}))
+    seconds = _retry_after(httpx.Response(429, headers={"retry-after": text}))
     assert seconds is None or 0 <= seconds <= MAX_PAUSE
 
 
 def test_retry_after_nan_and_garbage_are_ignored() -> None:
-    for value in ("nan", "soon", "-5"):
-        seconds = _retry_after(httpx.Response(429, headers={"retry-after": value}))
+    for text in ("nan", "soon", "-5"):
+        seconds = _retry_after(httpx.Response(429, headers={"retry-after": text}))
         assert seconds is None or seconds == 0.0
 
 
@@ -172,9 +172,9 @@ async def test_item2_refused_ids_are_counted_and_logged_once(
         page = await bd.list_collector_jobs("c_1", "2026-01-01", "2026-01-02", 0, 500)
         assert [j.job_id for j in page.items] == ["j_ok"]
     await bd.http.aclose()
-    assert telemetry.refused_ids.get(("brightdata", "too_long")) == 3
-    assert telemetry.refused_ids.get(("brightdata", "bad_shape")) == 3
-    assert telemetry.refused_ids.get(("brightdata", "duplicate")) == 0  # present from the start
+    assert value(telemetry.refused_ids, "brightdata", "too_long") == 3
+    assert value(telemetry.refused_ids, "brightdata", "bad_shape") == 3
+    assert value(telemetry.refused_ids, "brightdata", "duplicate") == 0  # present from the start
     warnings = [r for r in caplog.records if "refused" in r.getMessage()]
     assert len(warnings) == 2  # once per kind of refusal
     assert all(len(r.getMessage()) < 300 for r in warnings)

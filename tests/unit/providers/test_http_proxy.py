@@ -22,6 +22,7 @@ from scrapejobs_exporter.providers.http import ApiError, HttpClient
 from scrapejobs_exporter.simulator import SimulatorConfig, SimulatorServer
 from scrapejobs_exporter.telemetry import Telemetry
 from tests.e2e import LOOPBACK, free_port
+from tests.helpers import values
 from tests.unit.test_webconfig import Pki, pki  # noqa: F401  (the certificates fixture)
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
@@ -201,7 +202,7 @@ async def test_a_dead_proxy_in_the_environment_makes_requests_fail(
         _config(sim).replace("discover: true", "jobs: [job_1]"), tmp_path
     )
     assert await _api_requests(sim) == 0
-    errors = exporter.telemetry.api_errors.values
+    errors = values(exporter.telemetry.api_errors)
     assert errors and {labels[2] for labels in errors} == {"connect"}
 
 

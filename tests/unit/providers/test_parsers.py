@@ -22,6 +22,7 @@ from scrapejobs_exporter.providers.http import ApiError, HttpClient
 from scrapejobs_exporter.resilience import Policy
 from scrapejobs_exporter.telemetry import Telemetry
 from tests.conftest import seed
+from tests.helpers import histogram_counts, value, values
 
 BD = "https://api.brightdata.test"
 AIT = "https://api.aitronos.test"
@@ -253,9 +254,9 @@ async def test_brightdata_endpoints_send_bearer_and_parse() -> None:
     await client.http.aclose()
     assert log_route.calls.last.request.headers["Authorization"] == "Bearer t"
     assert (job.job_time, snap.status, flow.completed_steps) == (71.459, "running", 8)
-    assert telemetry.api_requests.get(("brightdata", "/dca/log/{job_id}", "200")) == 1
+    assert value(telemetry.api_requests, "brightdata", "/dca/log/{job_id}", "200") == 1
     assert ("brightdata", "/datasets/v3/progress/{snapshot_id}") in (
-        telemetry.api_request_duration.values
+        histogram_counts(telemetry.api_request_duration)
     )
 
 
@@ -277,7 +278,7 @@ async def test_aitronos_client_prefix_and_auth(header: str, expected: tuple[str,
     assert route.calls.last.request.headers[expected[0]] == expected[1]
     assert job.items_found == 13
     key = ("aitronos", "/api/v1/scrape/jobs/{job_id}/progress", "200")
-    assert telemetry.api_requests.get(key) == 1
+    assert value(telemetry.api_requests, *key) == 1
 
 
 @respx.mock
@@ -307,7 +308,7 @@ async def test_errors_are_typed(response: httpx.Response, reason: str, status: i
     await client.http.aclose()
     assert info.value.reason == reason
     assert info.value.status == status
-    assert telemetry.api_errors.get(("brightdata", "/datasets/v3/progress/{snapshot_id}", reason))
+    assert value(telemetry.api_errors, "brightdata", "/datasets/v3/progress/{snapshot_id}", reason)
     if reason == "rate_limited" and status == 429:
         assert info.value.retry_after == 7
 
@@ -328,7 +329,7 @@ async def test_transport_errors(exc: Exception, reason: str) -> None:
     assert info.value.reason == reason and info.value.status is None
     # Timeouts and dropped connections are retried, each attempt counted.
     attempts = FAST_RETRIES.attempts
-    assert telemetry.api_requests.get(("brightdata", "/dca/log/{job_id}", reason)) == attempts
+    assert value(telemetry.api_requests, "brightdata", "/dca/log/{job_id}", reason) == attempts
 
 
 @respx.mock
@@ -376,7 +377,7 @@ async def test_real_connections_survive_a_server_closing_idle_ones(
             if server_closes_idle:
                 await asyncio.sleep(0.2)  # past the server's keep-alive timeout
             assert await http.get_json("/dca/log/{job_id}", "/dca/log/j_1") == {"status": "running"}
-        errors = http.telemetry.api_errors.values
+        errors = values(http.telemetry.api_errors)
         assert not errors
     finally:
         await http.aclose()
