@@ -186,10 +186,12 @@ class Exporter:
         transport: httpx.AsyncBaseTransport | None = None,
         shard: Shard | None = None,
         persist: bool = True,
+        started: float | None = None,
     ) -> None:
         """`clock` and `sleep` are injected together (tests drive a manual clock); with the
         defaults, the request budget runs on the monotonic clock. `persist=False` leaves the
-        config's `state_file` alone (`once` must neither read nor write it)."""
+        config's `state_file` alone (`once` must neither read nor write it). `started` (on
+        `clock`) is when watching began if earlier than now: the process start, for `run`."""
         self.config = config
         self.shard = shard or Shard()
         self._transport = transport
@@ -235,6 +237,7 @@ class Exporter:
             sleep=sleep,
             on_cycle=self.refresh_exposition,
             shard=self.shard,
+            started=started,
         )
         self.poller.set_static(frozenset(_static_keys(config)))
         if self.state_file is not None:
