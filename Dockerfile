@@ -11,6 +11,8 @@
 #   /etc/scrapejobs-exporter/config.yaml  the configuration (CMD below reads it)
 #   /run/secrets/                         API credentials, referenced from the config as
 #                                         brightdata.api_token_file / aitronos.api_key_file
+#   /var/lib/scrapejobs-exporter/         a volume for `state_file:` (owned by the exporter
+#                                         user, so a named volume mounted here is writable)
 # The image runs as the unprivileged user 10001 and works with a read-only root file system.
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
@@ -47,7 +49,8 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     && groupadd --system --gid 10001 exporter \
     && useradd --system --uid 10001 --gid exporter --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin exporter \
-    && mkdir -p /etc/scrapejobs-exporter
+    && mkdir -p /etc/scrapejobs-exporter /var/lib/scrapejobs-exporter \
+    && chown exporter:exporter /var/lib/scrapejobs-exporter
 
 LABEL org.opencontainers.image.title="scrapejobs-exporter" \
       org.opencontainers.image.description="Prometheus exporter for Bright Data and Aitronos scraping jobs" \

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from typing import Any
 
-from bench import budget
+from bench import budget, statefile
 from bench.client import WARMUP
 
 # The acceptance targets.
@@ -303,6 +303,7 @@ def markdown(document: dict[str, Any], rows: list[Row]) -> str:
         f"{sum(r.met is True for r in rows)} of {sum(r.met is not None for r in rows)}.",
         "",
         *_budget_section(document),
+        *statefile.markdown_section(document),
         "## What was measured",
         "",
         "*Ours* is the exporter in this repository; *baseline* is `bench/baseline.py`: "
@@ -381,6 +382,7 @@ def markdown(document: dict[str, Any], rows: list[Row]) -> str:
         ".venv/bin/python -m bench                      # full run, about 8 minutes on 2 cores",
         ".venv/bin/python -m bench --quick              # smoke run, seconds",
         ".venv/bin/python -m bench --scales 10000 --out /tmp/bench   # one scale elsewhere",
+        ".venv/bin/python -m bench --only statefile     # the state file rows, about a minute",
         "```",
         "",
     ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import budget, report
+from bench import budget, report, statefile
 from bench.common import child_env, parse_result
 from bench.sim import Simulator, running_counts, sim_get
 
@@ -168,10 +168,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=("cost", "budget"),
+        choices=("cost", "budget", "statefile"),
         default=None,
         help="cost: render/scrape/RSS/calls/throughput only; budget: the budget-bound scenario "
-        "only, merged into an existing results.json in --out (default: both; --quick: cost)",
+        "only; statefile: the state file's cost per cycle only (budget and statefile are merged "
+        "into an existing results.json in --out; default: all three; --quick: cost)",
+    )
+    parser.add_argument(
+        "--statefile-jobs",
+        default=None,
+        help="comma-separated tracked-job counts of the state file rows (default 10000,50000; "
+        "--quick: 1000)",
     )
     parser.add_argument(
         "--budget-shards",
@@ -197,13 +204,15 @@ def main(argv: list[str] | None = None) -> int:
     machine = report.machine()
     load_start = report.load_average()
     git_start = git_state()
-    cost = args.only != "budget"
+    cost = args.only in (None, "cost")
     with_budget = args.only == "budget" or (args.only is None and not args.quick)
+    with_statefile = args.only == "statefile" or (args.only is None and not args.quick)
     results: dict[str, Any] = {"scales": {}, "throughput": {}}
     before: dict[str, Any] = {}
     previous = args.out / "results.json"
     if not cost and previous.exists():
-        # Only the budget-bound scenario was asked for: keep the cost figures measured before,
+        # Only the budget-bound scenario or the state file was asked for: keep the cost figures
+        # (and the other) measured before,
         # with the machine, commit and date they were measured on.
         before = json.loads(previous.read_text())
         results = before["results"]
@@ -223,6 +232,16 @@ def main(argv: list[str] | None = None) -> int:
         results["budget_measured"] = {
             "date": machine["date"],
             "git": commit,  # at the start: what was measured
+            "load_average": {"start": load, "end": report.load_average()},
+        }
+    if with_statefile:
+        default = "1000" if args.quick else ",".join(map(str, statefile.DEFAULT_JOBS))
+        jobs = [int(n.replace("_", "")) for n in (args.statefile_jobs or default).split(",")]
+        load, commit = report.load_average(), git_state()
+        results["statefile"] = statefile.measure_all(jobs, args.quick, log)
+        results["statefile_measured"] = {
+            "date": machine["date"],
+            "git": commit,
             "load_average": {"start": load, "end": report.load_average()},
         }
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.samples import Sample
 
 from scrapejobs_exporter import metrics as m
 from scrapejobs_exporter.config import BucketsConfig
@@ -24,6 +25,7 @@ from scrapejobs_exporter.providers.brightdata import (
     SnapshotLog,
     StudioJob,
 )
+from scrapejobs_exporter.statefile import SeriesState, histogram_observations
 
 __all__ = ["CHECKED", "IGNORED_REASONS", "Aggregates"]
 
@@ -76,6 +78,29 @@ class Aggregates:
         self._collectors: set[str] = set()
         self._last_success: dict[str, float] = {}
         self._aitronos_seen = False
+        # The aggregates over finished targets, as the state file keeps them across restarts
+        # (not the exporter's own counters: evicted, ignored), with each histogram's bounds.
+        self._kept: dict[str, tuple[m.MetricSpec, Counter | Gauge | Histogram]] = {
+            spec.name: (spec, metric)
+            for spec, metric in (
+                (m.AGG_JOBS_FINISHED, self.jobs_finished),
+                (m.AGG_LINES, self.collector_lines),
+                (m.AGG_FAILURES, self.collector_failures),
+                (m.AGG_DURATION, self.job_duration),
+                (m.AGG_QUEUE, self.job_queue),
+                (m.AGG_LAST_SUCCESS, self.collector_last_success),
+                (m.AGG_SNAPSHOTS_FINISHED, self.snapshots_finished),
+                (m.AGG_AI_FLOWS_FINISHED, self.ai_flows_finished),
+                (m.AGG_AIT_FINISHED, self.aitronos_finished),
+                (m.AGG_AIT_ITEMS, self.aitronos_items),
+                (m.AGG_AIT_PROCESSING, self.aitronos_processing),
+            )
+        }
+        self._bounds = {
+            m.AGG_DURATION.name: tuple(buckets.job_duration),
+            m.AGG_QUEUE.name: tuple(buckets.job_queue),
+            m.AGG_AIT_PROCESSING.name: tuple(buckets.aitronos_processing),
+        }
 
     # Every counter of a newly seen collector, dataset or kind starts at 0, so that
     # `increase()` sees the first finished job and the series exist before anything finishes.
@@ -217,3 +242,88 @@ class Aggregates:
         if self._valid(metric, value):
             assert value is not None
             histogram.observe(float(value))
+
+    # --- the state file ----------------------------------------------------------------------
+
+    def kept(self) -> list[SeriesState]:
+        """Every series of the aggregates over finished targets, as the state file keeps them:
+        a histogram as its finite bounds, its count per bucket (+Inf last) and its sum."""
+        out: list[SeriesState] = []
+        for name, (spec, metric) in self._kept.items():
+            if not spec.labels and not self._aitronos_seen:
+                continue  # not shown yet (see `ensure_aitronos`): nothing to keep
+            bounds = self._bounds.get(name)
+            for family in metric.collect():
+                if bounds is None:
+                    out += [
+                        SeriesState(name, _values(spec, s.labels), s.value)
+                        for s in family.samples
+                        if not s.name.endswith("_created")
+                    ]
+                else:
+                    out += _histogram_series(name, spec, bounds, family.samples)
+        return out
+
+    def restore(self, series: list[SeriesState]) -> list[str]:
+        """Continue from the state file's values (into aggregates that counted nothing yet);
+        the problems, one line each: a histogram whose bucket bounds changed in the config
+        starts again from zero, a series of another version is dropped."""
+        problems: list[str] = []
+        changed: set[str] = set()
+        for state in series:
+            kept = self._kept.get(state.metric)
+            if kept is None or len(state.labels) != len(kept[0].labels):
+                problems.append(f"{state.metric}: not an aggregate of this version, dropped")
+                continue
+            if not math.isfinite(state.value):
+                problems.append(f"{state.metric}{list(state.labels)}: not a number, dropped")
+                continue
+            spec, metric = kept
+            if not spec.labels:
+                self.ensure_aitronos()
+            child = metric.labels(*state.labels) if spec.labels else metric
+            if spec is m.AGG_JOBS_FINISHED:
+                self.ensure_collector(state.labels[0])
+            if isinstance(child, Counter):
+                child.inc(max(0.0, state.value))
+            elif isinstance(child, Gauge):
+                child.set(state.value)
+                if spec is m.AGG_LAST_SUCCESS:
+                    self._last_success[state.labels[0]] = state.value
+            else:
+                bounds = self._bounds[spec.name]
+                buckets = state.buckets or ()
+                if state.bounds != bounds or len(buckets) != len(bounds) + 1:
+                    changed.add(spec.name)
+                    continue
+                for value in histogram_observations(bounds, buckets, state.value):
+                    child.observe(value)
+        problems += [
+            f"{name}: bucket bounds changed, starts again from zero" for name in sorted(changed)
+        ]
+        return problems
+
+
+def _values(spec: m.MetricSpec, labels: dict[str, str]) -> tuple[str, ...]:
+    return tuple(labels[name] for name in spec.labels)
+
+
+def _histogram_series(
+    name: str, spec: m.MetricSpec, bounds: tuple[float, ...], samples: list[Sample]
+) -> list[SeriesState]:
+    """client_python's cumulative `_bucket` samples and `_sum` per label set, as counts per
+    bucket and a sum."""
+    cumulative: dict[tuple[str, ...], dict[float, float]] = {}
+    sums: dict[tuple[str, ...], float] = {}
+    for sample in samples:
+        values = _values(spec, sample.labels)
+        if sample.name.endswith("_bucket"):
+            cumulative.setdefault(values, {})[float(sample.labels["le"])] = sample.value
+        elif sample.name.endswith("_sum"):
+            sums[values] = sample.value
+    out = []
+    for values, counts in cumulative.items():
+        running = [counts.get(b, 0.0) for b in (*bounds, math.inf)]
+        per_bucket = tuple(n - p for n, p in zip(running, [0.0, *running[:-1]], strict=True))
+        out.append(SeriesState(name, values, sums.get(values, 0.0), bounds, per_bucket))
+    return out

@@ -289,7 +289,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 async def _once(config: Config, shard: Shard) -> int:
-    exporter = Exporter(config, shard=shard)
+    exporter = Exporter(config, shard=shard, persist=False)  # one look: the state file stays
     try:
         result = await exporter.poller.run_cycle()
         sys.stdout.buffer.write(exporter.render().text.body)

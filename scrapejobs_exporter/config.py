@@ -308,6 +308,16 @@ class Config(_Strict):
     stall: StallConfig = StallConfig()
     histogram_buckets: BucketsConfig = BucketsConfig()
     per_job_metrics: bool = True  # false: only the aggregates, for bounded cardinality
+    # Remembers the targets and the finished aggregates across restarts (SQLite); relative to
+    # the config file. None: everything lives in memory only.
+    state_file: Path | None = None
+
+    @field_validator("state_file")
+    @classmethod
+    def _check_state_file(cls, value: Path | None) -> Path | None:
+        if value is not None and (not str(value).strip() or value.is_dir()):
+            raise ValueError(f"{str(value)!r} is a directory: give a file path, e.g. state.db")
+        return value
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -341,10 +351,13 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _resolve_secret_paths(data: Any, base_dir: Path) -> None:
+def _resolve_paths(data: Any, base_dir: Path) -> None:
     """Make `*_file` paths relative to the config file, as Prometheus does."""
     if not isinstance(data, dict):
         return
+    state_file = data.get("state_file")
+    if isinstance(state_file, str) and state_file and not os.path.isabs(state_file):
+        data["state_file"] = str(base_dir / state_file)
     for section in ("brightdata", "aitronos"):
         block = data.get(section)
         if not isinstance(block, dict):
@@ -451,7 +464,7 @@ def parse_config(
         raise ConfigError(source, ["(top level): expected a mapping of settings"])
     env_errors: dict[str, str] = {}
     data = _substitute_env(raw, "", dict(os.environ) if env is None else env, env_errors)
-    _resolve_secret_paths(data, base_dir or Path.cwd())
+    _resolve_paths(data, base_dir or Path.cwd())
     problems = [f"{path}: {msg}" for path, msg in env_errors.items()]
     try:
         config = Config.model_validate(data)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from scrapejobs_exporter.config import Config, parse_config
@@ -16,7 +19,9 @@ __all__ = ["demo_config", "run_demo"]
 log = logging.getLogger(__name__)
 
 
-def demo_config(base_url: str, state: dict[str, Any], config: SimulatorConfig) -> Config:
+def demo_config(
+    base_url: str, state: dict[str, Any], config: SimulatorConfig, state_file: Path | None = None
+) -> Config:
     """A config that discovers everything the simulator has, as on a real account."""
     bd = state["brightdata"]
     datasets = sorted({str(s["dataset_id"]) for s in bd["snapshots"]})
@@ -44,17 +49,29 @@ stall:
   no_worker_after: 1m
   no_progress_after: 2m
 """
+    if state_file is not None:
+        text += f"state_file: {json.dumps(str(state_file))}\n"
     return parse_config(text, source="<demo>", env={})
 
 
 async def run_demo(listen: ListenAddress, *, speed: float, scale: int, seed: int) -> int:
+    # A state file for the demo's lifetime: the simulated world is new at every start, so
+    # there is nothing to carry over, but its writes and metrics are there to see.
+    with tempfile.TemporaryDirectory(prefix="scrapejobs-exporter-demo-") as directory:
+        return await _run_demo(listen, speed, scale, seed, Path(directory) / "state.db")
+
+
+async def _run_demo(
+    listen: ListenAddress, speed: float, scale: int, seed: int, state_file: Path
+) -> int:
     # The demo's budgets (6000/min) are far above the accounts' limits: the simulator's
     # per-account limits stay off here until the exporter keeps to 100/min on its own.
     sim_config = SimulatorConfig(seed=seed, speed=speed, scale=scale, rate_limits=False)
     simulator = SimulatorServer(sim_config)
     await simulator.start()
     try:
-        exporter = Exporter(demo_config(simulator.url, simulator.state(), sim_config))
+        config = demo_config(simulator.url, simulator.state(), sim_config, state_file)
+        exporter = Exporter(config)
         server = Server(exporter, listen, "/metrics")
 
         def ready() -> None:
@@ -65,6 +82,7 @@ async def run_demo(listen: ListenAddress, *, speed: float, scale: int, seed: int
                 f"  landing page:  {url}/\n"
                 f"  metrics:       {url}/metrics\n"
                 f"  ground truth:  {simulator.url}/_sim/state\n"
+                f"  state file:    {state_file}\n"
                 "Press Ctrl-C to stop.",
                 flush=True,
             )

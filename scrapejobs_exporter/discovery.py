@@ -29,7 +29,7 @@ from scrapejobs_exporter.providers.http import ApiError
 from scrapejobs_exporter.sharding import Shard
 from scrapejobs_exporter.store import Model, Store
 
-__all__ = ["Discovery", "Found", "ListSource", "owns_static"]
+__all__ = ["Discovery", "Found", "ListSource", "owns_static", "watermark_key"]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,8 @@ class ListSource:
     `watermark` is the moment the exporter started watching this list (`added`, our clock),
     on the provider's clock (which may differ from ours: the simulator's runs faster), estimated
     from the first sweep: see `start_of_watching`. A job finished after it finished after we
-    started watching.
+    started watching. After a restart with a state file it is the file's `newest` instead: the
+    list was watched until then. `newest` is the newest provider timestamp of every sweep so far.
     """
 
     provider: str
@@ -73,6 +74,7 @@ class ListSource:
     usual_pages: int = 1  # calls the last sweep that was not a full scan made
     watermark: float | None = None
     added: float = 0.0  # when the exporter started watching this list, on our clock
+    newest: float | None = None
     failing: bool = False
     error: ApiError | None = None  # why the last sweep failed
     seen: set[str] = field(default_factory=set)  # ids seen by the sweep in progress
@@ -120,6 +122,8 @@ class Discovery:
         self.clock = clock
         self._sources: dict[str, ListSource] = {}
         self._listed_collectors: list[Collector] | None = None
+        # Per list (`watermark_key`), the state file's `newest`: where a restart takes over.
+        self.restored_watermarks: dict[str, float] = {}
         self._started = started
         self.refresh()
         self._started = None  # lists added later are watched from when they are added
@@ -156,7 +160,26 @@ class Discovery:
         for source in wanted:
             found = source.what == "jobs" and bd is not None and bd.collectors == "all"
             source.added = listing.added if found and listing is not None else now
+            if source.key not in self._sources:
+                source.watermark = self.restored_watermarks.get(watermark_key(source))
         self._sources = {s.key: self._sources.get(s.key, s) for s in wanted}
+
+    def restore_watermarks(self, marks: dict[str, float]) -> None:
+        """Lists watched before a restart (their `newest` from the state file): what finished
+        after it finished while the exporter was down, and counts."""
+        self.restored_watermarks = dict(marks)
+        for source in self._sources.values():
+            if source.sweeps == 0 and source.watermark is None:
+                source.watermark = marks.get(watermark_key(source))
+
+    def watermarks(self) -> dict[str, float]:
+        """Per list, the newest provider time its rows showed so far (for the state file)."""
+        marks = dict(self.restored_watermarks)
+        for source in self._sources.values():
+            mark = source.newest if source.newest is not None else source.watermark
+            if mark is not None:
+                marks[watermark_key(source)] = mark
+        return marks
 
     def ai_flows(self) -> list[Found]:
         """With `ai_flows: all`, the AI flows of this shard's inactive collectors."""
@@ -190,8 +213,13 @@ class Discovery:
         else:
             assert providers.aitronos is not None
             rows = await self._aitronos_jobs(providers.aitronos, source, full, pending)
-        if source.sweeps == 0:
-            source.watermark = start_of_watching(_newest(rows), source.added, now)
+        newest = _newest(rows)
+        # The first read that works (the first ones may fail: a provider down at our start),
+        # unless the state file said where watching this list stopped.
+        if source.watermark is None:
+            source.watermark = start_of_watching(newest, source.added, now)
+        if newest is not None and (source.newest is None or newest > source.newest):
+            source.newest = newest
         if not full or self.config.discovery.full_scan_every == 1:
             source.usual_pages = source.pages  # a first sweep reads all the history
         return rows
@@ -202,13 +230,13 @@ class Discovery:
                 t.target_id
                 for t in self.store
                 if t.provider == "brightdata" and t.kind == "job" and not t.terminal
-                and t.collector == source.arg and not t.static
+                and not t.final and t.collector == source.arg and not t.static
             }  # fmt: skip
         if source.what == "aitronos":
             return {
                 t.target_id
                 for t in self.store
-                if t.provider == "aitronos" and not t.terminal and not t.static
+                if t.provider == "aitronos" and not t.terminal and not t.final and not t.static
             }
         return set()
 
@@ -354,6 +382,10 @@ class Discovery:
             log.info("discovery: %s works again", source)
             source.failing, source.error = False, None
         return result
+
+
+def watermark_key(source: ListSource) -> str:
+    return f"{source.provider}:{source.key}"
 
 
 def _newest(rows: list[Found]) -> float | None:

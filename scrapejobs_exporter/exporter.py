@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -19,7 +20,7 @@ from scrapejobs_exporter.discovery import owns_static
 from scrapejobs_exporter.exposition import Exposition, render_per_target
 from scrapejobs_exporter.kinds import AI_FLOW, KINDS
 from scrapejobs_exporter.lifecycle import SHUTDOWN_GRACE, bounded
-from scrapejobs_exporter.metrics import TrackedCollector, register_build_info
+from scrapejobs_exporter.metrics import StateFileCollector, TrackedCollector, register_build_info
 from scrapejobs_exporter.poller import PROVIDERS, Clock, Poller
 from scrapejobs_exporter.providers import Providers
 from scrapejobs_exporter.providers.aitronos import AitronosClient, auth_headers
@@ -29,6 +30,7 @@ from scrapejobs_exporter.render_scheduling import ServeFirst
 from scrapejobs_exporter.resilience import DEFAULT_POLICY, Policy, ProviderGate
 from scrapejobs_exporter.scheduler import Sleep
 from scrapejobs_exporter.sharding import Shard
+from scrapejobs_exporter.statefile import Flusher, Restored, StateFile, open_state_file
 from scrapejobs_exporter.store import Store, TargetKey
 from scrapejobs_exporter.telemetry import Telemetry
 
@@ -46,6 +48,9 @@ READY_CHECK = 0.2  # seconds between looks at readiness, until the first render 
 CHANGE_CHECK = 1.0
 RENDER_GAP = 5.0  # in multiples of the last render's duration, and at least CHANGE_CHECK
 RETIRE_GRACE = 30.0  # seconds a replaced client keeps serving the requests it has in flight
+# The state file's named values: per list, where a restart takes over; the shard it belongs to.
+WATERMARK = "watermark:"
+SHARD_INDEX, SHARD_COUNT = "shard_index", "shard_count"
 
 
 def build_providers(
@@ -180,11 +185,13 @@ class Exporter:
         sleep: Sleep = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
         shard: Shard | None = None,
+        persist: bool = True,
         started: float | None = None,
     ) -> None:
         """`clock` and `sleep` are injected together (tests drive a manual clock); with the
-        defaults, the request budget runs on the monotonic clock. `started` (on `clock`) is
-        when watching began if earlier than now: the process start, for `run`."""
+        defaults, the request budget runs on the monotonic clock. `persist=False` leaves the
+        config's `state_file` alone (`once` must neither read nor write it). `started` (on
+        `clock`) is when watching began if earlier than now: the process start, for `run`."""
         self.config = config
         self.shard = shard or Shard()
         self._transport = transport
@@ -207,6 +214,13 @@ class Exporter:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
+        self.state_file: StateFile | None = None
+        self._flusher: Flusher | None = None
+        restored = None
+        if persist and config.state_file is not None:
+            restored = self._open_state_file(config.state_file)
+            assert self.state_file is not None
+            self.registry.register(StateFileCollector(self.state_file))
         _add_static_targets(self.store, config, self.shard)
         self._zero_fixed_series(config)
         self.providers = build_providers(
@@ -226,7 +240,59 @@ class Exporter:
             started=started,
         )
         self.poller.set_static(frozenset(_static_keys(config)))
+        if self.state_file is not None:
+            self._persist(self.state_file, restored)
         self.exposition = self.render()
+
+    def _open_state_file(self, path: Path) -> Restored:
+        """Continue from the state file: the finished aggregates, and (from the same shard) the
+        targets it tracked."""
+        self.state_file, restored = open_state_file(path)
+        for problem in self.aggregates.restore(restored.series):
+            log.warning("state file %s: %s", path, problem)
+        meta = restored.meta
+        written_by = (meta.get(SHARD_INDEX), meta.get(SHARD_COUNT))
+        if SHARD_COUNT in meta and written_by != (self.shard.index, self.shard.count):
+            # Another partition of the account: its targets and lists are another shard's now.
+            log.warning("state file %s: written by another shard (%s of %s); its targets are "
+                        "not restored", path, *written_by)  # fmt: skip
+            restored.targets = []
+            restored.meta = {k: v for k, v in meta.items() if not k.startswith(WATERMARK)}
+            return restored
+        static = _static_keys(self.config)
+        self.store.restore(
+            t
+            for t in restored.targets
+            if getattr(self.config, t.provider) is not None
+            and (not t.static or (t.key in static and owns_static(
+                self.config, self.shard, t.provider, t.target_id)))
+        )  # fmt: skip
+        return restored
+
+    def _persist(self, state: StateFile, restored: Restored | None) -> None:
+        """From here on, the store tells the state file what changed; a flusher writes it."""
+        discovery = self.poller.discovery
+        if restored is not None:
+            discovery.restore_watermarks({
+                key.removeprefix(WATERMARK): value
+                for key, value in restored.meta.items()
+                if key.startswith(WATERMARK)
+            })  # fmt: skip
+        self.store.journal = state
+
+        def meta() -> dict[str, float]:
+            marks = {WATERMARK + k: v for k, v in discovery.watermarks().items()}
+            return {**marks, SHARD_INDEX: self.shard.index, SHARD_COUNT: self.shard.count}
+
+        self._flusher = Flusher(
+            state,
+            self.store.persisted,
+            self.aggregates.kept,
+            meta,
+            self.config.poll_interval,
+            clock=self._clock,
+            sleep=self._sleep,
+        )
 
     def _zero_fixed_series(self, config: Config) -> None:
         """Counters over the fixed provider/kind label sets start at 0 for every kind of a
@@ -291,6 +357,8 @@ class Exporter:
 
     async def start(self) -> None:
         self.poller.start()
+        if self._flusher is not None:
+            self._flusher.start()
         if self._render_task is None:
             self._render_task = asyncio.create_task(self._render_loop(), name="render")
 
@@ -312,6 +380,8 @@ class Exporter:
                 await self._render_task
             self._render_task = None
         await self.poller.stop()
+        if self._flusher is not None:
+            await self._flusher.stop()  # what changed since the last write, then closed
         for task in list(self._retiring):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -340,13 +410,15 @@ class Exporter:
                 self.store.remove(target.key)
         _add_static_targets(self.store, config, self.shard)
         self._zero_fixed_series(config)
-        for name in ("concurrency", "histogram_buckets"):
+        for name in ("concurrency", "histogram_buckets", "state_file"):
             if getattr(old, name) != getattr(config, name):
                 log.warning("reload: a change of %s takes effect after a restart", name)
         self.config = config
         self.poller.configure(config)
         self.poller.set_static(frozenset(_static_keys(config)))
         self.store.stall = config.stall
+        if self._flusher is not None:
+            self._flusher.interval = config.poll_interval
         await self.refresh_exposition()
 
     def _replace_client(self, provider: str, old: Config, new: Config) -> None:

@@ -88,7 +88,8 @@ class Kind:
     - `recheck_finished`: seconds after which a finished target is polled again (an AI flow can
       be triggered again under the same collector); None: never.
     - `finished_at`: the provider's finish time of a model, to tell what finished before the
-      exporter watched; `run_id`: which run of a re-runnable target a model describes.
+      exporter watched (without one, `created_at`: created after, so finished after);
+      `run_id`: which run of a re-runnable target a model describes.
     - `labels`: the identifying label values of the target's own series (`label_names`).
     - `work_left`: what is left to do (None: the kind has no progress), for stalls and ETAs.
     - `count` / `count_detail`: the aggregate hook when a target is counted finished, and when
@@ -112,6 +113,7 @@ class Kind:
     count_detail: Count | None = None
     work_left: Callable[[Any], float | None] | None = None
     finished_at: Callable[[Any], float | None] = lambda _model: None
+    created_at: Callable[[Any], float | None] = lambda _model: None
     run_id: Callable[[Any], str | None] = lambda _model: None
     row_complete: bool = False
     final_detail: str = "none"
@@ -205,6 +207,7 @@ STUDIO_JOB = Kind(
     count=lambda a, m, collector, now: a.job_finished(m, collector, now),
     work_left=_job_left,
     finished_at=lambda m: m.finished,
+    created_at=lambda m: m.created,
     final_detail="spare",
     collector_of=lambda m: m.collector,
     # Navigations still 0 while running: no worker was ever allocated (api-reference BD-1).
@@ -245,6 +248,7 @@ SNAPSHOT = Kind(
     static_ids=lambda c: list(c.brightdata.snapshots) if c.brightdata else [],
     ensure=lambda a, m, _c: a.ensure_dataset(m.dataset_id or ""),
     count=lambda a, m, _c, _now: a.snapshot_finished(m),
+    created_at=lambda m: m.created,
     row_complete=True,
     bar=lambda m: Bar(None, None, "percent", 1.0) if m.status == "ready" else None,
     items=lambda m: m.records,
@@ -328,6 +332,7 @@ AITRONOS_JOB = Kind(
     count_detail=lambda a, m, _c: a.aitronos_items_found(m),
     work_left=_aitronos_left,
     finished_at=lambda m: m.completed,
+    created_at=lambda m: m.created,
     final_detail="required",  # items found is only in the detail, and feeds a counter
     bar=_aitronos_bar,
     items=lambda m: m.items_found,

@@ -20,7 +20,7 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from scrapejobs_exporter.build_info import build_labels
@@ -28,11 +28,13 @@ from scrapejobs_exporter.kinds import AI_FLOW, AITRONOS_JOB, SNAPSHOT, STUDIO_JO
 from scrapejobs_exporter.providers import aitronos, brightdata
 from scrapejobs_exporter.providers.aitronos import AitronosJob
 from scrapejobs_exporter.providers.brightdata import ErrorGroups, SnapshotLog
+from scrapejobs_exporter.statefile import STATUSES, StateFile
 from scrapejobs_exporter.store import Store, Target
 
 __all__ = [
     "CATALOGUE",
     "MetricSpec",
+    "StateFileCollector",
     "TrackedCollector",
     "make_counter",
     "make_gauge",
@@ -572,6 +574,39 @@ IGNORED_SAMPLES = _spec(
     S_SELF,
 )
 
+S_STATE = "The exporter's state file (`state_file:`; absent without one)"
+STATE_FILE_STATUS = _spec(
+    "scrapejobs_exporter_state_file_status",
+    "stateset",
+    "How the state file was found at start, exactly one is 1: restored, created (new or empty), "
+    "corrupt (moved aside to <file>.corrupt, started empty), newer_version (left untouched, "
+    "started empty, not written) or unwritable (started empty, not written).",
+    ("status",),
+    S_STATE,
+)
+STATE_FILE_WRITES = _spec(
+    "scrapejobs_exporter_state_file_writes_total",
+    "counter",
+    "Successful writes of the state file (each one transaction with every change since the last).",
+    (),
+    S_STATE,
+)
+STATE_FILE_WRITE_ERRORS = _spec(
+    "scrapejobs_exporter_state_file_write_errors_total",
+    "counter",
+    "Failed writes of the state file; their changes are retried with the next write.",
+    (),
+    S_STATE,
+)
+STATE_FILE_LAST_WRITE = _spec(
+    "scrapejobs_exporter_state_file_last_write_timestamp_seconds",
+    "gauge",
+    "When the last successful write of the state file was taken.",
+    (),
+    S_STATE,
+    unit="seconds",
+)
+
 
 # --- per-target families: one declaration, read by both renderers ---------------------------
 
@@ -717,6 +752,30 @@ class TrackedCollector(Collector):
         for (provider, kind), count in self.store.count_by_kind().items():
             family.add_metric((provider, kind), count)
         yield family
+
+
+class StateFileCollector(Collector):
+    """The state file's status and writes, read from it when the page is made."""
+
+    def __init__(self, state: StateFile) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        state = self.state
+        status = GaugeMetricFamily(
+            STATE_FILE_STATUS.name, STATE_FILE_STATUS.help, labels=STATE_FILE_STATUS.labels
+        )
+        for name in STATUSES:
+            status.add_metric((name,), 1.0 if name == state.status else 0.0)
+        yield status
+        yield CounterMetricFamily(STATE_FILE_WRITES.name, STATE_FILE_WRITES.help, state.writes)
+        yield CounterMetricFamily(
+            STATE_FILE_WRITE_ERRORS.name, STATE_FILE_WRITE_ERRORS.help, state.write_errors
+        )
+        if state.last_write is not None:
+            yield GaugeMetricFamily(
+                STATE_FILE_LAST_WRITE.name, STATE_FILE_LAST_WRITE.help, state.last_write
+            )
 
 
 def register_build_info(registry: CollectorRegistry) -> None:

@@ -293,11 +293,15 @@ class ProviderScheduler:
         if not kind.polled(target):
             return never
         last = target.last_poll
-        if target.final:
+        # A target named in the config, restored finished from the state file, is polled once
+        # for its values; a discovered one gets them from its list's rows.
+        if target.final and not (target.static and target.model is None):
             recheck = kind.recheck_finished
             if recheck is None:
                 return never
-            return (RECHECK, (last or now) + max(recheck, self.interval))
+            if last is not None:
+                return (RECHECK, last + max(recheck, self.interval))
+            # Restored from the state file, not checked by this run yet: as a new one (below).
         row = target.last_row
         listed = row is not None and now - row <= max(row_fresh, ROW_FRESH * self.interval)
         if last is None:
@@ -308,8 +312,7 @@ class ProviderScheduler:
             finished = target.finished_at or now
             if now - finished > OWED_FOR:
                 # The budget never got to it: give it up rather than let the backlog grow.
-                target.final = True
-                target.owed_detail = False
+                self.store.give_up_detail(target)
                 return never
             # Newest first: when the budget cannot keep up, the recent ones are current.
             rank = OWED if kind.final_detail == "required" else SPARE
@@ -400,14 +403,19 @@ class ProviderScheduler:
 
     def _check_ready(self) -> None:
         """Ready once every list was swept once (seconds), not after every detail poll of a
-        busy account (minutes under budget); without lists, once every target was tried."""
+        busy account (minutes under budget); without lists, once every target was tried (but
+        those finished before a restart, that nothing polls: see `_rank`)."""
         if self.ready.is_set():
             return
         sources = self.discovery.sources(self.provider)
         if sources:
             done = all(s.sweeps > 0 for s in sources)
         else:
-            done = all(t.last_poll is not None for t in self.store if t.provider == self.provider)
+            done = all(
+                t.last_poll is not None or self._rank(t, self.clock())[1] == float("inf")
+                for t in self.store
+                if t.provider == self.provider
+            )
         if done:
             self.ready.set()
 

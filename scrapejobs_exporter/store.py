@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -23,9 +23,11 @@ from scrapejobs_exporter.providers.brightdata import (
     StudioJob,
 )
 from scrapejobs_exporter.providers.http import ApiError
+from scrapejobs_exporter.statefile import TargetState
 
 if TYPE_CHECKING:
     from scrapejobs_exporter.aggregates import Aggregates
+    from scrapejobs_exporter.statefile import StateFile
 
 __all__ = ["KINDS", "Model", "Report", "Store", "Target", "TargetKey"]
 
@@ -70,6 +72,9 @@ class Target:
     progress: Progress | None = None
     stalled: bool = False
     eta: float | None = None
+    # The last status the state file knew, until this run observes the target: seen before a
+    # restart, so a run of it seen finished now finished while the exporter was down.
+    restored: str | None = None
     # The renderer's cache: its escaped label string, and the model it was made from (two
     # slots rather than a tuple: at 50,000 targets every object counts).
     label_text: str | None = None
@@ -102,6 +107,8 @@ class Store:
         self.stall = stall or StallConfig()
         # Evicted ids, so that discovery does not bring them back while they are still listed.
         self.forgotten: dict[TargetKey, float] = {}
+        # The state file, told of every change it keeps (None: nothing is persisted).
+        self.journal: StateFile | None = None
         # Bumped when a target appears, changes status or is counted: /metrics is re-rendered
         # soon after (the count lag), not only on its timer.
         self.changes = 0
@@ -135,14 +142,17 @@ class Store:
             target = Target(provider, kind, key[2], _intern(collector), static, first_seen=now)
             self._targets[key] = target
             self.changes += 1
-        else:
+            self.mark(target)
+        elif (collector and not target.collector) or (static and not target.static):
             if collector and not target.collector:
                 target.collector = _intern(collector)
             target.static = target.static or static
+            self.mark(target)
         return target
 
     def remove(self, key: TargetKey) -> None:
-        self._targets.pop(key, None)
+        if self._targets.pop(key, None) is not None and self.journal is not None:
+            self.journal.removed(key)
 
     def count_by_kind(self) -> dict[tuple[str, str], int]:
         counts = dict.fromkeys(KINDS, 0)
@@ -162,6 +172,24 @@ class Store:
         watermark: float | None = None,
         first_sweep: bool = False,
     ) -> None:
+        """`_observe()`, and the state file told when what it keeps of the target changed."""
+        if self.journal is None:
+            self._observe(target, model, now, complete, watermark, first_sweep)
+            return
+        before = kept_values(target)
+        self._observe(target, model, now, complete, watermark, first_sweep)
+        if kept_values(target) != before:
+            self.journal.changed(target.key)
+
+    def _observe(
+        self,
+        target: Target,
+        model: Model,
+        now: float,
+        complete: bool,
+        watermark: float | None,
+        first_sweep: bool,
+    ) -> None:
         """Apply a per-target poll (`complete`) or a list row; count the target once when a run
         of it is seen finished, whichever shows it first.
 
@@ -171,9 +199,14 @@ class Store:
         (`first_sweep`), or at its very first poll, is from before unless its finish time says
         otherwise. So a restart or a reload never makes `increase()` jump, and a job is never
         counted twice (its row and its detail poll, or two overlapping reads).
+
+        A target restored from the state file (`restored`) was watched before a restart: a run
+        of it seen finished now, other than the one it counted, finished while the exporter was
+        down, and counts.
         """
         kind = kind_of(target.provider, target.kind)
         previous = target.model
+        known, target.restored = target.restored is not None and previous is None, None
         if previous is not None:
             same_run = kind.run_id(model) == kind.run_id(previous)
             if previous.terminal and not model.terminal and same_run:
@@ -200,7 +233,7 @@ class Store:
         if target.counted != run:
             first = previous is None and (complete or first_sweep)
             target.report, target.report_tries = None, 0  # a new run has its own report
-            if _finished_since(kind, model, watermark, first):
+            if known or _finished_since(kind, model, watermark, first):
                 if self.aggregates is not None:
                     kind.count(self.aggregates, model, kind.collector(target), now)
                 target.owed_detail = not complete and kind.count_detail is not None
@@ -259,6 +292,13 @@ class Store:
         target.final = True
         target.finished_at = target.finished_at or now
         target.progress, target.stalled, target.eta = None, False, None
+        self.mark(target)
+
+    def give_up_detail(self, target: Target) -> None:
+        """A finished target's owed detail poll never got its turn: nothing more changes."""
+        target.final = True
+        target.owed_detail = False
+        self.mark(target)
 
     def _track_progress(self, kind: Kind, target: Target, model: Model, now: float) -> None:
         if kind.work_left is None or model.status not in RUNNING:
@@ -299,11 +339,61 @@ class Store:
         # Static targets too: discovery may list them, and must not bring them back as new.
         del self._targets[target.key]
         self.forgotten[target.key] = now
+        if self.journal is not None:
+            self.journal.removed(target.key)
 
     def prune_forgotten(self, before: float) -> None:
         """Ids evicted before `before` have left the discovery window: stop remembering them."""
         for key in [k for k, at in self.forgotten.items() if at < before]:
             del self.forgotten[key]
+
+    # --- the state file ------------------------------------------------------------------------
+
+    def mark(self, target: Target) -> None:
+        """What the state file keeps of the target changed: it is written at the next flush."""
+        if self.journal is not None:
+            self.journal.changed(target.key)
+
+    def persisted(self, key: TargetKey) -> TargetState | None:
+        """What the state file keeps of a target (None: no longer tracked)."""
+        target = self._targets.get(key)
+        if target is None:
+            return None
+        model = target.model
+        return TargetState(
+            target.provider, target.kind, target.target_id, target.collector, target.static,
+            target.restored if model is None else model.status, target.counted,
+            target.owed_detail, target.final, target.first_seen, target.finished_at,
+            target.last_detail, target.progress,
+        )  # fmt: skip
+
+    def restore(self, states: Iterable[TargetState]) -> int:
+        """Track the targets of a state file again, as they were at its last write; how many.
+
+        A target the file knew unfinished takes its turn among the running ones (oldest values
+        first) rather than as a new one: its list's first sweep is likely to bring its row."""
+        restored = 0
+        for state in states:
+            target = self.add(state.provider, state.kind, state.target_id, state.collector,
+                              static=state.static, now=state.first_seen)  # fmt: skip
+            target.restored = state.status
+            target.counted, target.owed_detail = state.counted, state.owed_detail
+            target.final, target.finished_at = state.final, state.finished_at
+            target.last_detail, target.progress = state.last_detail, state.progress
+            if not (state.final or state.static) and state.status is not None:
+                target.last_poll = state.last_detail or state.first_seen
+            restored += 1
+        return restored
+
+
+def kept_values(target: Target) -> tuple[object, ...]:
+    """The values of a target the state file keeps that change when it is observed (its times
+    of last poll do not count: they are written along when something else changes)."""
+    model, progress = target.model, target.progress
+    history = None if progress is None else (progress.first_left, progress.last_left,
+                                             progress.changed_at)  # fmt: skip
+    return (None if model is None else model.status, target.counted, target.owed_detail,
+            target.final, target.collector, history)  # fmt: skip
 
 
 def _finished_before(target: Target, cutoff: float) -> bool:
@@ -315,7 +405,10 @@ def _finished_since(kind: Kind, model: Model, watermark: float | None, first: bo
     finished = kind.finished_at(model)
     if finished is not None and watermark is not None:
         return finished > watermark
-    # No finish time to compare: finished before, if it was finished when first seen.
+    created = kind.created_at(model)
+    if created is not None and watermark is not None and created > watermark:
+        return True  # created after the exporter started watching: finished after, too
+    # No time to compare: finished before, if it was finished when first seen.
     return not first
 
 

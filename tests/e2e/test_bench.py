@@ -71,6 +71,30 @@ def test_quick_benchmark_runs_and_writes_every_measurement(tmp_path: Path) -> No
     assert "| Metric | Jobs |" in markdown and "Machine:" in markdown
 
 
+def test_quick_state_file_rows_are_written_next_to_the_others(tmp_path: Path) -> None:
+    process = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "statefile", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    document = json.loads((tmp_path / "results.json").read_text())
+    rows = document["results"]["statefile"]["rows"]
+    assert [r["scenario"] for r in rows] == [
+        "budget-bound",
+        "2% running, all move",
+        "20% running, all move",
+    ]
+    for row in rows:
+        assert row["jobs"] == 1000 and row["rows_per_flush"] > 0 and row["file_mb"] > 0
+        assert row["take_ms_p50"] > 0 and row["write_ms_p50"] > 0 and row["sweep_ms"] > 0
+    # The budget-bound world changes about as many rows per cycle whatever its size.
+    assert 100 <= rows[0]["rows_per_flush"] <= 250
+    assert "| 1,000 | budget-bound |" in (tmp_path / "RESULTS.md").read_text()
+
+
 def test_quick_budget_scenario_runs_the_exporter_against_the_enforcing_simulator(
     tmp_path: Path,
 ) -> None:

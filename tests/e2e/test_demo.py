@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -45,5 +46,8 @@ def test_demo_serves_every_kind_within_ten_seconds_and_stops_on_ctrl_c() -> None
         out, err = proc.communicate(timeout=15)
     assert seen == set(KINDS), f"after 10 s only {seen}; stderr: {err[-2000:]}"
     assert f"http://127.0.0.1:{port}/metrics" in out
+    assert 'scrapejobs_exporter_state_file_status{status="created"} 1' in text
+    state_file = next(line.split()[-1] for line in out.splitlines() if "state file:" in line)
+    assert not Path(state_file).exists()  # the demo's own, removed at exit
     assert proc.returncode == 0, err[-2000:]
     assert "Traceback" not in err

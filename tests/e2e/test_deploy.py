@@ -177,6 +177,7 @@ async def test_compose_exporter_config_finds_the_simulator_world(tmp_path: Path)
     text = (ROOT / "deploy/compose/exporter.yml").read_text()
     text = text.replace("/run/secrets/", str(ROOT / "deploy/compose/secrets") + "/")
     path = tmp_path / "exporter.yml"
+    text = text.replace("/var/lib/scrapejobs-exporter/", f"{tmp_path}/")
     path.write_text(text.replace("http://simulator:8765", sim.url))
     exporter = Exporter(load_config(path))
     try:
@@ -236,6 +237,7 @@ BUILTIN_KINDS = {
     "StatefulSet",
     "Service",
     "NetworkPolicy",
+    "PersistentVolumeClaim",
 }
 
 
@@ -247,10 +249,11 @@ def _one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 @pytest.mark.parametrize("variant", VARIANTS, ids=["single", "sharded"])
 def test_every_overlay_renders_with_kubectl(variant: str) -> None:
     kinds = sorted(doc["kind"] for doc in _rendered(variant))
-    workload = "StatefulSet" if variant else "Deployment"
+    # The Deployment's state file on a PVC; the StatefulSet has a volume claim per shard.
+    workload = ["StatefulSet"] if variant else ["Deployment", "PersistentVolumeClaim"]
     services = ["Service", "Service"] if variant else ["Service"]
     shared = ["ConfigMap", "Namespace", "NetworkPolicy", "PrometheusRule", "Secret"]
-    assert kinds == sorted([*shared, *services, "ServiceMonitor", workload])
+    assert kinds == sorted([*shared, *services, "ServiceMonitor", *workload])
     for doc in _rendered(variant):
         if doc["kind"] != "Namespace":
             assert doc["metadata"]["namespace"] == "scrapejobs-exporter", doc["kind"]
@@ -339,6 +342,37 @@ def test_statefulset_shards() -> None:
     assert "--shard-index" not in args  # derived from the pod name
     assert headless["spec"]["clusterIP"] == "None"
     assert sts["spec"]["serviceName"] == headless["metadata"]["name"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=["single", "sharded"])
+def test_workloads_keep_the_state_file_on_a_persistent_volume(variant: str) -> None:
+    """emptyDir would lose it with the pod: a PVC for the Deployment, one per shard."""
+    docs = _rendered(variant)
+    config = yaml.safe_load(_one(docs, "ConfigMap")["data"]["config.yaml"])
+    workload = _one(docs, "StatefulSet" if variant else "Deployment")
+    pod = workload["spec"]["template"]["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["state"] == str(Path(config["state_file"]).parent)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    if variant:
+        assert "state" not in volumes
+        templates = {t["metadata"]["name"] for t in workload["spec"]["volumeClaimTemplates"]}
+        assert templates == {"state"}
+    else:
+        claim = _one(docs, "PersistentVolumeClaim")
+        assert volumes["state"]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+        assert workload["spec"]["strategy"]["type"] == "Recreate"  # one writer at a time
+
+
+def test_compose_exporter_keeps_its_state_file_on_a_named_volume() -> None:
+    compose = _compose()
+    config = yaml.safe_load((ROOT / "deploy/compose/exporter.yml").read_text())
+    directory = str(Path(config["state_file"]).parent)
+    assert f"exporter-state:{directory}" in compose["services"]["exporter"]["volumes"]
+    assert "exporter-state" in compose["volumes"]
+    # The image creates that directory for its user, so the new volume is writable.
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(rf"chown exporter:exporter {re.escape(directory)}", dockerfile)
 
 
 def test_network_policy_egress_only_https_and_dns() -> None:

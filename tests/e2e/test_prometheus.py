@@ -79,6 +79,7 @@ retention:
 stall:
   no_worker_after: 3s
   no_progress_after: 6s
+state_file: state.db  # next to this config: its families are documented too
 """
 
 

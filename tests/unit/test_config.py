@@ -185,3 +185,17 @@ def test_request_budgets_and_their_shard_shares() -> None:
     assert any(p.startswith("brightdata.max_requests_per_day:") for p in found), found
     assert any(p.startswith("brightdata.shard_max_requests_per_minute:") for p in found), found
     assert any(p.startswith("brightdata.shard_max_requests_per_day:") for p in found), found
+
+
+def test_state_file_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "c.yml").write_text("state_file: data/state.db\n")
+    assert load_config(tmp_path / "c.yml", env={}).state_file == tmp_path / "data" / "state.db"
+    (tmp_path / "abs.yml").write_text(f"state_file: {tmp_path}/s.db\n")
+    assert load_config(tmp_path / "abs.yml", env={}).state_file == tmp_path / "s.db"
+    assert parse_config("", env={}).state_file is None
+
+
+def test_state_file_cannot_be_a_directory(tmp_path: Path) -> None:
+    assert problems(f"state_file: {tmp_path}\n") == [
+        f"state_file: {str(tmp_path)!r} is a directory: give a file path, e.g. state.db"
+    ]

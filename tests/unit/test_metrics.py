@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -14,12 +15,14 @@ from scrapejobs_exporter.metrics import (
     CATALOGUE,
     EVICTED,
     TRACKED,
+    StateFileCollector,
     TrackedCollector,
     make_counter,
     make_gauge,
     make_histogram,
     markdown_table,
 )
+from scrapejobs_exporter.statefile import open_state_file
 from scrapejobs_exporter.store import Store
 from tests.conftest import require_binary
 from tests.helpers import samples, seeded_store
@@ -167,3 +170,29 @@ async def test_two_exporters_in_one_process_count_apart() -> None:
 def test_the_markdown_table_names_every_metric() -> None:
     table = markdown_table()
     assert all(f"`{name}`" in table for name in CATALOGUE)
+
+
+def test_state_file_families(tmp_path: Path) -> None:
+    state, _ = open_state_file(tmp_path / "state.db")
+    assert state.flush(lambda key: None, (), {}, 1_700_000_000.0)
+    registry = CollectorRegistry()
+    registry.register(StateFileCollector(state))
+    page = samples(generate_latest(registry).decode())
+    state.close()
+    assert page[("scrapejobs_exporter_state_file_writes_total", ())] == 1
+    assert page[("scrapejobs_exporter_state_file_write_errors_total", ())] == 0
+    assert page[("scrapejobs_exporter_state_file_last_write_timestamp_seconds", ())] == 1.7e9
+    statuses = {
+        dict(labels)["status"]: v
+        for (name, labels), v in page.items()
+        if name == "scrapejobs_exporter_state_file_status"
+    }
+    assert statuses == {
+        "restored": 0, "created": 1, "corrupt": 0, "newer_version": 0, "unwritable": 0
+    }  # fmt: skip
+
+
+async def test_without_a_state_file_no_state_file_family() -> None:
+    exporter = Exporter(parse_config(BOTH, env={}))
+    await exporter.stop()
+    assert not any(name.startswith("scrapejobs_exporter_state_file") for name, _ in _page(exporter))

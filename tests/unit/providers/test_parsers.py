@@ -15,6 +15,7 @@ from scrapejobs_exporter.providers.brightdata import (
     parse_collector_jobs,
     parse_job_log,
     parse_snapshot_progress,
+    parse_snapshots_list,
 )
 from scrapejobs_exporter.providers.fields import ParseError, parse_timestamp
 from scrapejobs_exporter.providers.http import ApiError, HttpClient
@@ -187,6 +188,20 @@ def test_job_row_times_are_exact_differences() -> None:
     job = parse_collector_jobs({"data": [row]}, "c_1").items[0]
     assert (job.queue_time, job.job_time) == (0.645, 60.918)
     assert repr(job.job_time) == "60.918"
+
+
+def test_snapshot_rows_keep_their_creation_time() -> None:
+    """The documented example of BD-7: `created` says when a snapshot was requested (the
+    state file uses it to tell a snapshot that appeared while the exporter was down)."""
+    body = [
+        {"id": "s_mt8r0a1b2c3d4e5f6", "created": "2026-08-24T06:00:01.000Z", "status": "ready",
+         "dataset_id": "gd_l1viktl72bvl7bjuj0", "dataset_size": 118, "trigger": {"type": "API"}},
+        {"id": "s_mt8r9z8y7x6w5v4u3", "created": "2026-08-24T06:30:00.000Z", "status": "running",
+         "dataset_id": "gd_l1viktl72bvl7bjuj0", "dataset_size": 0, "trigger": {"type": "CP"}},
+    ]  # fmt: skip
+    ready, running = parse_snapshots_list(body, "gd_l1viktl72bvl7bjuj0").items
+    assert (ready.created, ready.status, ready.records) == (1787551201.0, "ready", 118)
+    assert (running.created, running.status) == (1787553000.0, "running")
 
 
 @pytest.mark.parametrize(
