@@ -146,8 +146,12 @@ class Discovery:
         if ait is not None and ait.discover and self.shard.index == AITRONOS_SHARD:
             wanted.append(ListSource("aitronos", "aitronos"))
         now = self.clock()
+        # A jobs list found in the collectors list was watched from when that list was: a job
+        # that finished while the collectors list was read first counts.
+        listing = self._sources.get("collectors")
         for source in wanted:
-            source.added = now
+            found = source.what == "jobs" and bd is not None and bd.collectors == "all"
+            source.added = listing.added if found and listing is not None else now
         self._sources = {s.key: self._sources.get(s.key, s) for s in wanted}
 
     def ai_flows(self) -> list[Found]:

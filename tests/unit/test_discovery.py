@@ -111,3 +111,16 @@ async def test_aitronos_sweep_looks_for_running_jobs_by_status_only_when_missing
     assert gone is not None and gone.last_row is None  # its own poll is due at once
     deep = store.get(("aitronos", "job", "deep"))
     assert deep is not None and deep.last_row is not None
+
+
+def test_jobs_lists_found_in_the_collectors_list_are_watched_from_its_start() -> None:
+    from scrapejobs_exporter.providers.brightdata import Collector
+
+    now = [START]
+    config = parse_config("brightdata:\n  api_token: t\n  collectors: all\n", env={})
+    discovery = Discovery(config, Store(), clock=lambda: now[0])
+    now[0] += 4  # the collectors list took its time
+    discovery._listed_collectors = [Collector("c_1", "one", True)]
+    discovery.refresh()
+    (jobs,) = [s for s in discovery.sources("brightdata") if s.what == "jobs"]
+    assert jobs.added == START
