@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from scrapejobs_exporter import __version__
+from scrapejobs_exporter import STARTED, __version__
 from scrapejobs_exporter.config import Config, ConfigError, load_config, parse_duration
 from scrapejobs_exporter.exporter import Exporter
 from scrapejobs_exporter.lifecycle import EXIT_FAILED, EXIT_OK, EXIT_USAGE, serve_until_signal
@@ -297,8 +297,9 @@ async def serve(
     web_config: WebConfig | None = None,
     enable_lifecycle: bool = False,
     shard: Shard | None = None,
+    started: float | None = None,
 ) -> int:
-    exporter = Exporter(config, shard=shard)
+    exporter = Exporter(config, shard=shard, started=started)
     reloader = Reloader(exporter, config_path) if config_path is not None else None
     server = Server(
         exporter,
@@ -340,6 +341,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             web_config=web_config,
             enable_lifecycle=args.enable_lifecycle,
             shard=shard,
+            started=STARTED,  # the process's start: jobs finishing while it starts up count
         )
     )
 

@@ -111,14 +111,18 @@ class Discovery:
         store: Store,
         shard: Shard | None = None,
         clock: Callable[[], float] = time.time,
+        started: float | None = None,
     ) -> None:
+        """`started`: when watching the configured lists began, if before now."""
         self.config = config
         self.store = store
         self.shard = shard or Shard()
         self.clock = clock
         self._sources: dict[str, ListSource] = {}
         self._listed_collectors: list[Collector] | None = None
+        self._started = started
         self.refresh()
+        self._started = None  # lists added later are watched from when they are added
 
     @property
     def enabled(self) -> bool:
@@ -145,7 +149,7 @@ class Discovery:
             ]
         if ait is not None and ait.discover and self.shard.index == AITRONOS_SHARD:
             wanted.append(ListSource("aitronos", "aitronos"))
-        now = self.clock()
+        now = self.clock() if self._started is None else min(self.clock(), self._started)
         # A jobs list found in the collectors list was watched from when that list was: a job
         # that finished while the collectors list was read first counts.
         listing = self._sources.get("collectors")
@@ -293,13 +297,13 @@ class Discovery:
         bring nothing new, and running jobs further down come from the list filtered by status
         (a page or two: only the running ones). A full sweep reads the newest page and both
         filtered lists; the others read the filtered lists only when a job known running was
-        not on the newest pages. A job known running that is on none of them has finished:
-        its own poll, due at once, tells how."""
+        not on the newest pages. A job known running that is on none of them has finished
+        further down: the newest pages are read on until it shows (once: then it is known
+        finished), and if it never does, its own poll is due at once."""
         found: dict[str, Found] = {}
         source.pages = 0
 
-        async def read(status: str | None, until_known: bool) -> None:
-            offset = 0
+        async def read(status: str | None, offset: int, stop: Callable[[list[Found]], bool]) -> int:
             while True:
                 page = await client.list_jobs(offset, AITRONOS_PAGE, status)
                 source.pages += 1
@@ -310,19 +314,22 @@ class Discovery:
                 ]
                 found.update((r.target_id, r) for r in rows)
                 offset += len(page.items)
-                if _last_page(page, offset, AITRONOS_PAGE):
-                    return
-                if until_known and (full or not self._any_new(rows)):
-                    return
+                if _last_page(page, offset, AITRONOS_PAGE) or stop(rows):
+                    return -1 if _last_page(page, offset, AITRONOS_PAGE) else offset
 
-        await read(None, until_known=True)
+        def missing() -> set[str]:
+            return pending - found.keys()
+
+        newest_end = await read(None, 0, lambda rows: full or not self._any_new(rows))
         for status in AITRONOS_RUNNING:
-            if full or pending - found.keys():
-                await read(status, until_known=False)
-        for job_id in pending - found.keys():
+            if full or missing():
+                await read(status, 0, lambda rows: False)
+        if missing() and newest_end >= 0:
+            await read(None, newest_end, lambda rows: not missing())
+        for job_id in missing():
             target = self.store.get(("aitronos", "job", job_id))
             if target is not None:
-                target.last_row = None  # finished out of sight: its poll is due now
+                target.last_row = None  # gone from the list: its own poll is due now
         return list(found.values())
 
     # --- helpers ---------------------------------------------------------------------------

@@ -180,9 +180,11 @@ class Exporter:
         sleep: Sleep = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
         shard: Shard | None = None,
+        started: float | None = None,
     ) -> None:
         """`clock` and `sleep` are injected together (tests drive a manual clock); with the
-        defaults, the request budget runs on the monotonic clock."""
+        defaults, the request budget runs on the monotonic clock. `started` (on `clock`) is
+        when watching began if earlier than now: the process start, for `run`."""
         self.config = config
         self.shard = shard or Shard()
         self._transport = transport
@@ -221,6 +223,7 @@ class Exporter:
             sleep=sleep,
             on_cycle=self.refresh_exposition,
             shard=self.shard,
+            started=started,
         )
         self.poller.set_static(frozenset(_static_keys(config)))
         self.exposition = self.render()

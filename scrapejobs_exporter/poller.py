@@ -52,6 +52,7 @@ class Poller:
         sleep: Sleep = asyncio.sleep,
         on_cycle: Callable[[], Awaitable[None]] | None = None,
         shard: Shard | None = None,
+        started: float | None = None,
     ) -> None:
         self.config = config
         self.shard = shard or Shard()
@@ -61,7 +62,7 @@ class Poller:
         self.aggregates = aggregates
         self.clock = clock
         self.on_cycle = on_cycle
-        self.discovery = Discovery(config, store, self.shard, clock)
+        self.discovery = Discovery(config, store, self.shard, clock, started)
         self.schedulers = {
             p: ProviderScheduler(
                 p, config, store, providers, self.discovery, telemetry,

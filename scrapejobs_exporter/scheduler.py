@@ -7,11 +7,11 @@ a request out, the scheduler picks the most useful one at that moment:
 
 1. a list sweep that is due (each list is read every `poll_interval`, spaced further when the
    lists alone would take more than `LIST_SHARE` of the budget);
-2. a target never polled, or down and due for a retry; a finished AI flow's low-rate re-check
-   (it may be triggered again);
-3. a running target that no list row keeps current (named in the config, an AI flow, a job
-   that left its list), once its status is `poll_interval` old: its poll is the only way its
-   finish is seen and counted;
+2. a target that no list row keeps current (named in the config, an AI flow, a job that left
+   its list): never polled, down and due for a retry, or running with a status `poll_interval`
+   old; a finished AI flow's low-rate re-check (it may be triggered again). Their polls are the
+   only way their finish is seen and counted, and they are few;
+3. a listed target never polled (or down and due for a retry): its row gave its status;
 4. the running target whose values are oldest, once they are `poll_interval` old, taking turns
    with finished jobs whose counter still waits for their detail (Aitronos items found; newest
    first, given up after `OWED_FOR`);
@@ -65,8 +65,10 @@ ROW_FRESH = 2.5
 OWED_FOR = 3600.0  # seconds a finished job's owed detail poll is still worth sending
 # The classes of detail polls, most urgent first.
 # A finished AI flow's re-check comes before running jobs: it is rare by construction (once
-# per `recheck_finished`), and a budget-bound account always has running jobs due.
-NEW, RECHECK, UNLISTED, RUNNING_RANK, OWED, SPARE = 0, 1, 2, 3, 4, 5
+# per `recheck_finished`), and a budget-bound account always has running jobs due. Listed
+# targets never polled come after unlisted ones: on a small budget (Aitronos' daily quota)
+# new jobs outnumber the polls, and their rows already tell their status.
+BARE, RECHECK, UNLISTED, NEW, RUNNING_RANK, OWED, SPARE = 0, 1, 2, 3, 4, 5, 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,10 +254,12 @@ class ProviderScheduler:
             if recheck is None:
                 return never
             return (RECHECK, (last or now) + max(recheck, self.interval))
+        row = target.last_row
+        listed = row is not None and now - row <= max(row_fresh, ROW_FRESH * self.interval)
         if last is None:
-            return (NEW, target.first_seen)
+            return (NEW if listed else BARE, target.first_seen)
         if target.up is False:
-            return (NEW, last + self.interval)
+            return (NEW if listed else UNLISTED, last + self.interval)
         if target.terminal:  # finished by its row: the detail poll it still owes
             finished = target.finished_at or now
             if now - finished > OWED_FOR:
@@ -266,9 +270,7 @@ class ProviderScheduler:
             # Newest first: when the budget cannot keep up, the recent ones are current.
             rank = OWED if kind.final_detail == "required" else SPARE
             return (rank, -finished)
-        row = target.last_row
-        if row is None or now - row > max(row_fresh, ROW_FRESH * self.interval):
-            # No list row keeps its status current: only this poll sees it finish.
+        if not listed:  # no list row keeps its status current: only this poll sees it finish
             return (UNLISTED, last + self.interval)
         return (RUNNING_RANK, (target.last_detail or target.first_seen) + self.interval)
 

@@ -91,7 +91,7 @@ async def test_aitronos_sweep_looks_for_running_jobs_by_status_only_when_missing
     client = FakeAitronos(jobs)
     discovery = aitronos_discovery()
     store = discovery.store
-    for job_id in ("deep", "gone", "new_1"):
+    for job_id in ("deep", "gone", "new_1", "vanished"):
         target = store.add("aitronos", "job", job_id, static=False, now=START)
         store.observe(target, AitronosJob(job_id, "processing", "processing"), START,
                       complete=False)  # fmt: skip
@@ -105,12 +105,20 @@ async def test_aitronos_sweep_looks_for_running_jobs_by_status_only_when_missing
     rows = await discovery._aitronos_jobs(  # type: ignore[arg-type]
         client, source, False, {"deep", "gone", "new_1"}
     )
-    assert "deep" in {r.target_id for r in rows}
-    assert client.calls == [(0, None), (0, "processing"), (0, "pending")]
-    gone = store.get(("aitronos", "job", "gone"))
-    assert gone is not None and gone.last_row is None  # its own poll is due at once
-    deep = store.get(("aitronos", "job", "deep"))
-    assert deep is not None and deep.last_row is not None
+    by_id = {r.target_id: r for r in rows}
+    assert "deep" in by_id
+    # "gone" finished further down: read on until it shows (pages 2 to 4), once.
+    assert client.calls == [
+        (0, None), (0, "processing"), (0, "pending"), (100, None), (200, None), (300, None)
+    ]  # fmt: skip
+    model = by_id["gone"].model
+    assert model is not None and model.status == "completed"
+    # A job known running that the list no longer has at all: its own poll is due at once.
+    client.calls.clear()
+    await discovery._aitronos_jobs(client, source, False, {"vanished"})  # type: ignore[arg-type]
+    assert client.calls[-1] == (300, None)  # the whole list, to its last page
+    vanished = store.get(("aitronos", "job", "vanished"))
+    assert vanished is not None and vanished.last_row is None
 
 
 def test_jobs_lists_found_in_the_collectors_list_are_watched_from_its_start() -> None:
@@ -124,3 +132,20 @@ def test_jobs_lists_found_in_the_collectors_list_are_watched_from_its_start() ->
     discovery.refresh()
     (jobs,) = [s for s in discovery.sources("brightdata") if s.what == "jobs"]
     assert jobs.added == START
+
+
+def test_lists_configured_at_start_are_watched_from_the_process_start() -> None:
+    now = [START + 3]  # the imports and the config took three seconds
+    config = parse_config(
+        "brightdata:\n  api_token: t\n  collectors: [c_1]\n  datasets: [gd_1]\n", env={}
+    )
+    discovery = Discovery(config, Store(), clock=lambda: now[0], started=START)
+    assert {s.added for s in discovery.sources("brightdata")} == {START}
+    now[0] += 60
+    config = parse_config(
+        "brightdata:\n  api_token: t\n  collectors: [c_1, c_2]\n  datasets: [gd_1]\n", env={}
+    )
+    discovery.config = config  # a reload adds a collector: watched from the reload on
+    discovery.refresh()
+    added = {s.arg: s.added for s in discovery.sources("brightdata")}
+    assert added == {"c_1": START, "gd_1": START, "c_2": START + 63}

@@ -140,7 +140,7 @@ async def test_ready_after_the_first_list_sweeps_and_values_age_evenly(
 ) -> None:
     exporter = exporter_for(sim)
     started = now(sim)
-    while not exporter.poller.ready:  # the schedulers' first sweeps (no page is rendered here)
+    while not exporter.poller.ready:  # the sweeps are in (the page turns at its next render)
         await drive(sim, [exporter], 1.0)
     assert now(sim) - started < 30  # seconds, not the minutes every detail poll would take
     await drive(sim, [exporter], 6 * MINUTE)
