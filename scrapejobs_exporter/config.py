@@ -203,7 +203,25 @@ class BucketsConfig(_Strict):
     snapshot_duration: Buckets = SNAPSHOT_BUCKETS
 
 
-class BrightDataConfig(_Strict):
+class _ProviderSection(_Strict):
+    """What both providers' sections have: the request budget, the proxy, the base URL's
+    check."""
+
+    # Every call, retries included, in any 60 s; 100 is Bright Data's trial accounts' limit
+    # across all products and Aitronos Standard's. The account's budget: shards split it (see
+    # shard_max_requests_per_minute).
+    max_requests_per_minute: int = Field(default=100, ge=2, le=100_000)
+    # This shard's own share; by default the budget divided by --shard-count.
+    shard_max_requests_per_minute: int | None = Field(default=None, ge=1, le=100_000)
+    shard_max_requests_per_day: int | None = Field(default=None, ge=1, le=100_000_000)
+    # Unset: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY from the environment apply.
+    proxy_url: str | None = None
+
+    _check_url = field_validator("base_url", check_fields=False)(_check_base_url)
+    _check_proxy = field_validator("proxy_url")(_check_proxy_url)
+
+
+class BrightDataConfig(_ProviderSection):
     api_token: SecretStr | None = None
     api_token_file: Path | None = None
     base_url: str = "https://api.brightdata.com"
@@ -214,18 +232,8 @@ class BrightDataConfig(_Strict):
     # snapshots of these datasets.
     collectors: list[TargetId] | Literal["all"] = []
     datasets: list[TargetId] = []
-    # Every call, retries included, in any 60 s; 100 is the trial accounts' limit across all
-    # products. The account's budget: shards split it (see shard_max_requests_per_minute).
-    max_requests_per_minute: int = Field(default=100, ge=2, le=100_000)
     max_requests_per_day: int | None = Field(default=None, ge=2, le=100_000_000)
-    # This shard's own share; by default the budget above divided by --shard-count.
-    shard_max_requests_per_minute: int | None = Field(default=None, ge=1, le=100_000)
-    shard_max_requests_per_day: int | None = Field(default=None, ge=1, le=100_000_000)
-    # Unset: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY from the environment apply.
-    proxy_url: str | None = None
 
-    _check_url = field_validator("base_url")(_check_base_url)
-    _check_proxy = field_validator("proxy_url")(_check_proxy_url)
     _check_file = field_validator("api_token_file")(_check_secret_file)
 
     @model_validator(mode="after")
@@ -242,7 +250,7 @@ class BrightDataConfig(_Strict):
 AitronosAuthHeader = Literal["X-API-Key", "api-key", "Authorization"]
 
 
-class AitronosConfig(_Strict):
+class AitronosConfig(_ProviderSection):
     api_key: SecretStr | None = None
     api_key_file: Path | None = None
     base_url: str = "https://api.aitronos.com"
@@ -250,17 +258,10 @@ class AitronosConfig(_Strict):
     auth_header: AitronosAuthHeader = "X-API-Key"
     jobs: list[TargetId] = []
     discover: bool = False  # follow every job of the account through the jobs list
-    # Every call, retries included; the Standard plan allows 100 a minute and 10,000 a day
-    # (spread evenly over the day: about 6.9 a minute). null: no daily quota.
-    max_requests_per_minute: int = Field(default=100, ge=2, le=100_000)
+    # The Standard plan allows 10,000 a day (spread evenly over the day: about 6.9 a minute).
+    # null: no daily quota.
     max_requests_per_day: int | None = Field(default=10_000, ge=2, le=100_000_000)
-    shard_max_requests_per_minute: int | None = Field(default=None, ge=1, le=100_000)
-    shard_max_requests_per_day: int | None = Field(default=None, ge=1, le=100_000_000)
-    # Unset: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY from the environment apply.
-    proxy_url: str | None = None
 
-    _check_url = field_validator("base_url")(_check_base_url)
-    _check_proxy = field_validator("proxy_url")(_check_proxy_url)
     _check_file = field_validator("api_key_file")(_check_secret_file)
 
     @field_validator("path_prefix")

@@ -118,10 +118,20 @@ _JOB_GAUGES: tuple[tuple[str, str, str, str, str], ...] = (
     ("brightdata_job_started_timestamp_seconds", "started", "When the job started.", "started", "seconds"),
     ("brightdata_job_finished_timestamp_seconds", "finished", "When the job finished.", "finished", "seconds"),
 )  # fmt: skip
-JOB_GAUGES = tuple(
-    (_spec(name, "gauge", help_ + CACHED, JOB, S_JOB, source, unit), attr)
-    for name, attr, help_, source, unit in _JOB_GAUGES
-)
+
+
+def _gauges(
+    rows: tuple[tuple[str, Any, str, str, str], ...], labels: tuple[str, ...], section: str
+) -> tuple[tuple[MetricSpec, Any], ...]:
+    """A kind's plain gauges from its table: (spec, how the value is read) per row of (metric,
+    model attribute or getter, help, source field, unit)."""
+    return tuple(
+        (_spec(name, "gauge", help_ + CACHED, labels, section, source, unit), get)
+        for name, get, help_, source, unit in rows
+    )
+
+
+JOB_GAUGES = _gauges(_JOB_GAUGES, JOB, S_JOB)
 BD_JOB_STALLED = _spec(
     "brightdata_job_stalled",
     "gauge",
@@ -263,10 +273,7 @@ _AIT_GAUGES: tuple[tuple[str, Callable[[AitronosJob], float | None], str, str, s
     ("aitronos_job_created_timestamp_seconds", lambda j: j.created, "When the job was created.", "created_at", "seconds"),
     ("aitronos_job_completed_timestamp_seconds", lambda j: j.completed, "When the job completed.", "completed_at", "seconds"),
 )  # fmt: skip
-AIT_GAUGES = tuple(
-    (_spec(name, "gauge", help_ + CACHED, AJOB, S_AIT, source, unit), get)
-    for name, get, help_, source, unit in _AIT_GAUGES
-)
+AIT_GAUGES = _gauges(_AIT_GAUGES, AJOB, S_AIT)
 AIT_STALLED = _spec(
     "aitronos_job_stalled",
     "gauge",

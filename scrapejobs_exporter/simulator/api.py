@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from scrapejobs_exporter.simulator.aitronos import JOB_STATUSES
+from scrapejobs_exporter.simulator.aitronos import JOB_STATUSES, AitronosJob
 from scrapejobs_exporter.simulator.datasets import SNAPSHOT_STATUSES
 from scrapejobs_exporter.simulator.faults import legacy_log_keys
 from scrapejobs_exporter.simulator.replies import (
@@ -245,18 +245,19 @@ def aitronos_list(call: Call) -> Reply:
 
 
 def aitronos_status(call: Call) -> Reply:
-    job = call.world.aitronos_by_id.get(call.path["job_id"])
-    if job is None:
-        return not_found(Family.AITRONOS, "Scrape job")
-    return json_reply(200, job.status_body(call.now))
+    return _aitronos_job(call, lambda job: job.status_body(call.now))
 
 
 def aitronos_progress(call: Call) -> Reply:
     """Wrapped in {success, data}, unlike the status and list endpoints."""
+    return _aitronos_job(call, lambda job: {"success": True, "data": job.progress_data(call.now)})
+
+
+def _aitronos_job(call: Call, body: Callable[[AitronosJob], Any]) -> Reply:
     job = call.world.aitronos_by_id.get(call.path["job_id"])
     if job is None:
         return not_found(Family.AITRONOS, "Scrape job")
-    return json_reply(200, {"success": True, "data": job.progress_data(call.now)})
+    return json_reply(200, body(job))
 
 
 Handler = Callable[[Call], Reply]

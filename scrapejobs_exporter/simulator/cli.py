@@ -99,28 +99,34 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     return SimulatorConfig(
         host=host,
         port=port,
-        seed=args.seed,
-        speed=args.speed,
-        scale=args.scale,
-        running_fraction=args.running_fraction,
-        stuck_fraction=args.stuck_fraction,
-        latency=args.latency,
-        brightdata_token=args.brightdata_token,
-        aitronos_key=args.aitronos_key,
         manual_clock=args.clock == "manual",
-        legacy_capitalised=args.legacy_capitalised,
-        allow_non_loopback=args.allow_non_loopback,
         start_time=getattr(args, "start_time", None),
         yield_drop=getattr(args, "yield_drop", None),
         yield_drop_after=getattr(args, "yield_drop_after", 0.0),
         rate_limits=args.rate_limits == "on",
-        brightdata_per_minute=args.brightdata_per_minute,
-        brightdata_block_after=args.brightdata_block_after,
-        aitronos_plan=args.aitronos_plan,
-        aitronos_per_minute=args.aitronos_per_minute,
-        aitronos_burst=args.aitronos_burst,
-        aitronos_per_day=args.aitronos_per_day,
+        **{name: getattr(args, name) for name in SAME_NAMES},
     )
+
+
+# The flags whose value is the config field of the same name as it is.
+SAME_NAMES = (
+    "seed",
+    "speed",
+    "scale",
+    "running_fraction",
+    "stuck_fraction",
+    "latency",
+    "brightdata_token",
+    "aitronos_key",
+    "legacy_capitalised",
+    "allow_non_loopback",
+    "brightdata_per_minute",
+    "brightdata_block_after",
+    "aitronos_plan",
+    "aitronos_per_minute",
+    "aitronos_burst",
+    "aitronos_per_day",
+)
 
 
 def run(args: argparse.Namespace) -> int:
