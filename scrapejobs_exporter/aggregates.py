@@ -94,12 +94,18 @@ class Aggregates:
                 (m.AGG_AIT_FINISHED, self.aitronos_finished),
                 (m.AGG_AIT_ITEMS, self.aitronos_items),
                 (m.AGG_AIT_PROCESSING, self.aitronos_processing),
+                (m.AGG_PAGE_LOADS, self.collector_page_loads),
+                (m.AGG_INPUT_ERRORS, self.collector_input_errors),
+                (m.AGG_DATASET_RECORDS, self.dataset_records),
+                (m.AGG_SNAPSHOT_DURATION, self.snapshot_duration),
+                (m.AGG_AIT_FAILURES, self.aitronos_failures),
             )
         }
         self._bounds = {
             m.AGG_DURATION.name: tuple(buckets.job_duration),
             m.AGG_QUEUE.name: tuple(buckets.job_queue),
             m.AGG_AIT_PROCESSING.name: tuple(buckets.aitronos_processing),
+            m.AGG_SNAPSHOT_DURATION.name: tuple(buckets.snapshot_duration),
         }
 
     # Every counter of a newly seen collector, dataset or kind starts at 0, so that
@@ -284,6 +290,8 @@ class Aggregates:
             child = metric.labels(*state.labels) if spec.labels else metric
             if spec is m.AGG_JOBS_FINISHED:
                 self.ensure_collector(state.labels[0])
+            elif spec is m.AGG_SNAPSHOTS_FINISHED:
+                self.ensure_dataset(state.labels[0])
             if isinstance(child, Counter):
                 child.inc(max(0.0, state.value))
             elif isinstance(child, Gauge):

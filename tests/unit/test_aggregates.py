@@ -92,6 +92,8 @@ def test_a_bright_data_only_exporter_keeps_no_aitronos_series() -> None:
         "brightdata_collector_failures_total",
         "brightdata_finished_job_duration_seconds",
         "brightdata_finished_job_queue_seconds",
+        "brightdata_collector_page_loads_total",
+        "brightdata_collector_input_errors_total",
     }
 
 
