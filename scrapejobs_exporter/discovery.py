@@ -22,12 +22,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from scrapejobs_exporter.config import Config
+from scrapejobs_exporter.provider_clock import MAX_RATE, ProviderClock, start_of_watching
 from scrapejobs_exporter.providers import Providers
 from scrapejobs_exporter.providers.aitronos import AitronosClient, AitronosJob
 from scrapejobs_exporter.providers.brightdata import BrightDataClient, Collector, Page, StudioJob
 from scrapejobs_exporter.providers.http import ApiError
 from scrapejobs_exporter.sharding import Shard
-from scrapejobs_exporter.store import Model, Store
+from scrapejobs_exporter.store import Model, Store, TargetKey
 
 __all__ = ["Discovery", "Found", "ListSource", "owns_static", "watermark_key"]
 
@@ -75,6 +76,11 @@ class ListSource:
     watermark: float | None = None
     added: float = 0.0  # when the exporter started watching this list, on our clock
     newest: float | None = None
+    # A first read placed with the provider's clock taken to run at our rate, until its rate
+    # is measured (`provider_clock`): finishes after `undecided_after` and up to the
+    # watermark may be after our start after all, and `held` are the rows of them.
+    undecided_after: float | None = None
+    held: list[TargetKey] = field(default_factory=list)
     failing: bool = False
     error: ApiError | None = None  # why the last sweep failed
     seen: set[str] = field(default_factory=set)  # ids seen by the sweep in progress
@@ -124,6 +130,7 @@ class Discovery:
         self._listed_collectors: list[Collector] | None = None
         # Per list (`watermark_key`), the state file's `newest`: where a restart takes over.
         self.restored_watermarks: dict[str, float] = {}
+        self.clocks = {"brightdata": ProviderClock(), "aitronos": ProviderClock()}
         self._started = started
         self.refresh()
         self._started = None  # lists added later are watched from when they are added
@@ -214,15 +221,44 @@ class Discovery:
             assert providers.aitronos is not None
             rows = await self._aitronos_jobs(providers.aitronos, source, full, pending)
         newest = _newest(rows)
+        clock = self.clocks[source.provider]
+        if newest is not None:
+            clock.observe(now, newest)
         # The first read that works (the first ones may fail: a provider down at our start),
         # unless the state file said where watching this list stopped.
         if source.watermark is None:
-            source.watermark = start_of_watching(newest, source.added, now)
+            self._place(source, newest, now)
         if newest is not None and (source.newest is None or newest > source.newest):
             source.newest = newest
         if not full or self.config.discovery.full_scan_every == 1:
             source.usual_pages = source.pages  # a first sweep reads all the history
         return rows
+
+    def _place(self, source: ListSource, newest: float | None, now: float) -> None:
+        """Set where watching `source` began on the provider's clock, at its first read."""
+        clock = self.clocks[source.provider]
+        source.watermark = clock.start(source.added)
+        if source.watermark is not None:
+            return
+        source.watermark = start_of_watching(newest, source.added, now, clock.rate or 1.0)
+        if clock.rate is None and source.watermark is not None and clock.start_up(source.added):
+            assert newest is not None
+            source.undecided_after = newest - MAX_RATE * max(0.0, now - source.added)
+
+    def settle(self, provider: str) -> list[tuple[float, list[TargetKey]]]:
+        """Once the provider's clock rate is measured: the start-up lists placed without it get
+        their start, and the rows they held with it, to count those that finished after it."""
+        clock = self.clocks[provider]
+        settled: list[tuple[float, list[TargetKey]]] = []
+        for source in self.sources(provider):
+            if source.undecided_after is None:
+                continue
+            start = clock.start(source.added)
+            if start is None:
+                continue
+            settled.append((start, source.held))
+            source.watermark, source.undecided_after, source.held = start, None, []
+        return settled
 
     def _unfinished(self, source: ListSource) -> set[str]:
         if source.what == "jobs":
@@ -397,23 +433,6 @@ def _newest(rows: list[Found]) -> float | None:
         if isinstance(t := getattr(row.model, name, None), float)
     ]
     return max(times, default=None)
-
-
-def start_of_watching(newest: float | None, added: float, read_at: float) -> float | None:
-    """When watching a list began (`added`, our clock), on the provider's clock, from its first
-    read (started at `read_at`, our clock) whose newest timestamp is `newest`.
-
-    On a busy list the newest row is about the provider's "now" at the read, so the start was
-    `read_at - added` before it: jobs that finish while the exporter starts up (or while a
-    source added by a reload waits for its first read) count. On a quiet list the newest row
-    is older than the start; no job of the list finished between it and the read, so it is
-    the start as far as this list can tell, and never later than our own start when the
-    clocks agree: `min(newest, added)`. The later of the two keeps a job that finished before
-    we watched from being counted when the provider's clock runs ahead of ours.
-    """
-    if newest is None:
-        return None
-    return max(newest - max(0.0, read_at - added), min(newest, added))
 
 
 def _last_page(page: Page[StudioJob] | Page[AitronosJob], seen: int, size: int) -> bool:

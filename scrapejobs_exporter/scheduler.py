@@ -46,7 +46,7 @@ from scrapejobs_exporter.providers import Providers
 from scrapejobs_exporter.providers.http import ApiError
 from scrapejobs_exporter.resilience import RETRYABLE, ProviderGate
 from scrapejobs_exporter.sharding import Shard
-from scrapejobs_exporter.store import Model, Store, Target
+from scrapejobs_exporter.store import Model, Store, Target, TargetKey
 from scrapejobs_exporter.telemetry import Telemetry
 
 __all__ = ["LIST_SHARE", "ProviderScheduler"]
@@ -346,7 +346,9 @@ class ProviderScheduler:
         )
         now = self.clock()
         if rows is not None:
-            self.apply_rows(rows, now, source.watermark, first)
+            held = self.apply_rows(rows, now, source.watermark, first, source.undecided_after)
+            source.held += held
+            self._settle(now)
         elif source.error is not None and source.error.reason in PROVIDER_DOWN:
             self._provider_down(source.error, now)
         source.sweeps += 1
@@ -370,10 +372,19 @@ class ProviderScheduler:
         return max(self.interval, pages * 60.0 / (LIST_SHARE * gate.sustained_per_minute))
 
     def apply_rows(
-        self, rows: list[Found], now: float, watermark: float | None, first: bool
-    ) -> None:
+        self,
+        rows: list[Found],
+        now: float,
+        watermark: float | None,
+        first: bool,
+        undecided_after: float | None = None,
+    ) -> list[TargetKey]:
+        """Apply a list read's rows; returns the new targets seen finished after
+        `undecided_after` and up to `watermark`: taken for finished before we watched, until
+        the provider's clock rate says (`_settle`)."""
         store = self.store
         static = self.static_keys
+        held: list[TargetKey] = []
         for row in rows:
             key = (row.provider, row.kind, row.target_id)
             if key in store.forgotten:
@@ -383,6 +394,14 @@ class ProviderScheduler:
             target = store.add(*key, row.collector, static=False, now=now)
             if row.model is None:
                 continue
+            if undecided_after is not None and target.model is None and target.restored is None:
+                finished = kind_of(row.provider, row.kind).finished_at(row.model)
+                if (
+                    row.model.terminal
+                    and finished is not None
+                    and undecided_after < finished <= (watermark or finished)
+                ):
+                    held.append(key)  # `Store.observe` takes it for finished before
             try:
                 store.observe(
                     target, row.model, now, complete=row.complete, watermark=watermark,
@@ -391,6 +410,18 @@ class ProviderScheduler:
             except Exception:  # a bug with one row must not cost the others their sweep
                 log.exception("%s %s %s: applying a list row failed", *key)
         self.wake()
+        return held
+
+    def _settle(self, now: float) -> None:
+        """Count the held start-up finishes that the measured clock rate puts after our start."""
+        for start, held in self.discovery.settle(self.provider):
+            for key in held:
+                target = self.store.get(key)
+                if target is None or target.model is None:
+                    continue
+                finished = kind_of(target.provider, target.kind).finished_at(target.model)
+                if finished is not None and finished > start:
+                    self.store.count_late(target, now)
 
     static_keys: frozenset[tuple[str, str, str]] = frozenset()
 

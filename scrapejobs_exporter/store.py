@@ -234,10 +234,7 @@ class Store:
             first = previous is None and (complete or first_sweep)
             target.report, target.report_tries = None, 0  # a new run has its own report
             if known or _finished_since(kind, model, watermark, first):
-                if self.aggregates is not None:
-                    kind.count(self.aggregates, model, kind.collector(target), now)
-                target.owed_detail = not complete and kind.count_detail is not None
-                target.owed_report = kind.report is not None
+                self._count(kind, target, model, now, complete)
             else:
                 before = True
                 target.owed_report = False
@@ -255,6 +252,24 @@ class Store:
             or kind.final_detail == "none"
             or not kind.polled(target)
         )
+
+    def _count(self, kind: Kind, target: Target, model: Model, now: float, complete: bool) -> None:
+        if self.aggregates is not None:
+            kind.count(self.aggregates, model, kind.collector(target), now)
+        target.owed_detail = not complete and kind.count_detail is not None
+        target.owed_report = kind.report is not None
+
+    def count_late(self, target: Target, now: float) -> None:
+        """Count a finished target first taken for finished before the exporter watched: the
+        provider's clock, once its rate was measured, puts the finish after our start."""
+        kind, model = kind_of(target.provider, target.kind), target.model
+        if model is None or not model.terminal:
+            return
+        self._count(kind, target, model, now, target.complete)
+        target.final = target.complete or kind.final_detail == "none" or not kind.polled(target)
+        self.changes += 1
+        if self.journal is not None:
+            self.journal.changed(target.key)
 
     def observe_report(self, target: Target, report: Report) -> None:
         """A finished target's report: kept for its own series, and added to the aggregates

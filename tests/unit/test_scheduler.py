@@ -253,3 +253,50 @@ def test_a_running_target_without_list_rows_goes_before_listed_ones() -> None:
     store.observe(static, StudioJob("j_static", "c_1", "running", "running"), t, complete=True)
     unit, _ = scheduler.choose(t)
     assert unit is not None and unit.target is listed  # type: ignore[union-attr]
+
+
+async def test_a_provider_clock_twice_ours_counts_every_start_up_finish(
+    sim: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider's clock runs twice as fast as ours (a simulator at `--speed 2`) and the
+    first list reads come 5 s of ours after the process start: 10 s of the provider's, whose
+    finishes count. The first reads take the clocks to run alike until the rate is measured;
+    then the finishes they held count, and nothing from before the start does."""
+    from scrapejobs_exporter.store import Store
+
+    sim.advance(5 * MINUTE)  # a world well under way
+    origin = now(sim)
+    started_on_provider = origin - 10.0
+
+    def ours() -> float:
+        return origin + (now(sim) - origin) / 2
+
+    async def sleep(seconds: float) -> None:
+        sim.advance(2 * seconds)
+
+    text = config_for(sim, poll_interval="30s", budget="", daily="")
+    exporter = Exporter(parse_config(text, env={}), clock=ours, sleep=sleep, started=ours() - 5.0)
+    counted_keys: list[tuple[str, str, str]] = []
+    count = Store._count
+
+    def spy(store: Store, kind: Any, target: Any, *args: Any) -> None:
+        counted_keys.append(target.key)
+        count(store, kind, target, *args)
+
+    monkeypatch.setattr(Store, "_count", spy)
+    end = now(sim) + 4 * MINUTE
+    while (t := now(sim)) < end:
+        waits = [await s.step() for s in exporter.poller.schedulers.values()]
+        sim.advance(2 * max(0.01, min(*waits, (end - t) / 2)))
+    await exporter.stop()
+    assert len(counted_keys) == len(set(counted_keys))  # none twice
+    settled = now(sim) - 2 * MINUTE  # everything that finished by then is counted
+    finished = sim.state(compact=True)["finished_since_start"]
+    names = {"studio_jobs": ("brightdata", "job"), "aitronos_jobs": ("aitronos", "job")}
+    for name, (provider, kind) in names.items():
+        mine = {k[2] for k in counted_keys if k[:2] == (provider, kind)}
+        truth = {i for i, j in finished[name].items() if started_on_provider < j["finished"]}
+        upto = {i for i in truth if finished[name][i]["finished"] <= settled}
+        assert upto <= mine <= truth, name
+        start_up = {i for i in truth if finished[name][i]["finished"] <= origin}
+        assert start_up, name  # the start-up finishes the test is about
