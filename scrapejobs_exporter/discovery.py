@@ -99,6 +99,7 @@ class ListSource:
 
 
 R = TypeVar("R")
+JobsPage = Page[StudioJob] | Page[AitronosJob]
 
 
 def owns_static(config: Config, shard: Shard, provider: str, target_id: str) -> bool:
@@ -301,39 +302,51 @@ class Discovery:
         full: bool,
         pending: set[str],
     ) -> list[Found]:
+        """The pages of a collector's jobs (newest first), as far as they are needed."""
         window = _window(now, self.config.discovery.lookback)
 
-        async def page(offset: int) -> Page[StudioJob] | Page[AitronosJob]:
+        async def page(offset: int) -> JobsPage:
             return await client.list_collector_jobs(
                 source.arg, window[0], window[1], offset, JOBS_PAGE
             )
 
-        return await self._jobs(source, page, JOBS_PAGE, full, pending)
+        found: dict[str, Found] = {}
+        source.pages = 0
+        await self._pages(
+            source,
+            page,
+            JOBS_PAGE,
+            found,
+            lambda rows: not (full or pending - found.keys() or self._any_new(rows)),
+        )
+        return list(found.values())
 
-    async def _jobs(
+    async def _pages(
         self,
         source: ListSource,
-        read_page: Callable[[int], Awaitable[Page[StudioJob] | Page[AitronosJob]]],
+        read_page: Callable[[int], Awaitable[JobsPage]],
         size: int,
-        full: bool,
-        pending: set[str],
-    ) -> list[Found]:
-        """The pages of a jobs list (newest first) as rows, as far as they are needed."""
-        found: list[Found] = []
-        offset = source.pages = 0
+        found: dict[str, Found],
+        stop: Callable[[list[Found]], bool],
+        offset: int = 0,
+    ) -> int:
+        """Read a jobs list's pages from `offset` into `found` (rows not in it yet) until its
+        last page or until `stop(those rows)`; the offset to go on from, or -1 at the end."""
         collector = source.arg or None
         while True:
             page = await read_page(offset)
             source.pages += 1
             rows = [
-                Found(source.provider, "job", j.job_id, collector, j, False) for j in page.items
+                Found(source.provider, "job", j.job_id, collector, j, False)
+                for j in page.items
+                if j.job_id not in found
             ]
-            found += rows
+            found.update((r.target_id, r) for r in rows)
             offset += len(page.items)
-            pending -= {r.target_id for r in rows}
-            done = not (full or pending or self._any_new(rows))
-            if _last_page(page, offset, size) or done:
-                return found
+            if _last_page(page, offset, size):
+                return -1
+            if stop(rows):
+                return offset
 
     async def _snapshots(
         self, client: BrightDataClient, source: ListSource, now: float
@@ -367,29 +380,22 @@ class Discovery:
         found: dict[str, Found] = {}
         source.pages = 0
 
-        async def read(status: str | None, offset: int, stop: Callable[[list[Found]], bool]) -> int:
-            while True:
-                page = await client.list_jobs(offset, AITRONOS_PAGE, status)
-                source.pages += 1
-                rows = [
-                    Found("aitronos", "job", j.job_id, None, j, False)
-                    for j in page.items
-                    if j.job_id not in found
-                ]
-                found.update((r.target_id, r) for r in rows)
-                offset += len(page.items)
-                if _last_page(page, offset, AITRONOS_PAGE) or stop(rows):
-                    return -1 if _last_page(page, offset, AITRONOS_PAGE) else offset
+        def by(status: str | None) -> Callable[[int], Awaitable[JobsPage]]:
+            return lambda offset: client.list_jobs(offset, AITRONOS_PAGE, status)
 
         def missing() -> set[str]:
             return pending - found.keys()
 
-        newest_end = await read(None, 0, lambda rows: full or not self._any_new(rows))
+        newest_end = await self._pages(
+            source, by(None), AITRONOS_PAGE, found, lambda rows: full or not self._any_new(rows)
+        )
         for status in AITRONOS_RUNNING:
             if full or missing():
-                await read(status, 0, lambda rows: False)
+                await self._pages(source, by(status), AITRONOS_PAGE, found, lambda rows: False)
         if missing() and newest_end >= 0:
-            await read(None, newest_end, lambda rows: not missing())
+            await self._pages(
+                source, by(None), AITRONOS_PAGE, found, lambda rows: not missing(), newest_end
+            )
         for job_id in missing():
             target = self.store.get(("aitronos", "job", job_id))
             if target is not None:
@@ -435,7 +441,7 @@ def _newest(rows: list[Found]) -> float | None:
     return max(times, default=None)
 
 
-def _last_page(page: Page[StudioJob] | Page[AitronosJob], seen: int, size: int) -> bool:
+def _last_page(page: JobsPage, seen: int, size: int) -> bool:
     if not page.items:
         return True
     if page.total is not None:
