@@ -24,7 +24,11 @@ if TYPE_CHECKING:
     from scrapejobs_exporter.aggregates import Aggregates
     from scrapejobs_exporter.config import Config
     from scrapejobs_exporter.providers import Providers
-    from scrapejobs_exporter.store import Model, Report, Target
+    from scrapejobs_exporter.store import Target
+
+# What the kinds hold: a poll's or a list row's model, and a finished target's one extra read.
+Model = StudioJob | Snapshot | AiFlow | AitronosJob
+Report = ErrorGroups | SnapshotLog
 
 __all__ = [
     "AITRONOS_JOB",

@@ -12,16 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from scrapejobs_exporter.config import StallConfig
 from scrapejobs_exporter.kinds import KINDS as KIND_DECLARATIONS
-from scrapejobs_exporter.kinds import Kind, kind_of
+from scrapejobs_exporter.kinds import Kind, Model, Report, kind_of
 from scrapejobs_exporter.progress import Progress
-from scrapejobs_exporter.providers.aitronos import AitronosJob
-from scrapejobs_exporter.providers.brightdata import (
-    AiFlow,
-    ErrorGroups,
-    Snapshot,
-    SnapshotLog,
-    StudioJob,
-)
 from scrapejobs_exporter.providers.http import ApiError
 from scrapejobs_exporter.statefile import TargetState
 
@@ -31,8 +23,6 @@ if TYPE_CHECKING:
 
 __all__ = ["KINDS", "Model", "Report", "Store", "Target", "TargetKey"]
 
-Model = StudioJob | Snapshot | AiFlow | AitronosJob
-Report = ErrorGroups | SnapshotLog  # a finished target's one extra read (`kinds.ReportRead`)
 TargetKey = tuple[str, str, str]  # provider, kind, id
 
 # (provider, kind) pairs, in the order they are shown and rendered.
