@@ -205,7 +205,7 @@ async def test_retention_keeps_series_bounded(sim: SimulatorServer) -> None:
     exporter = exporter_for(sim, "retention:\n  finished_ttl: 20m\n  max_tracked: 250\n")
     await exporter.poller.run_cycle()
     sizes = []
-    for _ in range(6):
+    for _ in range(3):
         await run(sim, exporter, 10)
         sizes.append(len(exporter.store))
         series = len(exporter.render().text.body.splitlines())
