@@ -180,29 +180,17 @@ class Aggregates:
 
     def job_finished(self, job: StudioJob, collector: str, now: float) -> None:
         self.jobs_finished.labels(collector, job.status).inc()
-        self._add(
-            self.collector_lines.labels(collector), "brightdata_collector_lines_total", job.lines
-        )
-        self._add(
-            self.collector_failures.labels(collector),
-            "brightdata_collector_failures_total",
-            job.fails,
-        )
-        self._add(
-            self.collector_page_loads.labels(collector),
-            "brightdata_collector_page_loads_total",
-            job.navigations,
-        )
-        self._observe(
-            self.job_duration.labels(collector),
-            "brightdata_finished_job_duration_seconds",
-            job.job_time,
-        )
-        self._observe(
-            self.job_queue.labels(collector),
-            "brightdata_finished_job_queue_seconds",
-            job.queue_time,
-        )
+        for counter, name, value in (
+            (self.collector_lines, "brightdata_collector_lines_total", job.lines),
+            (self.collector_failures, "brightdata_collector_failures_total", job.fails),
+            (self.collector_page_loads, "brightdata_collector_page_loads_total", job.navigations),
+        ):
+            self._add(counter.labels(collector), name, value)
+        for histogram, name, seconds in (
+            (self.job_duration, "brightdata_finished_job_duration_seconds", job.job_time),
+            (self.job_queue, "brightdata_finished_job_queue_seconds", job.queue_time),
+        ):
+            self._observe(histogram.labels(collector), name, seconds)
         if job.status == "done":
             finished = job.finished if job.finished is not None else now
             previous = self._last_success.get(collector)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from scrapejobs_exporter.providers.aitronos import AitronosJob, failure_reason
+from scrapejobs_exporter.providers.aitronos import AitronosClient, AitronosJob, failure_reason
 from scrapejobs_exporter.providers.brightdata import (
     AiFlow,
+    BrightDataClient,
     ErrorGroups,
     Snapshot,
     SnapshotLog,
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 Fetch = Callable[["Providers", "Target"], Awaitable["Model"]]
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +164,17 @@ def _client(providers: Providers, provider: str) -> Any:
     return client
 
 
+def _read_by_id(
+    provider: str, read: Callable[[Any, str], Awaitable[_R]]
+) -> Callable[[Providers, Target], Awaitable[_R]]:
+    """A target's read that needs only its id: `read` is the provider client's method."""
+
+    async def by_id(providers: Providers, target: Target) -> _R:
+        return await read(_client(providers, provider), target.target_id)
+
+    return by_id
+
+
 # --- Bright Data Scraper Studio jobs ----------------------------------------------------------
 
 
@@ -228,14 +241,6 @@ STUDIO_JOB = Kind(
 # --- Bright Data Web Scraper API snapshots ----------------------------------------------------
 
 
-async def _fetch_snapshot(providers: Providers, target: Target) -> Model:
-    return await _client(providers, "brightdata").snapshot_progress(target.target_id)  # type: ignore[no-any-return]
-
-
-async def _fetch_snapshot_log(providers: Providers, target: Target) -> Report:
-    return await _client(providers, "brightdata").snapshot_log(target.target_id)  # type: ignore[no-any-return]
-
-
 def _count_snapshot_log(a: Aggregates, m: Snapshot, log: SnapshotLog, _c: str) -> None:
     a.snapshot_logged(m.dataset_id or "", log)  # the label its finish was counted under
 
@@ -247,7 +252,7 @@ SNAPSHOT = Kind(
     title="snapshot",
     model=Snapshot,
     label_names=("snapshot_id", "dataset_id"),
-    fetch=_fetch_snapshot,
+    fetch=_read_by_id("brightdata", BrightDataClient.snapshot_progress),
     labels=lambda target, m: (target.target_id, m.dataset_id or ""),
     static_ids=lambda c: list(c.brightdata.snapshots) if c.brightdata else [],
     ensure=lambda a, m, _c: a.ensure_dataset(m.dataset_id or ""),
@@ -257,16 +262,17 @@ SNAPSHOT = Kind(
     bar=lambda m: Bar(None, None, "percent", 1.0) if m.status == "ready" else None,
     items=lambda m: m.records,
     # Its duration, inputs and success rate (the snapshot log, BD-8): once it finished.
-    report=ReportRead("snapshot log", lambda m: True, _fetch_snapshot_log, _count_snapshot_log),
+    report=ReportRead(
+        "snapshot log",
+        lambda m: True,
+        _read_by_id("brightdata", BrightDataClient.snapshot_log),
+        _count_snapshot_log,
+    ),
     failure=lambda m: (None, m.error_message) if m.status == "failed" else None,
 )
 
 
 # --- Bright Data AI flows (named by their collector) ------------------------------------------
-
-
-async def _fetch_ai_flow(providers: Providers, target: Target) -> Model:
-    return await _client(providers, "brightdata").ai_flow_progress(target.target_id)  # type: ignore[no-any-return]
 
 
 def _ai_flow_bar(model: AiFlow) -> Bar | None:
@@ -288,7 +294,7 @@ AI_FLOW = Kind(
     title="AI flow",
     model=AiFlow,
     label_names=("collector",),
-    fetch=_fetch_ai_flow,
+    fetch=_read_by_id("brightdata", BrightDataClient.ai_flow_progress),
     labels=lambda target, m: (target.target_id,),
     static_ids=_static_ai_flows,
     ensure=lambda a, m, _c: a.ensure_ai_flows(),
@@ -302,10 +308,6 @@ AI_FLOW = Kind(
 
 
 # --- Aitronos scrape jobs ---------------------------------------------------------------------
-
-
-async def _fetch_aitronos_job(providers: Providers, target: Target) -> Model:
-    return await _client(providers, "aitronos").job_progress(target.target_id)  # type: ignore[no-any-return]
 
 
 def _aitronos_bar(model: AitronosJob) -> Bar | None:
@@ -328,7 +330,7 @@ AITRONOS_JOB = Kind(
     title="Aitronos job",
     model=AitronosJob,
     label_names=("job_id",),
-    fetch=_fetch_aitronos_job,
+    fetch=_read_by_id("aitronos", AitronosClient.job_progress),
     labels=lambda target, m: (target.target_id,),
     static_ids=lambda c: list(c.aitronos.jobs) if c.aitronos else [],
     ensure=lambda a, m, _c: a.ensure_aitronos(),

@@ -7,7 +7,7 @@ both are accepted. See docs/api.md (AI-1).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -18,6 +18,7 @@ from scrapejobs_exporter.providers.brightdata import (
     normalize_status,
     row_refusals,
     unique_rows,
+    with_invalid,
 )
 from scrapejobs_exporter.providers.fields import Fields, ParseError
 from scrapejobs_exporter.providers.http import HttpClient
@@ -140,16 +141,10 @@ def parse_job_progress(body: Any, job_id: str) -> AitronosJob:
         completed=f.timestamp("completed_at"),
         error_message=f.text("error_message"),
     )
-    return _with_invalid(job, f)
+    return with_invalid(job, f)
 
 
 EP_JOBS_LIST = "{prefix}/scrape/jobs"
-
-
-def _with_invalid(job: AitronosJob, f: Fields) -> AitronosJob:
-    if f.invalid or f.refused:
-        return replace(job, invalid=tuple(f.invalid), refused=tuple(f.refused))
-    return job
 
 
 def parse_job_row(row: Any) -> AitronosJob:
@@ -172,7 +167,7 @@ def parse_job_row(row: Any) -> AitronosJob:
         completed=f.timestamp("completed_at"),
         error_message=f.text("error_message"),
     )
-    return _with_invalid(job, f)
+    return with_invalid(job, f)
 
 
 def parse_jobs_list(body: Any) -> Page[AitronosJob]:

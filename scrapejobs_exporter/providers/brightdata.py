@@ -10,12 +10,15 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote
 
 from scrapejobs_exporter.providers.fields import Fields, ParseError
 from scrapejobs_exporter.providers.http import ApiError, HttpClient
 from scrapejobs_exporter.providers.ids import safe_text
+
+if TYPE_CHECKING:
+    from scrapejobs_exporter.providers.aitronos import AitronosJob
 
 __all__ = [
     "AI_FLOW_STATUSES",
@@ -193,7 +196,7 @@ def parse_job_log(body: Any, job_id: str, collector: str | None = None) -> Studi
         started=f.timestamp("started"),
         finished=f.timestamp("finished"),
     )
-    return _with_invalid(job, f)
+    return with_invalid(job, f)
 
 
 def parse_snapshot_progress(body: Any, snapshot_id: str) -> Snapshot:
@@ -208,7 +211,7 @@ def parse_snapshot_progress(body: Any, snapshot_id: str) -> Snapshot:
         records=f.integer("records"),
         errors=f.integer("errors"),
     )
-    return _with_invalid(snapshot, f)
+    return with_invalid(snapshot, f)
 
 
 def parse_ai_flow_progress(body: Any, collector: str) -> AiFlow:
@@ -233,7 +236,7 @@ def parse_ai_flow_progress(body: Any, collector: str) -> AiFlow:
         error=f.text("error"),
         ai_job_id=f.ident("id", "ai_job"),
     )
-    return _with_invalid(flow, f)
+    return with_invalid(flow, f)
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,7 +425,7 @@ def parse_snapshot_log(body: Any, snapshot_id: str) -> SnapshotLog:
         scraper_name=f.text("scraper_name"),
         trigger_type=trigger_type,
     )
-    return _with_invalid(log, f)
+    return with_invalid(log, f)
 
 
 _N = TypeVar("_N", int, float)
@@ -444,11 +447,12 @@ def _ratio(f: Fields, key: str) -> float | None:
     return value
 
 
-_Model = TypeVar("_Model", StudioJob, Snapshot, AiFlow, SnapshotLog)
+_Model = TypeVar("_Model", StudioJob, Snapshot, AiFlow, SnapshotLog, "AitronosJob")
 T = TypeVar("T")
 
 
-def _with_invalid(model: _Model, f: Fields) -> _Model:
+def with_invalid(model: _Model, f: Fields) -> _Model:
+    """The parsed model with what its `Fields` dropped (invalid values, refused ids), if any."""
     if f.invalid or f.refused:
         return replace(model, invalid=tuple(f.invalid), refused=tuple(f.refused))
     return model
@@ -653,7 +657,7 @@ def parse_job_row(row: Any, collector: str) -> StudioJob:
         job_time=_elapsed(started, finished),
         queue_time=_elapsed(created, started),
     )
-    return _with_invalid(job, f)
+    return with_invalid(job, f)
 
 
 def _elapsed(start: float | None, end: float | None) -> float | None:
@@ -690,7 +694,7 @@ def parse_snapshots_list(body: Any, dataset_id: str) -> Page[Snapshot]:
             records=f.integer("dataset_size"),
             created=f.timestamp("created"),
         )
-        items.append(_with_invalid(snapshot, f))
+        items.append(with_invalid(snapshot, f))
     refused += row_refusals(items)
     unique = unique_rows(items, lambda s: s.snapshot_id, refused)
     return Page(unique, _total(body), tuple(refused))

@@ -9,7 +9,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from scrapejobs_exporter.simulator.timefmt import iso_ms, make_id
+from scrapejobs_exporter.simulator.timefmt import iso_ms, make_id, stage
 
 STEPS = (
     "prepare_intent_analyzer",
@@ -55,9 +55,7 @@ class AiFlow:
         return self.created <= t < self.ends
 
     def status_at(self, t: int) -> str:
-        if t < self.running_from:
-            return "queued"
-        return "running" if t < self.ends else self.outcome
+        return stage(t, self.running_from, self.ends, "queued", "running", self.outcome)
 
     def progress_body(self, t: int) -> dict[str, Any]:
         """`/dca/collectors/{id}/automate_template/progress` for the latest flow."""

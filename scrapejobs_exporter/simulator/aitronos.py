@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from scrapejobs_exporter.simulator.timefmt import iso_micro
+from scrapejobs_exporter.simulator.timefmt import iso_micro, stage
 
 TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 JOB_STATUSES = ("pending", "processing", *TERMINAL_STATUSES)
@@ -50,9 +50,7 @@ class AitronosJob:
     error_message: str | None
 
     def status_at(self, t: int) -> str:
-        if t < self.processing_from:
-            return "pending"
-        return "processing" if t < self.finished else self.outcome
+        return stage(t, self.processing_from, self.finished, "pending", "processing", self.outcome)
 
     def _scraped_at(self, t: int) -> float:
         """Fractional pages done; frozen once the job has ended."""

@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from scrapejobs_exporter.simulator.aitronos import JOB_STATUSES, AitronosJob
-from scrapejobs_exporter.simulator.datasets import SNAPSHOT_STATUSES
+from scrapejobs_exporter.simulator.datasets import SNAPSHOT_STATUSES, Snapshot
 from scrapejobs_exporter.simulator.faults import legacy_log_keys
 from scrapejobs_exporter.simulator.replies import (
     Family,
@@ -27,6 +27,7 @@ from scrapejobs_exporter.simulator.world import AiFlowLimitError, World
 
 INVALID_JSON = object()
 _URL = re.compile(r"^https?://[^\s/]+\S*$")
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -56,22 +57,30 @@ def _int_param(query: Mapping[str, str], name: str, default: int) -> int:
         raise BadParam(f"Invalid {name} parameter") from None
 
 
+def _one(family: Family, what: str, found: T | None, body: Callable[[T], Any]) -> Reply:
+    """The reply for one entity named in the path: its body, or the family's 404."""
+    if found is None:
+        return not_found(family, what)
+    return json_reply(200, body(found))
+
+
 # ----- Bright Data Scraper Studio ---------------------------------------------
 
 
+def _studio_job(call: Call, body: Callable[[StudioJob], Any]) -> Reply:
+    return _one(Family.DCA, "Job", call.world.job_by_id.get(call.path["job_id"]), body)
+
+
 def dca_log(call: Call) -> Reply:
-    job = call.world.job_by_id.get(call.path["job_id"])
-    if job is None:
-        return not_found(Family.DCA, "Job")
-    body = job.log_body(call.now)
-    return json_reply(200, legacy_log_keys(body) if call.legacy_capitalised else body)
+    def log(job: StudioJob) -> Any:
+        body = job.log_body(call.now)
+        return legacy_log_keys(body) if call.legacy_capitalised else body
+
+    return _studio_job(call, log)
 
 
 def job_errors(call: Call) -> Reply:
-    job = call.world.job_by_id.get(call.path["job_id"])
-    if job is None:
-        return not_found(Family.DCA, "Job")
-    return json_reply(200, job.hp_errors_body(call.now))
+    return _studio_job(call, lambda job: job.hp_errors_body(call.now))
 
 
 def collector_jobs(call: Call) -> Reply:
@@ -159,18 +168,17 @@ def automate_progress(call: Call) -> Reply:
 # ----- Bright Data Datasets v3 -----------------------------------------------
 
 
-def snapshot_progress(call: Call) -> Reply:
+def _snapshot(call: Call, body: Callable[[Snapshot], Any]) -> Reply:
     snapshot = call.world.snapshot_by_id.get(call.path["snapshot_id"])
-    if snapshot is None:
-        return not_found(Family.DATASETS_PROGRESS, "Snapshot")
-    return json_reply(200, snapshot.progress_body(call.now))
+    return _one(Family.DATASETS_PROGRESS, "Snapshot", snapshot, body)
+
+
+def snapshot_progress(call: Call) -> Reply:
+    return _snapshot(call, lambda snapshot: snapshot.progress_body(call.now))
 
 
 def snapshot_log(call: Call) -> Reply:
-    snapshot = call.world.snapshot_by_id.get(call.path["snapshot_id"])
-    if snapshot is None:
-        return not_found(Family.DATASETS_PROGRESS, "Snapshot")
-    return json_reply(200, snapshot.log_body(call.now))
+    return _snapshot(call, lambda snapshot: snapshot.log_body(call.now))
 
 
 def snapshots_list(call: Call) -> Reply:
@@ -255,9 +263,7 @@ def aitronos_progress(call: Call) -> Reply:
 
 def _aitronos_job(call: Call, body: Callable[[AitronosJob], Any]) -> Reply:
     job = call.world.aitronos_by_id.get(call.path["job_id"])
-    if job is None:
-        return not_found(Family.AITRONOS, "Scrape job")
-    return json_reply(200, body(job))
+    return _one(Family.AITRONOS, "Scrape job", job, body)
 
 
 Handler = Callable[[Call], Reply]

@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from scrapejobs_exporter.simulator.timefmt import iso_ms, make_id
+from scrapejobs_exporter.simulator.timefmt import iso_ms, make_id, stage
 
 TERMINAL_STATUSES = ("ready", "failed")
 SNAPSHOT_STATUSES = ("starting", "running", "ready", "failed")
@@ -31,9 +31,7 @@ class Snapshot:
     error_message: str
 
     def status_at(self, t: int) -> str:
-        if t < self.running_from:
-            return "starting"
-        return "running" if t < self.finished else self.outcome
+        return stage(t, self.running_from, self.finished, "starting", "running", self.outcome)
 
     def size_at(self, t: int) -> int:
         if t < self.running_from:

@@ -1,4 +1,4 @@
-"""Timestamp and id formatting shared by every entity.
+"""Timestamps, ids and the waiting/working/ended timeline shared by every entity.
 
 All simulated instants are integer milliseconds since the epoch, so that
 `queue_time == started - created` holds exactly in the rendered JSON.
@@ -27,6 +27,14 @@ def iso_ms(ms: int) -> str:
 def iso_micro(ms: int) -> str:
     """Aitronos style: `2026-01-12T07:19:20.123000+00:00`."""
     return ms_to_datetime(ms).isoformat(timespec="microseconds")
+
+
+def stage(t: int, start: int, end: int, waiting: str, working: str, outcome: str) -> str:
+    """The status at `t` of an entity that waits until `start`, works until `end`, then keeps
+    its outcome."""
+    if t < start:
+        return waiting
+    return working if t < end else outcome
 
 
 def day_start_ms(ms: int) -> int:
