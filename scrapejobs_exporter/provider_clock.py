@@ -26,7 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 EARLY = 10.0  # seconds after the first reading whose readings place our start
-RATE_AFTER = 20.0  # seconds of our clock the rate is measured over, at least
+RATE_AFTER = 30.0  # seconds of our clock the rate is measured over, at least: the lags of
+# the newest rows (about a second on a busy account) make it uncertain by their difference over it
 MAX_RATE = 10.0  # how much faster than ours a provider's clock is taken to run, at most
 AHEAD = 2.0  # seconds a provider's rows may run ahead of our clock with the clocks agreeing
 

@@ -414,7 +414,9 @@ class ProviderScheduler:
 
     def _settle(self, now: float) -> None:
         """Count the held start-up finishes that the measured clock rate puts after our start."""
-        for start, held in self.discovery.settle(self.provider):
+        settled = self.discovery.settle(self.provider)
+        late = 0
+        for start, held in settled:
             for key in held:
                 target = self.store.get(key)
                 if target is None or target.model is None:
@@ -422,6 +424,16 @@ class ProviderScheduler:
                 finished = kind_of(target.provider, target.kind).finished_at(target.model)
                 if finished is not None and finished > start:
                     self.store.count_late(target, now)
+                    late += 1
+        if settled:
+            log.info(
+                "%s: its clock runs %.3g times as fast as ours; of the %d jobs first seen"
+                " finished around our start, %d finished after it and count",
+                self.provider,
+                self.discovery.clocks[self.provider].rate,
+                sum(len(held) for _, held in settled),
+                late,
+            )
 
     static_keys: frozenset[tuple[str, str, str]] = frozenset()
 

@@ -75,16 +75,16 @@ def test_a_stale_late_reading_does_not_set_the_rate() -> None:
     # A quiet list read late shows an old newest row: no new high, no rate from it.
     clock = ProviderClock()
     sped_up(clock, 2.0, 0.0, [START + 1, START + 5])
-    clock.observe(START + 30, START + 4)
+    clock.observe(START + RATE_AFTER + 5, START + 4)
     assert clock.rate is None
-    sped_up(clock, 2.0, 0.0, [START + 31])
+    sped_up(clock, 2.0, 0.0, [START + RATE_AFTER + 6])
     assert clock.rate == pytest.approx(2.0)
 
 
 def test_the_rate_stays_within_bounds() -> None:
     slow, fast = ProviderClock(), ProviderClock()
-    sped_up(slow, 0.5, 0.0, [START + 1, START + 30])
-    sped_up(fast, 40.0, 0.0, [START + 1, START + 30])
+    sped_up(slow, 0.5, 0.0, [START + 1, START + RATE_AFTER + 2])
+    sped_up(fast, 40.0, 0.0, [START + 1, START + RATE_AFTER + 2])
     assert slow.rate == 1.0  # a provider's clock does not run slow; noise does
     assert fast.rate == MAX_RATE
 
@@ -93,19 +93,19 @@ def test_the_start_uses_only_the_early_readings() -> None:
     clock = ProviderClock()
     sped_up(clock, 2.0, 0.0, [START + 3, START + EARLY + 4])  # the second is not early
     assert clock.early == [(START + 3, START + 6)]
-    sped_up(clock, 2.0, 0.0, [START + 40])
+    sped_up(clock, 2.0, 0.0, [START + RATE_AFTER + 10])
     assert clock.start(START) == pytest.approx(START)
 
 
 def test_lists_added_after_the_first_reading_are_not_placed_by_the_clock() -> None:
     clock = ProviderClock()
-    sped_up(clock, 2.0, 0.0, [START + 3, START + 40])
+    sped_up(clock, 2.0, 0.0, [START + 3, START + RATE_AFTER + 10])
     assert clock.start_up(START) and not clock.start_up(START + 10)
     assert clock.start(START + 10) is None  # its own first read places it
 
 
 def test_a_clock_behind_ours_never_starts_after_its_newest_row() -> None:
     clock = ProviderClock()
-    for at in (START + 1, START + 30):
+    for at in (START + 1, START + RATE_AFTER + 2):
         clock.observe(at, at - 3600 * 24)  # a world replaying yesterday
     assert clock.start(START) == pytest.approx(START + 1 - 3600 * 24 - 1)
