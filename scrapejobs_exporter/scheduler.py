@@ -606,7 +606,7 @@ class ProviderScheduler:
 
     async def read_reports(self) -> int:
         """After a round's sweeps and polls, the reports due, while the budget has room to
-        spare (`ProviderGate.spare`); the number read."""
+        spare (`ProviderGate.spare`) and lets them out without waiting; the number read."""
         gate = self.gate
         if gate is None:
             return 0
@@ -624,10 +624,18 @@ class ProviderScheduler:
 
         async def worker() -> None:
             for target in queue:  # shared: each worker takes the next target
-                if not gate.spare():
+                if not gate.spare() or gate.wait_time() > 0:
                     return
-                if self._report_order(target) is not None:  # its kind may rest meanwhile
+                if self._report_order(target) is None:  # its kind may rest meanwhile
+                    continue
+                # Only while the gate lets a call out at once, and the slot is taken as that
+                # is seen: no worker waits in the gate (on a clock that only moves between
+                # rounds, as `once`'s and the benchmark's, it would wait for ever).
+                gate.claim()
+                try:
                     read.append(await self.read_report(target))
+                finally:
+                    gate.release_claim()
 
         await asyncio.gather(*(worker() for _ in range(min(self.config.concurrency, len(due)))))
         return read.count(True)

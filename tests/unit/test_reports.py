@@ -383,3 +383,40 @@ async def test_reports_keep_every_provider_within_its_budget() -> None:
     owed = [t for t in exporter.store if t.owed_report and STUDIO_JOB.wants_report(t)]
     late = [t for t in owed if (t.finished_at or 0) <= now(sim) - MINUTE]
     assert not late, len(late)
+
+
+@respx.mock
+async def test_reports_of_a_round_stop_at_the_spare_room_on_a_clock_that_stands_still() -> None:
+    """`once` and the benchmark move their clock only between rounds: the round's reports go
+    out while the gate lets them out at once with room to spare, and stop there, none waiting
+    in the gate for a slot that time would free (before: 64 workers went past the room and
+    waited for ever)."""
+    import asyncio
+
+    log = respx.get(url__regex=rf"{BD}/datasets/v3/log/s_\d+").respond(
+        json=seed("snapshot_log_ready")
+    )
+    exporter = Exporter(
+        parse_config(
+            f"brightdata:\n  api_token: t\n  base_url: {BD}\n  max_requests_per_minute: 20\n",
+            env={},
+        ),
+        clock=lambda: NOW,
+    )
+    store = exporter.store
+    for i in range(30):
+        target = store.add("brightdata", "snapshot", f"s_{i}", static=False, now=NOW)
+        for status in ("running", "ready"):  # seen running: its finish counts
+            model = parse_snapshot_progress({"status": status, "dataset_id": "gd_1"}, f"s_{i}")
+            store.observe(target, model, NOW, complete=True, watermark=WATERMARK)
+        assert target.owed_report
+    scheduler = exporter.poller.schedulers["brightdata"]
+    async with asyncio.timeout(10):
+        read = await scheduler.read_reports()
+    await exporter.stop()
+    gate = scheduler.gate
+    assert gate is not None
+    assert read == log.call_count > 0
+    assert read <= 20 - gate.window.burst  # a burst's room is kept for due polls
+    assert not gate.spare() or gate.wait_time() > 0  # stopped where the gate would wait
+    assert sum(1 for t in store if t.owed_report) == 30 - read  # the rest in later rounds
