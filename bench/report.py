@@ -140,6 +140,18 @@ def _rows(scales: dict[int, dict[str, Any]], throughput: dict[str, Any]) -> list
                 render <= limit if limit else None,
             )
         )
+        anew = ours.get("render_anew")
+        if anew is not None:
+            rows.append(
+                Row(
+                    "Render, everything made anew (ms)",
+                    scale,
+                    anew["median_ms"],
+                    base_render,
+                    "",
+                    None,
+                )
+            )
         busy = ours["scrape_during_render"]
         has_target = scale in RENDER_MS
         # Only scrapes that started while a render was under way count for the target.
@@ -326,11 +338,17 @@ def markdown(document: dict[str, Any], rows: list[Row]) -> str:
         "kernel grows its TCP windows, and Prometheus keeps its connection open.",
         "- Bare transfer: the same client fetching our gzipped page from a trivial aiohttp "
         "handler that returns the bytes; the part of a scrape that only the page size decides.",
-        "- Render per cycle: the median time of `Exporter.render()` (what runs in a worker thread "
-        "after each poll cycle); for the baseline, `choose_encoder` + `generate_latest` + "
+        "- Render per cycle: the median time of the render each steady poll cycle ends with "
+        "(`Exporter.render()` in its worker thread, after the cycle's changes; the cycle's wall "
+        "time minus its polling), over the cycles after the first (discovery) one, 60 simulated "
+        "seconds apart. It re-makes only the chunks of targets and the client_python families "
+        "that changed (`PerTargetCache`, `FamilyCache` in `scrapejobs_exporter/exposition.py`). "
+        "*Render, everything made anew* is `Exporter.render()` with both caches emptied first "
+        "(as after a start). For the baseline, `choose_encoder` + `generate_latest` + "
         "`gzip.compress`, which is what each of its scrapes does.",
         "- Scrapes while rendering: the same client scraping while the exporter re-renders "
-        "back to back (`refresh_exposition()` in its render thread); the target is read as the "
+        "back to back (`refresh_exposition()` in its render thread), each render with both "
+        "caches emptied first, so every one makes everything anew; the target is read as the "
         "p99 and holds only if every counted scrape started while a render was under way; the "
         "max is shown too. The render steps aside for scrapes "
         "(`scrapejobs_exporter/render_scheduling.py`: it waits at its chunk boundaries while a "

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from scrapejobs_exporter.aggregates import Aggregates
 from scrapejobs_exporter.config import Config
 from scrapejobs_exporter.discovery import owns_static
-from scrapejobs_exporter.exposition import Exposition, render_per_target
+from scrapejobs_exporter.exposition import Exposition, FamilyCache, PerTargetCache
 from scrapejobs_exporter.kinds import AI_FLOW, KINDS
 from scrapejobs_exporter.lifecycle import SHUTDOWN_GRACE, bounded
 from scrapejobs_exporter.metrics import StateFileCollector, TrackedCollector, register_build_info
@@ -202,8 +202,10 @@ class Exporter:
         self._page_ready = False
         self._retiring: set[asyncio.Task[None]] = set()
         # The exporter's own metrics, the aggregates and the standard process_* and python_*
-        # families; the per-target bulk is rendered apart (`exposition.render_per_target`).
+        # families; the per-target bulk is rendered apart, by chunks kept between renders.
         self.registry = CollectorRegistry()
+        self.per_target = PerTargetCache()
+        self.families = FamilyCache()
         self.telemetry = Telemetry(self.registry)
         self.serve_first = ServeFirst()
         self._render_thread = ThreadPoolExecutor(1, thread_name_prefix="render")
@@ -352,8 +354,8 @@ class Exporter:
     def render(self, pause: Callable[[], object] | None = None) -> Exposition:
         """The per-target families through the fast renderer, the rest through client_python;
         `pause` is called between chunks."""
-        shared = render_per_target(self.store) if self.config.per_job_metrics else ()
-        return Exposition.build(self.registry, shared, pause)
+        shared = self.per_target.render(self.store, pause) if self.config.per_job_metrics else ()
+        return Exposition.build(self.registry, shared, pause, self.families)
 
     async def start(self) -> None:
         self.poller.start()

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from operator import attrgetter
 from types import ModuleType
 from typing import Any
 
@@ -37,6 +38,9 @@ __all__ = [
     "OPENMETRICS_TYPE",
     "TEXT_TYPE",
     "Exposition",
+    "FamilyCache",
+    "PerTargetCache",
+    "Piece",
     "choose_format",
     "render_per_target",
     "wants_gzip",
@@ -124,6 +128,24 @@ class RenderedFormat:
         return zlib.decompress(self.gzipped, wbits=31)
 
 
+@dataclass(slots=True)
+class Piece:
+    """A run of page text, deflated on its own and ended with a full flush: byte-aligned and
+    referring to nothing before it, so pieces can follow one another in any order inside one
+    gzip member (RFC 1951/1952). `size` and `crc` are those of the text."""
+
+    data: bytes | memoryview
+    crc: int
+    size: int
+
+    @classmethod
+    def of(cls, text: str) -> Piece:
+        data = text.encode("utf-8", "replace")  # label values come from replies: never fail
+        compressor = _deflate_compressor()
+        deflated = compressor.compress(data) + compressor.flush(zlib.Z_FULL_FLUSH)
+        return cls(deflated, zlib.crc32(data), len(data))
+
+
 @dataclass(frozen=True, slots=True)
 class Exposition:
     """Both formats, made in one go."""
@@ -135,27 +157,63 @@ class Exposition:
     def build(
         cls,
         registry: Collector,
-        shared: Iterable[str] = (),
+        shared: Sequence[Piece] = (),
         pause: Callable[[], object] | None = None,
+        families: FamilyCache | None = None,
     ) -> Exposition:
-        """`shared` chunks (the per-target families, identical in both formats) come first and
-        are compressed once; then the `registry`'s metrics, collected once and rendered by
-        client_python in each format. `pause` is called before each chunk is made (see
+        """`shared` pieces (the per-target families, identical in both formats) come first and
+        are stored once; then the `registry`'s metrics, collected once and rendered by
+        client_python in each format (through `families`, which keeps what did not change).
+        `pause` is called before the registry is collected (see
         `scrapejobs_exporter.render_scheduling`)."""
-        body = _SharedDeflate()
-        for chunk in _encoded(shared, pause):
-            body.add(chunk)
+        segment, crc, size = _join(shared)
         if pause is not None:
             pause()
-        collected = _Collected(list(registry.collect()))
-        text = body.gzip_member([generate_latest(collected)])
-        openmetrics = body.gzip_member(
-            [openmetrics_exposition.generate_latest(collected)]  # type: ignore[no-untyped-call]
+        text, openmetrics = (families or FamilyCache()).render(list(registry.collect()))
+        return cls(
+            RenderedFormat(TEXT_TYPE, _gzip_member(segment, crc, size, text)),
+            RenderedFormat(OPENMETRICS_TYPE, _gzip_member(segment, crc, size, openmetrics)),
         )
-        return cls(RenderedFormat(TEXT_TYPE, text), RenderedFormat(OPENMETRICS_TYPE, openmetrics))
 
     def pick(self, accept: str | None) -> RenderedFormat:
         return self.openmetrics if choose_format(accept) == "openmetrics" else self.text
+
+
+_EOF = b"# EOF\n"
+
+
+class FamilyCache:
+    """client_python's text of each collected family in both formats, kept while the family
+    (name, help, type, unit and samples) stays equal: most aggregates do not change between two
+    renders, and client_python takes 10 to 40 us a sample (its OpenMetrics escaping most).
+
+    It exists for the benchmark row "Render per cycle (ms)" at 10,000 jobs (<= 150 ms, see
+    bench/RESULTS.md): rendering all 1,900 samples in both formats took 90 of its ms."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, tuple[Metric, bytes, bytes]] = {}
+
+    def clear(self) -> None:
+        """Forget every family: the next render makes all of them."""
+        self._kept.clear()
+
+    def render(self, families: list[Metric]) -> tuple[bytes, bytes]:
+        """The text format and OpenMetrics of `families`, in their order."""
+        kept: dict[str, tuple[Metric, bytes, bytes]] = {}
+        text: list[bytes] = []
+        openmetrics: list[bytes] = []
+        for family in families:
+            entry = self._kept.get(family.name)
+            if entry is None or entry[0] != family:
+                one = _Collected([family])
+                page = openmetrics_exposition.generate_latest(one)  # type: ignore[no-untyped-call]
+                # Each family's OpenMetrics is its lines, then the page's end marker.
+                entry = (family, generate_latest(one), page.removesuffix(_EOF))
+            kept[family.name] = entry
+            text.append(entry[1])
+            openmetrics.append(entry[2])
+        self._kept = kept
+        return b"".join(text), b"".join(openmetrics) + _EOF
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,67 +226,48 @@ class _Collected:
         return self.families
 
 
-def _encoded(chunks: Iterable[str], pause: Callable[[], object] | None) -> Iterator[bytes]:
-    """Each chunk as UTF-8, with `pause()` called before each one is made."""
-    source = iter(chunks)
-    while True:
-        if pause is not None:
-            pause()
-        chunk = next(source, None)
-        if chunk is None:
-            return
-        yield chunk.encode("utf-8", "replace")  # see _render
-
-
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, mtime 0
-
-
-class _SharedDeflate:
-    """Raw deflate of the shared chunks, fed one at a time (no whole plain copy is ever held)
-    and ended with a full flush: byte-aligned, no final block, no back-references past it, so
-    that each format's tail can follow it in a single valid gzip member (RFC 1952)."""
-
-    def __init__(self) -> None:
-        self._compressor = _deflate_compressor()
-        self._parts: list[bytes] = []
-        self._pending: list[bytes] = []
-        self._pending_size = 0
-        self._crc = 0
-        self._size = 0
-        self._segment: tuple[bytes, ...] | None = None
-
-    def add(self, data: bytes) -> None:
-        self._collect(self._compressor.compress(data))
-        self._crc = zlib.crc32(data, self._crc)
-        self._size += len(data)
-
-    def _collect(self, compressed: bytes) -> None:
-        # Small outputs are joined into parts of about PART_SIZE: few writes per scrape, and no
-        # join of the whole page (a join holds the GIL, and scrapes wait on it during a render).
-        self._pending.append(compressed)
-        self._pending_size += len(compressed)
-        if self._pending_size >= PART_SIZE:
-            self._parts.append(b"".join(self._pending))
-            self._pending, self._pending_size = [], 0
-
-    def gzip_member(self, tail: Iterable[bytes]) -> tuple[bytes, ...]:
-        """The shared segment followed by `tail`, as the parts of one gzip member."""
-        if self._segment is None:
-            self._collect(self._compressor.flush(zlib.Z_FULL_FLUSH))
-            self._segment = (*self._parts, b"".join(self._pending))
-            self._parts, self._pending = [], []
-        finish = _deflate_compressor()
-        end, crc, size = [], self._crc, self._size
-        for chunk in tail:
-            end.append(finish.compress(chunk))
-            crc, size = zlib.crc32(chunk, crc), size + len(chunk)
-        end.append(finish.flush())
-        end.append(struct.pack("<II", crc, size & MASK))
-        return (_GZIP_HEADER, *self._segment, b"".join(end))
-
-
 MASK = 0xFFFFFFFF
 PART_SIZE = 1 << 20
+
+
+def _join(pieces: Sequence[Piece]) -> tuple[tuple[bytes, ...], int, int]:
+    """The pieces joined into parts of about PART_SIZE, with the CRC and size of their text.
+
+    Few parts make few writes per scrape (thousands of small ones cost milliseconds), and no
+    join of the whole page (a join holds the GIL, and scrapes wait on it during a render). Each
+    piece is then pointed at its bytes inside its part, so that the cache holds no second copy
+    of the page."""
+    parts: list[bytes] = []
+    run: list[Piece] = []
+    run_size, crc, size = 0, 0, 0
+    for piece in pieces:
+        crc, size = _crc32_combine(crc, piece.crc, piece.size), size + piece.size
+        run.append(piece)
+        run_size += len(piece.data)
+        if run_size >= PART_SIZE:
+            parts.append(_joined(run))
+            run, run_size = [], 0
+    if run:
+        parts.append(_joined(run))
+    return tuple(parts), crc, size
+
+
+def _joined(run: list[Piece]) -> bytes:
+    part = b"".join([piece.data for piece in run])
+    view, offset = memoryview(part), 0
+    for piece in run:
+        end = offset + len(piece.data)
+        piece.data, offset = view[offset:end], end
+    return part
+
+
+def _gzip_member(segment: tuple[bytes, ...], crc: int, size: int, tail: bytes) -> tuple[bytes, ...]:
+    """The shared segment followed by `tail`, as the parts of one gzip member."""
+    finish = _deflate_compressor()
+    end = finish.compress(tail) + finish.flush()
+    crc, size = zlib.crc32(tail, crc), size + len(tail)
+    return (_GZIP_HEADER, *segment, end + struct.pack("<II", crc, size & MASK))
 
 
 def _deflate_compressor() -> Any:
@@ -240,45 +279,128 @@ def _deflate_compressor() -> Any:
     return zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -15)
 
 
+def _crc32_combine(crc1: int, crc2: int, size2: int) -> int:
+    """The CRC-32 of two texts one after the other, from the CRC of each (zlib's
+    `crc32_combine`, which Python's zlib does not offer; ISA-L's binding does)."""
+    if isal_zlib is not None:
+        return int(isal_zlib.crc32_combine(crc1, crc2, size2))
+    # CRC-32 is affine: crc(B, start) = crc(B, 0) ^ crc(zeros, start) ^ crc(zeros, 0).
+    zeros = bytes(size2)
+    return crc2 ^ zlib.crc32(zeros, crc1) ^ zlib.crc32(zeros)
+
+
 # --- fast rendering of the per-target families -----------------------------------------------
 
-
-def render_per_target(store: Store) -> Iterator[str]:
-    """The non-empty per-target families in chunks of bounded size, from the same `PER_TARGET`
-    declarations; the escaped label string of each target is cached on
-    it."""
-    groups = group_targets(store)
-    for per in PER_TARGET:
-        targets = groups.get(per.kind, [])
-        head = f"# HELP {per.spec.name} {_escape_help(per.spec.help)}\n"
-        head += f"# TYPE {per.spec.name} gauge\n"
-        # In slices of targets: joining and encoding hold the GIL, and a whole family (megabytes
-        # at 50,000 jobs) would hold it for tens of ms; a render can also pause between slices.
-        for start in range(0, len(targets), CHUNK_TARGETS):
-            lines = _lines(per, targets[start : start + CHUNK_TARGETS])
-            if lines:
-                yield head + "".join(lines)
-                head = ""
+# A chunk of targets ends after a target whose id hashes to 0 under this mask (512 targets on
+# average): cut by content, not by position, adding or dropping a target changes only its own
+# chunk, and the others stay cached.
+CHUNK_MASK = 127
 
 
-CHUNK_TARGETS = 512
+@dataclass(slots=True)
+class _Chunk:
+    """Consecutive targets of one group, the newest `Target.version` among them when their
+    pieces were made, and each family's piece (None: no lines) by its index in PER_TARGET."""
+
+    members: tuple[Target, ...]
+    version: int
+    pieces: dict[int, Piece | None] = field(default_factory=dict)
+
+
+class PerTargetCache:
+    """The per-target families, rendered by chunks of targets and kept compressed: a chunk whose
+    targets are the same objects, none with a newer version, is not made again. Between two
+    renders most targets change nothing (finished jobs), so a render after a poll cycle makes
+    only the chunks holding what changed.
+
+    It exists for the benchmark rows "Render per cycle (ms)" at 10,000 and 50,000 jobs (<= 150
+    and <= 800 ms, see bench/RESULTS.md): rendering every line anew took 250 and 1,800 ms."""
+
+    def __init__(self) -> None:
+        self._chunks: dict[tuple[tuple[str, str] | None, Target], _Chunk] = {}
+        self._heads: dict[int, Piece] = {}
+
+    def clear(self) -> None:
+        """Forget every chunk: the next render makes all of them."""
+        self._chunks.clear()
+
+    def render(self, store: Store, pause: Callable[[], object] | None = None) -> list[Piece]:
+        """The non-empty per-target families, in `PER_TARGET` order; `pause` is called before
+        each piece that is made (not before the ones reused)."""
+        chunks: dict[tuple[str, str] | None, list[_Chunk]] = {}
+        kept: dict[tuple[tuple[str, str] | None, Target], _Chunk] = {}
+        version = attrgetter("version")
+        for group, targets in group_targets(store).items():
+            # Oldest change first: the targets that change (running ones) gather in the last
+            # chunks, and the finished ones before them keep their chunks from render to render.
+            # The order of series within a family means nothing to Prometheus.
+            targets.sort(key=version)
+            chunks[group] = []
+            for members in _cut(targets):
+                newest = max(map(version, members))  # before any value is read: see Target
+                key = (group, members[0])
+                chunk = self._chunks.get(key)
+                if chunk is None or chunk.members != members or newest > chunk.version:
+                    chunk = _Chunk(members, newest)
+                kept[key] = chunk
+                chunks[group].append(chunk)
+        self._chunks = kept
+        out: list[Piece] = []
+        for index, per in enumerate(PER_TARGET):
+            pieces: list[Piece] = []
+            for chunk in chunks.get(per.kind, ()):
+                if index in chunk.pieces:
+                    piece = chunk.pieces[index]
+                else:
+                    if pause is not None:
+                        pause()
+                    lines = _lines(per, chunk.members)
+                    piece = chunk.pieces[index] = Piece.of("".join(lines)) if lines else None
+                if piece is not None:
+                    pieces.append(piece)
+            if pieces:
+                out.append(self._head(index, per))
+                out.extend(pieces)
+        return out
+
+    def _head(self, index: int, per: PerTarget) -> Piece:
+        head = self._heads.get(index)
+        if head is None:
+            text = f"# HELP {per.spec.name} {_escape_help(per.spec.help)}\n"
+            head = self._heads[index] = Piece.of(text + f"# TYPE {per.spec.name} gauge\n")
+        return head
+
+
+def render_per_target(store: Store) -> list[Piece]:
+    """The per-target families of `store`, every chunk made anew."""
+    return PerTargetCache().render(store)
+
+
+def _cut(targets: list[Target]) -> Iterator[tuple[Target, ...]]:
+    start = 0
+    for end, target in enumerate(targets, 1):
+        if not hash(target.target_id) & CHUNK_MASK:
+            yield tuple(targets[start:end])
+            start = end
+    if start < len(targets):
+        yield tuple(targets[start:])
 
 
 def _labels(target: Target, own: bool) -> str:
     if own:  # two series per target: not worth a cached string per target
         provider, kind, target_id = target_labels(target)
         return f'provider="{provider}",kind="{kind}",target="{_escape_label(target_id)}"'
-    if target.label_text is not None and target.label_model is target.model:
+    if target.label_text is not None:
         return target.label_text
     names = _BASE_NAMES[(target.provider, target.kind)]
     text = ",".join(
         f'{n}="{_escape_label(v)}"' for n, v in zip(names, base_labels(target), strict=True)
     )
-    target.label_text, target.label_model = text, target.model
+    target.label_text = text
     return text
 
 
-def _lines(per: PerTarget, targets: list[Target]) -> list[str]:
+def _lines(per: PerTarget, targets: Sequence[Target]) -> list[str]:
     open_ = per.spec.name + "{"
     own = per.kind is None
     lines: list[str] = []

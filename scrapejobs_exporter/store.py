@@ -3,6 +3,7 @@ target counts as finished (once), and when its series expire."""
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -28,6 +29,19 @@ TargetKey = tuple[str, str, str]  # provider, kind, id
 # (provider, kind) pairs, in the order they are shown and rendered.
 KINDS: tuple[tuple[str, str], ...] = tuple(k.key for k in KIND_DECLARATIONS)
 RUNNING = frozenset({"running", "processing"})
+
+# What a target's own series are made of (`metrics.PER_TARGET`, and `kinds.Kind.labels` for the
+# labels): writing a new value into one of these gives the target a new `version`, and the
+# renderer makes the chunks holding it again (`exposition.PerTargetCache`). `last_success` only
+# while not final: a final target shows none (`metrics._last_success`), and list rows re-stamp
+# every finished target at every sweep.
+RENDERED = frozenset(
+    {"provider", "kind", "target_id", "collector", "model", "up", "last_success", "final"}
+    | {"progress", "stalled", "eta", "report"}
+)
+LABELLED = frozenset({"target_id", "collector", "model"})  # the label string is made again
+_VERSIONS = itertools.count(1)
+_UNSET = object()
 
 
 @dataclass(slots=True, eq=False)
@@ -65,10 +79,10 @@ class Target:
     # The last status the state file knew, until this run observes the target: seen before a
     # restart, so a run of it seen finished now finished while the exporter was down.
     restored: str | None = None
-    # The renderer's cache: its escaped label string, and the model it was made from (two
-    # slots rather than a tuple: at 50,000 targets every object counts).
+    # The renderer's: its escaped label string (cleared when a `LABELLED` field changes), and
+    # the version of what the target shows (see `RENDERED`).
     label_text: str | None = None
-    label_model: object = None
+    version: int = 0
     # A finished target's report (`kinds.ReportRead`): None until read; whether its finish was
     # counted, so that the report adds to the aggregates (once); failed reads, and when to try
     # again.
@@ -76,6 +90,20 @@ class Target:
     owed_report: bool = False
     report_tries: int = 0
     report_retry_at: float = 0.0
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in RENDERED:
+            object.__setattr__(self, name, value)
+            return
+        old = getattr(self, name, _UNSET)
+        # The value first, then the version: a render reads a chunk's versions before its
+        # values, so it never keeps a chunk made from a value older than its version.
+        object.__setattr__(self, name, value)
+        if old is value or (name == "last_success" and getattr(self, "final", False)):
+            return
+        if name in LABELLED:
+            object.__setattr__(self, "label_text", None)
+        object.__setattr__(self, "version", next(_VERSIONS))
 
     @property
     def key(self) -> TargetKey:
@@ -204,6 +232,10 @@ class Store:
             if not complete:
                 # A row keeps what only the detail has (success rate, pages left, ...).
                 model = _merge(previous, model)
+            if model == previous:
+                # The same values: the same object, so the target keeps its version and its
+                # rendered chunks stay cached (most rows of a sweep change nothing).
+                model = previous
         elif self.aggregates is not None:
             kind.ensure(self.aggregates, model, kind.collector_of(model) or target.collector or "")
         if previous is None or previous.status != model.status:

@@ -11,7 +11,15 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
 from prometheus_client.utils import floatToGoString
 
-from scrapejobs_exporter.exposition import Exposition, choose_format, wants_gzip
+from scrapejobs_exporter.exposition import (
+    Exposition,
+    FamilyCache,
+    PerTargetCache,
+    Piece,
+    choose_format,
+    render_per_target,
+    wants_gzip,
+)
 from scrapejobs_exporter.metrics import CATALOGUE
 from scrapejobs_exporter.providers.brightdata import parse_job_log
 from scrapejobs_exporter.store import Store
@@ -199,7 +207,7 @@ async def test_fast_renderer_matches_prometheus_client_on_a_simulated_store(
     whole = exporter.render(pause=lambda: whole_pauses.append(None))
     pauses: list[None] = []
     if chunked:
-        monkeypatch.setattr(module, "CHUNK_TARGETS", 7)
+        monkeypatch.setattr(module, "CHUNK_MASK", 7)
     served = exporter.render(pause=lambda: pauses.append(None))
     assert len(pauses) > 10 * len(whole_pauses) if chunked else pauses == whole_pauses
     moving = ("process_", "python_gc_")  # they change between two renders
@@ -262,3 +270,97 @@ def test_pages_are_single_valid_gzip_members_sharing_the_body(
             assert out.stdout == plain
     assert om.body.endswith(b"# EOF\n") and b"# EOF" not in text.body
     assert b'brightdata_job_status{job_id="j_ma13y9ay1piehrso8r"' in text.body
+
+
+# --- the render caches ------------------------------------------------------------------------
+
+
+def _many_jobs(count: int, now: float = 1_700_000_000.0) -> Store:
+    from tests.conftest import seed
+
+    store = Store()
+    model = parse_job_log(seed("job_log_done"), "j")
+    for index in range(count):
+        Store.record_success(store.add("brightdata", "job", f"j_{index:04d}"), model, now)
+    return store
+
+
+def _plain(pieces: list[Piece]) -> bytes:
+    from prometheus_client import CollectorRegistry
+
+    return Exposition.build(CollectorRegistry(), pieces).text.body
+
+
+def test_the_per_target_cache_remakes_only_what_changed_and_matches_a_render_anew(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from scrapejobs_exporter import exposition as module
+    from scrapejobs_exporter.providers.brightdata import INPUT_ERROR_GROUPS, ErrorGroups
+
+    monkeypatch.setattr(module, "CHUNK_MASK", 3)  # chunks of 4 targets on average
+    store = _many_jobs(80)
+    cache = PerTargetCache()
+    first = cache.render(store)
+    assert len(first) > 20
+    again = cache.render(store)
+    assert [id(p) for p in again] == [id(p) for p in first]  # nothing made twice
+
+    targets = list(store)
+    for target in targets[5:9]:
+        target.last_poll = 123.0  # not on the page: changes nothing
+    assert [id(p) for p in cache.render(store)] == [id(p) for p in first]
+
+    assert targets[3].model is not None
+    targets[3].model = dataclasses.replace(targets[3].model, status="failed")
+    targets[10].up = False
+    targets[20].report = ErrorGroups(tuple(range(len(INPUT_ERROR_GROUPS))))
+    targets[50].final = True
+    store.remove(targets[30].key)
+    Store.record_success(store.add("brightdata", "job", "j_new"), targets[0].model, 5.0)
+    after = cache.render(store)
+    assert _plain(after) == _plain(render_per_target(store))
+    made = [p for p in after if all(p is not q for q in first)]
+    assert 0 < len(made) < len(after) / 2
+    plain = _plain(after).decode()
+    assert 'brightdata_job_status{job_id="j_0003",collector="c_m9im5n7v82p2y35la",' \
+        'status="failed"} 1' in plain  # fmt: skip
+    assert 'scrapejobs_exporter_target_up{provider="brightdata",kind="job",target="j_0010"} 0' \
+        in plain  # fmt: skip
+    assert 'target="j_0050"' not in plain.split("target_last_success")[1]
+    assert '"j_0030"' not in plain and '"j_new"' in plain
+
+
+def test_the_family_cache_gives_client_pythons_page_and_keeps_unchanged_families() -> None:
+    from prometheus_client import generate_latest
+    from prometheus_client.openmetrics import exposition as om_exposition
+
+    telemetry = _telemetry()
+    cache = FamilyCache()
+    for step in range(3):
+        families = list(telemetry.registry.collect())
+        text, om = cache.render(families)
+        assert text == generate_latest(telemetry.registry)
+        assert om == om_exposition.generate_latest(telemetry.registry)
+        kept = dict(cache._kept)
+        text_again, _ = cache.render(list(telemetry.registry.collect()))
+        assert text_again == text
+        moving = ("process_", "python_gc")  # they change by themselves between two collects
+        same = [n for n, e in cache._kept.items() if e is kept[n] and not n.startswith(moving)]
+        assert len(same) >= len(kept) - 6
+        telemetry.api_requests.labels("brightdata", "/dca/log/{job_id}", "200").inc(step + 1)
+        changed = "scrapejobs_exporter_api_requests"
+        cache.render(list(telemetry.registry.collect()))
+        assert cache._kept[changed] is not kept[changed]
+
+
+def test_crcs_combine_with_or_without_isal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import zlib
+
+    from scrapejobs_exporter import exposition as module
+
+    a, b = b"brightdata_job_status{...} 1\n" * 37, b"\xc3\xa9 and more\n" * 11
+    whole = zlib.crc32(a + b)
+    assert module._crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == whole
+    monkeypatch.setattr(module, "isal_zlib", None)
+    assert module._crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == whole
+    assert module._crc32_combine(0, zlib.crc32(b), len(b)) == zlib.crc32(b)

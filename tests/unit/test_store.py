@@ -140,3 +140,59 @@ def test_a_restored_target_keeps_its_stall_history_and_expiry(tmp_path: Path) ->
     assert finished is not None and finished.final and finished.finished_at == T0
     assert [t.key for t in store.expire(T0 + 10, ttl=5, max_tracked=100)] == [done.key]
     state.close()
+
+
+# Target fields the per-target series are not made of: writing them keeps a target's version.
+NOT_RENDERED = frozenset(
+    {"static", "complete", "first_seen", "last_poll", "last_detail", "last_row", "counted"}
+    | {"owed_detail", "last_error", "last_error_reason", "last_error_status", "finished_at"}
+    | {"restored", "label_text", "version", "owed_report", "report_tries", "report_retry_at"}
+)
+
+
+def test_every_target_field_is_known_to_be_rendered_or_not() -> None:
+    import dataclasses
+
+    from scrapejobs_exporter.store import RENDERED
+
+    assert {f.name for f in dataclasses.fields(Target)} == RENDERED | NOT_RENDERED
+    assert not RENDERED & NOT_RENDERED
+
+
+def test_fields_not_rendered_change_nothing_on_the_page() -> None:
+    from scrapejobs_exporter.exposition import PerTargetCache
+    from tests.helpers import page, seeded_store
+
+    store = seeded_store()
+    before = page(store).text.body
+    cache = PerTargetCache()
+    pieces = cache.render(store)
+    versions = [t.version for t in store]
+    odd: dict[str, object] = {"static": True, "complete": True, "counted": "run-9"}
+    for target in store:
+        for name in NOT_RENDERED - {"label_text", "version"}:
+            setattr(target, name, odd.get(name, 4242.5))
+    assert [t.version for t in store] == versions
+    assert page(store).text.body == before
+    assert [id(p) for p in cache.render(store)] == [id(p) for p in pieces]
+
+
+def test_a_new_value_of_a_rendered_field_gives_a_new_version() -> None:
+    target = Target("brightdata", "job", "j_1")
+    start = target.version
+    target.up = True
+    assert target.version > start
+    bumped = target.version
+    target.up = True  # the same object: nothing new
+    target.stalled = False
+    assert target.version == bumped
+    target.label_text = "cached"
+    target.collector = "c_2"  # a label: the cached label string goes
+    assert target.label_text is None and target.version > bumped
+    target.final = True
+    bumped = target.version
+    target.last_success = 99.0  # a final target shows no last success
+    assert target.version == bumped
+    target.final = False
+    target.last_success = 100.0
+    assert target.version > bumped
