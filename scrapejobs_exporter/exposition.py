@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from types import ModuleType
@@ -157,7 +157,7 @@ class Exposition:
     def build(
         cls,
         registry: Collector,
-        shared: Sequence[Piece] = (),
+        shared: Iterable[Piece] = (),
         pause: Callable[[], object] | None = None,
         families: FamilyCache | None = None,
     ) -> Exposition:
@@ -169,7 +169,7 @@ class Exposition:
         segment, crc, size = _join(shared)
         if pause is not None:
             pause()
-        text, openmetrics = (families or FamilyCache()).render(list(registry.collect()))
+        text, openmetrics = (families or FamilyCache()).render(list(registry.collect()), pause)
         return cls(
             RenderedFormat(TEXT_TYPE, _gzip_member(segment, crc, size, text)),
             RenderedFormat(OPENMETRICS_TYPE, _gzip_member(segment, crc, size, openmetrics)),
@@ -197,14 +197,19 @@ class FamilyCache:
         """Forget every family: the next render makes all of them."""
         self._kept.clear()
 
-    def render(self, families: list[Metric]) -> tuple[bytes, bytes]:
-        """The text format and OpenMetrics of `families`, in their order."""
+    def render(
+        self, families: list[Metric], pause: Callable[[], object] | None = None
+    ) -> tuple[bytes, bytes]:
+        """The text format and OpenMetrics of `families`, in their order; `pause` is called
+        before each family that is made."""
         kept: dict[str, tuple[Metric, bytes, bytes]] = {}
         text: list[bytes] = []
         openmetrics: list[bytes] = []
         for family in families:
             entry = self._kept.get(family.name)
             if entry is None or entry[0] != family:
+                if pause is not None:
+                    pause()
                 one = _Collected([family])
                 page = openmetrics_exposition.generate_latest(one)  # type: ignore[no-untyped-call]
                 # Each family's OpenMetrics is its lines, then the page's end marker.
@@ -231,7 +236,7 @@ MASK = 0xFFFFFFFF
 PART_SIZE = 1 << 20
 
 
-def _join(pieces: Sequence[Piece]) -> tuple[tuple[bytes, ...], int, int]:
+def _join(pieces: Iterable[Piece]) -> tuple[tuple[bytes, ...], int, int]:
     """The pieces joined into parts of about PART_SIZE, with the CRC and size of their text.
 
     Few parts make few writes per scrape (thousands of small ones cost milliseconds), and no
@@ -318,15 +323,39 @@ class PerTargetCache:
 
     def __init__(self) -> None:
         self._chunks: dict[tuple[tuple[str, str] | None, Target], _Chunk] = {}
-        self._heads: dict[int, Piece] = {}
 
     def clear(self) -> None:
         """Forget every chunk: the next render makes all of them."""
         self._chunks.clear()
 
-    def render(self, store: Store, pause: Callable[[], object] | None = None) -> list[Piece]:
-        """The non-empty per-target families, in `PER_TARGET` order; `pause` is called before
-        each piece that is made (not before the ones reused)."""
+    def render(self, store: Store, pause: Callable[[], object] | None = None) -> Iterator[Piece]:
+        """The non-empty per-target families, in `PER_TARGET` order, piece by piece: each is
+        joined into the page before the next is made, so the pieces of a render are never all
+        held at once (the heap kept that room: RSS per tracked job at 50,000). `pause` is
+        called before each chunk is looked at and each piece is made."""
+        wait = pause or _no_pause
+        chunks = self._chunked(store, wait)
+        for index, per in enumerate(PER_TARGET):
+            head = True
+            for chunk in chunks.get(per.kind, ()):
+                if index in chunk.pieces:
+                    piece = chunk.pieces[index]
+                else:
+                    wait()
+                    lines = _lines(per, chunk.members)
+                    piece = chunk.pieces[index] = Piece.of("".join(lines)) if lines else None
+                if piece is None:
+                    continue
+                if head:  # made anew: a kept piece points into the page it was last joined into
+                    yield Piece.of(_head(per))
+                    head = False
+                yield piece
+
+    def _chunked(
+        self, store: Store, wait: Callable[[], object]
+    ) -> dict[tuple[str, str] | None, list[_Chunk]]:
+        """Each group's targets cut into chunks, the ones unchanged since the last render
+        taken from it (with their pieces)."""
         chunks: dict[tuple[str, str] | None, list[_Chunk]] = {}
         kept: dict[tuple[tuple[str, str] | None, Target], _Chunk] = {}
         version = attrgetter("version")
@@ -337,6 +366,7 @@ class PerTargetCache:
             targets.sort(key=version)
             chunks[group] = []
             for members in _cut(targets):
+                wait()
                 newest = max(map(version, members))  # before any value is read: see Target
                 key = (group, members[0])
                 chunk = self._chunks.get(key)
@@ -345,35 +375,20 @@ class PerTargetCache:
                 kept[key] = chunk
                 chunks[group].append(chunk)
         self._chunks = kept
-        out: list[Piece] = []
-        for index, per in enumerate(PER_TARGET):
-            pieces: list[Piece] = []
-            for chunk in chunks.get(per.kind, ()):
-                if index in chunk.pieces:
-                    piece = chunk.pieces[index]
-                else:
-                    if pause is not None:
-                        pause()
-                    lines = _lines(per, chunk.members)
-                    piece = chunk.pieces[index] = Piece.of("".join(lines)) if lines else None
-                if piece is not None:
-                    pieces.append(piece)
-            if pieces:
-                out.append(self._head(index, per))
-                out.extend(pieces)
-        return out
-
-    def _head(self, index: int, per: PerTarget) -> Piece:
-        head = self._heads.get(index)
-        if head is None:
-            text = f"# HELP {per.spec.name} {_escape_help(per.spec.help)}\n"
-            head = self._heads[index] = Piece.of(text + f"# TYPE {per.spec.name} gauge\n")
-        return head
+        return chunks
 
 
 def render_per_target(store: Store) -> list[Piece]:
     """The per-target families of `store`, every chunk made anew."""
-    return PerTargetCache().render(store)
+    return list(PerTargetCache().render(store))
+
+
+def _head(per: PerTarget) -> str:
+    return f"# HELP {per.spec.name} {_escape_help(per.spec.help)}\n# TYPE {per.spec.name} gauge\n"
+
+
+def _no_pause() -> None:
+    return None
 
 
 def _cut(targets: list[Target]) -> Iterator[tuple[Target, ...]]:
