@@ -296,7 +296,7 @@ def _crc32_combine(crc1: int, crc2: int, size2: int) -> int:
 
 # --- fast rendering of the per-target families -----------------------------------------------
 
-# A chunk of targets ends after a target whose id hashes to 0 under this mask (512 targets on
+# A chunk of targets ends after a target whose id hashes to 0 under this mask (128 targets on
 # average): cut by content, not by position, adding or dropping a target changes only its own
 # chunk, and the others stay cached.
 CHUNK_MASK = 127
