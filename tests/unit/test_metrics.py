@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -143,6 +144,10 @@ def test_metrics_are_made_as_the_catalogue_says() -> None:
         assert family.type == ("gauge" if spec.type in ("stateset", "info") else spec.type)
         assert family.documentation == spec.help
         assert family.name == spec.name.removesuffix("_total")  # client_python's family name
+        # The legacy character set: OpenMetrics is rendered with allow-utf-8 escaping, which
+        # gives the default's bytes only for such names (see exposition.FamilyCache).
+        for name in (spec.name, *spec.labels):
+            assert re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name), name
 
 
 def test_tracked_targets_count_every_kind() -> None:
