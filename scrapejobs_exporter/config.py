@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -220,6 +220,21 @@ class _ProviderSection(_Strict):
     _check_url = field_validator("base_url", check_fields=False)(_check_base_url)
     _check_proxy = field_validator("proxy_url")(_check_proxy_url)
 
+    # The name of the field with the account's secret; `<name>_file` reads it from a file.
+    _secret: ClassVar[str]
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> Self:
+        """Exactly one of the secret and its file: a file's text takes the secret's place."""
+        name = self._secret
+        secret = _pick_secret(getattr(self, name), getattr(self, f"{name}_file"), name)
+        object.__setattr__(self, name, secret)
+        return self
+
+    def _secret_value(self) -> str:
+        secret: SecretStr = getattr(self, self._secret)  # never None after _one_secret
+        return secret.get_secret_value()
+
 
 class BrightDataConfig(_ProviderSection):
     api_token: SecretStr | None = None
@@ -234,17 +249,11 @@ class BrightDataConfig(_ProviderSection):
     datasets: list[TargetId] = []
     max_requests_per_day: int | None = Field(default=None, ge=2, le=100_000_000)
 
+    _secret = "api_token"
     _check_file = field_validator("api_token_file")(_check_secret_file)
 
-    @model_validator(mode="after")
-    def _one_token(self) -> BrightDataConfig:
-        token = _pick_secret(self.api_token, self.api_token_file, "api_token")
-        object.__setattr__(self, "api_token", token)
-        return self
-
     def token(self) -> str:
-        assert self.api_token is not None  # guaranteed by _one_token
-        return self.api_token.get_secret_value()
+        return self._secret_value()
 
 
 AitronosAuthHeader = Literal["X-API-Key", "api-key", "Authorization"]
@@ -262,6 +271,7 @@ class AitronosConfig(_ProviderSection):
     # null: no daily quota.
     max_requests_per_day: int | None = Field(default=10_000, ge=2, le=100_000_000)
 
+    _secret = "api_key"
     _check_file = field_validator("api_key_file")(_check_secret_file)
 
     @field_validator("path_prefix")
@@ -274,15 +284,8 @@ class AitronosConfig(_ProviderSection):
             raise ValueError(f"invalid path prefix {value!r}: expected e.g. /v1 or /api/v1")
         return value.rstrip("/")
 
-    @model_validator(mode="after")
-    def _one_key(self) -> AitronosConfig:
-        key = _pick_secret(self.api_key, self.api_key_file, "api_key")
-        object.__setattr__(self, "api_key", key)
-        return self
-
     def key(self) -> str:
-        assert self.api_key is not None  # guaranteed by _one_key
-        return self.api_key.get_secret_value()
+        return self._secret_value()
 
 
 def _pick_secret(value: SecretStr | None, path: Path | None, name: str) -> SecretStr:
