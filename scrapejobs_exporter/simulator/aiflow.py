@@ -11,16 +11,12 @@ from typing import Any
 
 from scrapejobs_exporter.simulator.timefmt import iso_ms, make_id, stage
 
-STEPS = (
-    "prepare_intent_analyzer",
-    "planner",
-    "collector_maintainer",
-    "output_schema_generator",
-    "code_generator",
-    "input_schema_generator",
-    "preview_runner",
-    "preview_picker",
-)
+# The steps a simulated flow goes through, in order (a subset of the provider's pipeline):
+# planning, generating the collector's code and schemas, previewing it.
+_PLANNING = ("prepare_intent_analyzer", "planner", "collector_maintainer")
+_GENERATION = ("output_schema_generator", "code_generator", "input_schema_generator")
+_PREVIEW = ("preview_runner", "preview_picker")
+STEPS = _PLANNING + _GENERATION + _PREVIEW
 ACTIVE_STATUSES = ("queued", "running")
 FINISHED_STATUSES = ("done", "failed")
 ERRORS = (

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import time
 
+from scrapejobs_exporter.providers.brightdata import AI_FLOW_STEPS
 from scrapejobs_exporter.simulator.aiflow import STEPS
 from scrapejobs_exporter.simulator.studio import StudioJob
 from scrapejobs_exporter.simulator.world import World, WorldParams
@@ -131,6 +132,12 @@ def test_snapshot_lifecycle() -> None:
     final = snap.progress_body(snap.finished)
     assert final["status"] in ("ready", "failed")
     assert ("error_message" in final) == (final["status"] == "failed")
+
+
+def test_ai_flow_steps_are_the_providers_in_its_order() -> None:
+    # The simulator keeps its own list (it fakes the API, it imports no production code).
+    known = [step for step in AI_FLOW_STEPS if step in STEPS]
+    assert known == list(STEPS)
 
 
 def test_ai_flow_steps_advance() -> None:
