@@ -68,7 +68,7 @@ def _one(family: Family, what: str, found: T | None, body: Callable[[T], Any]) -
 
 
 def _studio_job(call: Call, body: Callable[[StudioJob], Any]) -> Reply:
-    return _one(Family.DCA, "Job", call.world.job_by_id.get(call.path["job_id"]), body)
+    return _one(Family.DCA, "Job", call.world.jobs.get(call.path["job_id"]), body)
 
 
 def dca_log(call: Call) -> Reply:
@@ -101,7 +101,7 @@ def collector_jobs(call: Call) -> Reply:
         ascending = _int_param(q, "sort_asc", -1) == 1
     except BadParam as exc:
         return text_reply(400, str(exc))
-    collector = call.world.collector_by_id.get(q["collector"])
+    collector = call.world.collectors.get(q["collector"])
     total, jobs = 0, list[StudioJob]()
     if collector is not None:
         from_ms, to_ms = dates["from_date"] or 0, (dates["to_date"] or 0) + DAY_MS
@@ -127,7 +127,7 @@ def collectors_list(call: Call) -> Reply:
 
 def automate_template(call: Call) -> Reply:
     collector_id = call.path["collector_id"]
-    if collector_id not in call.world.collector_by_id:
+    if call.world.collectors.get(collector_id) is None:
         return not_found(Family.DCA, "Collector")
     if call.body is INVALID_JSON or not isinstance(call.body, dict):
         return json_reply(400, {"error": "Request body must be a JSON object"})
@@ -159,7 +159,7 @@ def _automate_errors(body: dict[str, Any]) -> list[str]:
 def automate_progress(call: Call) -> Reply:
     """The latest flow of the collector; `{}` if it never ran one."""
     collector_id = call.path["collector_id"]
-    if collector_id not in call.world.collector_by_id:
+    if call.world.collectors.get(collector_id) is None:
         return not_found(Family.DCA, "Collector")
     flow = call.world.latest_flow.get(collector_id)
     return json_reply(200, flow.progress_body(call.now) if flow else {})
@@ -169,7 +169,7 @@ def automate_progress(call: Call) -> Reply:
 
 
 def _snapshot(call: Call, body: Callable[[Snapshot], Any]) -> Reply:
-    snapshot = call.world.snapshot_by_id.get(call.path["snapshot_id"])
+    snapshot = call.world.snapshots.get(call.path["snapshot_id"])
     return _one(Family.DATASETS_PROGRESS, "Snapshot", snapshot, body)
 
 
@@ -199,7 +199,7 @@ def snapshots_list(call: Call) -> Reply:
         window = _date_window(q)
     except BadParam as exc:
         return json_reply(400, {"error": str(exc)})
-    dataset = call.world.dataset_by_id.get(dataset_id)
+    dataset = call.world.datasets.get(dataset_id)
     if dataset is None:
         return json_reply(200, [])
     t = call.now
@@ -262,7 +262,7 @@ def aitronos_progress(call: Call) -> Reply:
 
 
 def _aitronos_job(call: Call, body: Callable[[AitronosJob], Any]) -> Reply:
-    job = call.world.aitronos_by_id.get(call.path["job_id"])
+    job = call.world.aitronos_jobs.get(call.path["job_id"])
     return _one(Family.AITRONOS, "Scrape job", job, body)
 
 

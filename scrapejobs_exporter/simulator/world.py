@@ -27,6 +27,7 @@ from scrapejobs_exporter.simulator.aitronos import (
 )
 from scrapejobs_exporter.simulator.collectors import Collector, Dataset, new_collector, new_dataset
 from scrapejobs_exporter.simulator.datasets import MEAN_SNAPSHOT_S, Snapshot, new_snapshot
+from scrapejobs_exporter.simulator.registry import Registry
 from scrapejobs_exporter.simulator.studio import (
     ERROR_GROUPS,
     TERMINAL_STATUSES,
@@ -96,18 +97,14 @@ class World:
         self.params = params
         self.now_ms = params.start_ms
         self._streams = _Streams(params.seed)
-        self.collectors: list[Collector] = []
-        self.collector_by_id: dict[str, Collector] = {}
-        self.datasets: list[Dataset] = []
-        self.dataset_by_id: dict[str, Dataset] = {}
-        self.jobs: list[StudioJob] = []
-        self.job_by_id: dict[str, StudioJob] = {}
-        self.snapshots: list[Snapshot] = []
-        self.snapshot_by_id: dict[str, Snapshot] = {}
+        self.collectors: Registry[Collector] = Registry(lambda c: c.id)
+        self.datasets: Registry[Dataset] = Registry(lambda d: d.id)
+        self.jobs: Registry[StudioJob] = Registry(lambda j: j.id)
+        self.snapshots: Registry[Snapshot] = Registry(lambda s: s.snapshot_id)
+        self.aitronos_jobs: Registry[AitronosJob] = Registry(lambda j: j.job_id)
+        # Every AI flow, and per collector its latest (what automate_progress reports).
         self.ai_flows: list[AiFlow] = []
         self.latest_flow: dict[str, AiFlow] = {}
-        self.aitronos_jobs: list[AitronosJob] = []
-        self.aitronos_by_id: dict[str, AitronosJob] = {}
         self._endings: list[tuple[int, int, str, Any]] = []
         self._seq = itertools.count()
         self.finished_jobs: defaultdict[str, Counter[str]] = defaultdict(Counter)
@@ -157,7 +154,7 @@ class World:
             return
         if name == "busiest":
             name = max(self.collectors, key=lambda c: c.weight).id
-        elif name not in self.collector_by_id:
+        elif self.collectors.get(name) is None:
             raise ValueError(f"--yield-drop: no collector {name!r} in this world")
         self.yield_drop_collector = name
 
@@ -180,19 +177,13 @@ class World:
         p, rng, now = self.params, self._streams.setup, self.params.start_ms
         n_collectors = max(3, p.scale // 200)
         for i in range(n_collectors):
-            self._add_collector(new_collector(rng, i, n_collectors, now))
+            self.collectors.add(new_collector(rng, i, n_collectors, now))
         for i in range(max(2, p.scale // 1000)):
-            dataset = new_dataset(rng, i, now)
-            self.datasets.append(dataset)
-            self.dataset_by_id[dataset.id] = dataset
+            self.datasets.add(new_dataset(rng, i, now))
         self._populate_studio_jobs(rng)
         self._populate_snapshots(rng)
         self._populate_ai_flows(rng)
         self._populate_aitronos(rng)
-
-    def _add_collector(self, collector: Collector) -> None:
-        self.collectors.append(collector)
-        self.collector_by_id[collector.id] = collector
 
     def _running_count(self, total: int) -> int:
         return min(total, max(1, round(total * self.params.running_fraction)))
@@ -306,15 +297,13 @@ class World:
     def _add_job(self, job: StudioJob) -> None:
         if self.yield_drop_collector is not None:
             self._degrade(job)
-        self.jobs.append(job)
-        self.job_by_id[job.id] = job
-        self.collector_by_id[job.collector].add_job(job)
+        self.jobs.add(job)
+        self.collectors.by_id(job.collector).add_job(job)
         self._track(job.finished, "job", job)
 
     def _add_snapshot(self, snap: Snapshot) -> None:
-        self.snapshots.append(snap)
-        self.snapshot_by_id[snap.snapshot_id] = snap
-        self.dataset_by_id[snap.dataset_id].add_snapshot(snap)
+        self.snapshots.add(snap)
+        self.datasets.by_id(snap.dataset_id).add_snapshot(snap)
         self._track(snap.finished, "snapshot", snap)
 
     def _add_flow(self, flow: AiFlow) -> None:
@@ -325,8 +314,7 @@ class World:
         self._track(flow.ends, "ai_flow", flow)
 
     def _add_aitronos(self, job: AitronosJob) -> None:
-        self.aitronos_jobs.append(job)
-        self.aitronos_by_id[job.job_id] = job
+        self.aitronos_jobs.add(job)
         self._track(job.finished, "aitronos", job)
 
     def _track(self, ends_ms: int, kind: str, obj: Any) -> None:
@@ -397,7 +385,7 @@ class World:
     def fail_job(self, job_id: str) -> bool:
         """Make a building/running Studio job fail now (an injected failure); False if it
         is unknown or already finished."""
-        job = self.job_by_id.get(job_id)
+        job = self.jobs.get(job_id)
         if job is None or job.status_at(self.now_ms) in TERMINAL_STATUSES:
             return False
         job.end_processed = job.processed_at(self.now_ms)
