@@ -37,7 +37,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 
 from scrapejobs_exporter.config import Config
 from scrapejobs_exporter.discovery import Discovery, Found, ListSource, owns_static
@@ -94,39 +94,31 @@ _Unit = _Detail | _Sweep | _Report
 REPORT_REST_CAP = 3600.0  # seconds at most a kind of report rests after failed reads
 
 
+@dataclass(eq=False)
 class ProviderScheduler:
-    def __init__(
-        self,
-        provider: str,
-        config: Config,
-        store: Store,
-        providers: Providers,
-        discovery: Discovery,
-        telemetry: Telemetry,
-        *,
-        clock: Clock = time.time,
-        sleep: Sleep = asyncio.sleep,
-        shard: Shard | None = None,
-    ) -> None:
-        self.provider = provider
-        self.config = config
-        self.store = store
-        self.providers = providers
-        self.discovery = discovery
-        self.telemetry = telemetry
-        self.clock = clock
-        self.sleep = sleep
-        self.shard = shard or Shard()
-        self.ready = asyncio.Event()  # set once every list was swept once
-        self._busy: set[object] = set()  # target keys and source keys in flight
-        self._reports = 0  # reports in flight
-        # Per kind of report: until when it rests, after how many failed reads in a row.
-        self._report_rest: dict[str, tuple[float, int]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._wake = asyncio.Event()
-        self._held_back = False
-        self._owed_turn = False
-        self._loop_task: asyncio.Task[None] | None = None
+    provider: str
+    config: Config
+    store: Store
+    providers: Providers
+    discovery: Discovery
+    telemetry: Telemetry
+    _: KW_ONLY
+    clock: Clock = time.time
+    sleep: Sleep = asyncio.sleep
+    shard: Shard = field(default_factory=Shard)
+    # Set once every list was swept once.
+    ready: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    _busy: set[object] = field(init=False, default_factory=set)  # target and source keys in flight
+    _reports: int = field(init=False, default=0)  # reports in flight
+    # Per kind of report: until when it rests, after how many failed reads in a row.
+    _report_rest: dict[str, tuple[float, int]] = field(init=False, default_factory=dict)
+    _tasks: set[asyncio.Task[None]] = field(init=False, default_factory=set)
+    _wake: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    _held_back: bool = field(init=False, default=False)
+    _owed_turn: bool = field(init=False, default=False)
+    _loop_task: asyncio.Task[None] | None = field(init=False, default=None)
+    # The targets named in the config (`Poller.set_static`).
+    static_keys: frozenset[tuple[str, str, str]] = field(init=False, default=frozenset())
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -434,8 +426,6 @@ class ProviderScheduler:
                 sum(len(held) for _, held in settled),
                 late,
             )
-
-    static_keys: frozenset[tuple[str, str, str]] = frozenset()
 
     def _provider_down(self, error: ApiError, now: float) -> None:
         """The provider itself fails (or its circuit is open): no target of it has current
