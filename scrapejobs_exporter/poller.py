@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, InitVar, dataclass, field
 
 from scrapejobs_exporter.aggregates import Aggregates
 from scrapejobs_exporter.config import Config
@@ -39,34 +39,30 @@ class CycleResult:
     duration: float
 
 
+@dataclass(eq=False)
 class Poller:
-    def __init__(
-        self,
-        config: Config,
-        store: Store,
-        providers: Providers,
-        telemetry: Telemetry,
-        aggregates: Aggregates,
-        *,
-        clock: Clock = time.time,
-        sleep: Sleep = asyncio.sleep,
-        on_cycle: Callable[[], Awaitable[None]] | None = None,
-        shard: Shard | None = None,
-        started: float | None = None,
-    ) -> None:
-        self.config = config
-        self.shard = shard or Shard()
-        self.store = store
-        self.providers = providers
-        self.telemetry = telemetry
-        self.aggregates = aggregates
-        self.clock = clock
-        self.on_cycle = on_cycle
-        self.discovery = Discovery(config, store, self.shard, clock, started)
+    """Both providers' schedulers over one store, with discovery and expiry."""
+
+    config: Config
+    store: Store
+    providers: Providers
+    telemetry: Telemetry
+    aggregates: Aggregates
+    _: KW_ONLY
+    clock: Clock = time.time
+    sleep: InitVar[Sleep] = asyncio.sleep  # the schedulers'
+    on_cycle: Callable[[], Awaitable[None]] | None = None
+    shard: Shard = field(default_factory=Shard)
+    started: InitVar[float | None] = None  # when watching began, if before now (`Discovery`)
+    discovery: Discovery = field(init=False)
+    schedulers: dict[str, ProviderScheduler] = field(init=False)
+
+    def __post_init__(self, sleep: Sleep, started: float | None) -> None:
+        self.discovery = Discovery(self.config, self.store, self.shard, self.clock, started)
         self.schedulers = {
             p: ProviderScheduler(
-                p, config, store, providers, self.discovery, telemetry,
-                clock=clock, sleep=sleep, shard=self.shard,
+                p, self.config, self.store, self.providers, self.discovery, self.telemetry,
+                clock=self.clock, sleep=sleep, shard=self.shard,
             )
             for p in PROVIDERS
         }  # fmt: skip
