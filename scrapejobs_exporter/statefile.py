@@ -428,6 +428,11 @@ def histogram_observations(
 # --- flushing on a timer -------------------------------------------------------------------------
 
 
+def _writer_thread() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(1, thread_name_prefix="state-file")
+
+
+@dataclass(eq=False)
 class Flusher:
     """Flushes a state file every `interval` and once more at `stop()`.
 
@@ -435,26 +440,16 @@ class Flusher:
     are one consistent snapshot); the transaction runs in a worker thread of its own.
     """
 
-    def __init__(
-        self,
-        state: StateFile,
-        lookup: Callable[[TargetKey], TargetState | None],
-        series: Callable[[], Iterable[SeriesState]],
-        meta: Callable[[], Mapping[str, float]],
-        interval: float,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self.state = state
-        self._lookup = lookup
-        self._series = series
-        self._meta = meta
-        self.interval = interval
-        self._clock = clock
-        self._sleep = sleep
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="state-file")
-        self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+    state: StateFile
+    lookup: Callable[[TargetKey], TargetState | None]  # the store's target by key
+    series: Callable[[], Iterable[SeriesState]]  # the aggregates kept across restarts
+    meta: Callable[[], Mapping[str, float]]  # named values (watermarks, the shard)
+    interval: float
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    _executor: ThreadPoolExecutor = field(init=False, default_factory=_writer_thread)
+    _lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
+    _task: asyncio.Task[None] | None = field(init=False, default=None)
 
     def start(self) -> None:
         if self._task is None and self.state.enabled:
@@ -465,7 +460,7 @@ class Flusher:
         if not self.state.enabled:
             return False
         async with self._lock:  # one transaction at a time, in the order they were taken
-            batch = self.state.take(self._lookup, self._series(), self._meta(), self._clock())
+            batch = self.state.take(self.lookup, self.series(), self.meta(), self.clock())
             loop = asyncio.get_running_loop()
             ok = await loop.run_in_executor(self._executor, self.state.write, batch)
             if not ok:
@@ -485,7 +480,7 @@ class Flusher:
 
     async def _loop(self) -> None:
         while True:
-            await self._sleep(self.interval)
+            await self.sleep(self.interval)
             try:
                 # Shielded: a stop() during a write lets it finish (and retry on failure).
                 await asyncio.shield(self.flush())
