@@ -167,6 +167,10 @@ class TargetState(NamedTuple):
         )
 
 
+# A target's state by its key, as the store holds it now; None: it left the store.
+Lookup = Callable[[TargetKey], TargetState | None]
+
+
 @dataclass(frozen=True, slots=True)
 class SeriesState:
     """One series of a finished counter, gauge or histogram.
@@ -291,11 +295,7 @@ class StateFile:
     # --- flushing --------------------------------------------------------------------------------
 
     def take(
-        self,
-        lookup: Callable[[TargetKey], TargetState | None],
-        series: Iterable[SeriesState],
-        meta: Mapping[str, float],
-        now: float,
+        self, lookup: Lookup, series: Iterable[SeriesState], meta: Mapping[str, float], now: float
     ) -> Batch:
         """Take the marked changes as rows (a key `lookup` no longer finds is deleted), and the
         series whose values differ from what the file holds."""
@@ -348,11 +348,7 @@ class StateFile:
                 self._removed.add(key)
 
     def flush(
-        self,
-        lookup: Callable[[TargetKey], TargetState | None],
-        series: Iterable[SeriesState],
-        meta: Mapping[str, float],
-        now: float,
+        self, lookup: Lookup, series: Iterable[SeriesState], meta: Mapping[str, float], now: float
     ) -> bool:
         """`take()`, `write()` and `retry()` on failure, in the calling thread."""
         if self._conn is None:
@@ -441,7 +437,7 @@ class Flusher:
     """
 
     state: StateFile
-    lookup: Callable[[TargetKey], TargetState | None]  # the store's target by key
+    lookup: Lookup
     series: Callable[[], Iterable[SeriesState]]  # the aggregates kept across restarts
     meta: Callable[[], Mapping[str, float]]  # named values (watermarks, the shard)
     interval: float
