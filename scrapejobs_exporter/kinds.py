@@ -82,6 +82,10 @@ class ReportRead:
     count: Callable[[Aggregates, Any, Any, str], None]
 
 
+def _own_id(target: Target, _model: Any) -> tuple[str, ...]:
+    return (target.target_id,)
+
+
 @dataclass(frozen=True, slots=True)
 class Kind:
     """Everything that differs between the kinds of target.
@@ -96,7 +100,8 @@ class Kind:
     - `finished_at`: the provider's finish time of a model, to tell what finished before the
       exporter watched (without one, `created_at`: created after, so finished after);
       `run_id`: which run of a re-runnable target a model describes.
-    - `labels`: the identifying label values of the target's own series (`label_names`).
+    - `labels`: the identifying label values of the target's own series (`label_names`); by
+      default the target's id alone.
     - `work_left`: what is left to do (None: the kind has no progress), for stalls and ETAs.
     - `count` / `count_detail`: the aggregate hook when a target is counted finished, and when
       a detail poll brings what its already counted row lacked.
@@ -112,10 +117,10 @@ class Kind:
     model: type
     label_names: tuple[str, ...]
     fetch: Fetch
-    labels: Callable[[Target, Any], tuple[str, ...]]
     static_ids: Callable[[Config], list[str]]
     ensure: Count
     count: Callable[[Aggregates, Any, str, float], None]
+    labels: Callable[[Target, Any], tuple[str, ...]] = _own_id
     count_detail: Count | None = None
     work_left: Callable[[Any], float | None] | None = None
     finished_at: Callable[[Any], float | None] = lambda _model: None
@@ -295,7 +300,6 @@ AI_FLOW = Kind(
     model=AiFlow,
     label_names=("collector",),
     fetch=_read_by_id("brightdata", BrightDataClient.ai_flow_progress),
-    labels=lambda target, m: (target.target_id,),
     static_ids=_static_ai_flows,
     ensure=lambda a, m, _c: a.ensure_ai_flows(),
     count=lambda a, m, _c, _now: a.ai_flow_finished(m),
@@ -331,7 +335,6 @@ AITRONOS_JOB = Kind(
     model=AitronosJob,
     label_names=("job_id",),
     fetch=_read_by_id("aitronos", AitronosClient.job_progress),
-    labels=lambda target, m: (target.target_id,),
     static_ids=lambda c: list(c.aitronos.jobs) if c.aitronos else [],
     ensure=lambda a, m, _c: a.ensure_aitronos(),
     count=lambda a, m, _c, _now: a.aitronos_job_finished(m),
