@@ -14,7 +14,7 @@ from urllib.parse import quote
 from scrapejobs_exporter.providers.brightdata import (
     UNKNOWN,
     Page,
-    Refusals,
+    Parsed,
     normalize_status,
     row_refusals,
     unique_rows,
@@ -76,7 +76,7 @@ def failure_reason(message: str | None) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class AitronosJob:
+class AitronosJob(Parsed):
     job_id: str
     status: str
     raw_status: str | None
@@ -92,8 +92,6 @@ class AitronosJob:
     created: float | None = None
     completed: float | None = None
     error_message: str | None = None
-    invalid: tuple[str, ...] = ()
-    refused: Refusals = ()
 
     @property
     def terminal(self) -> bool:

@@ -10,15 +10,12 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 from scrapejobs_exporter.providers.fields import Fields, ParseError
 from scrapejobs_exporter.providers.http import ApiError, HttpClient
 from scrapejobs_exporter.providers.ids import safe_text
-
-if TYPE_CHECKING:
-    from scrapejobs_exporter.providers.aitronos import AitronosJob
 
 __all__ = [
     "AI_FLOW_STATUSES",
@@ -32,6 +29,7 @@ __all__ = [
     "ErrorGroups",
     "InputError",
     "JobErrors",
+    "Parsed",
     "Snapshot",
     "SnapshotLog",
     "StudioJob",
@@ -83,6 +81,15 @@ EP_SNAPSHOT_LOG = "/datasets/v3/log/{snapshot_id}"
 Refusals = tuple[tuple[str, str], ...]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Parsed:
+    """What parsing a body left out of a model (see `with_invalid`): the keys whose values had
+    the wrong type, and the ids refused. Keyword-only, after each model's own fields."""
+
+    invalid: tuple[str, ...] = ()
+    refused: Refusals = ()
+
+
 def normalize_status(raw: str | None, known: tuple[str, ...], aliases: dict[str, str]) -> str:
     """Map a provider status onto a known state; anything else (or none) is `unknown`."""
     if raw is None:
@@ -93,7 +100,7 @@ def normalize_status(raw: str | None, known: tuple[str, ...], aliases: dict[str,
 
 
 @dataclass(frozen=True, slots=True)
-class StudioJob:
+class StudioJob(Parsed):
     """`GET /dca/log/{job_id}`. Times are seconds; the PII `trigger` field is never kept."""
 
     job_id: str
@@ -115,8 +122,6 @@ class StudioJob:
     created: float | None = None
     started: float | None = None
     finished: float | None = None
-    invalid: tuple[str, ...] = ()
-    refused: Refusals = ()
 
     @property
     def terminal(self) -> bool:
@@ -124,7 +129,7 @@ class StudioJob:
 
 
 @dataclass(frozen=True, slots=True)
-class Snapshot:
+class Snapshot(Parsed):
     """`GET /datasets/v3/progress/{snapshot_id}`."""
 
     snapshot_id: str
@@ -135,8 +140,6 @@ class Snapshot:
     records: int | None = None
     errors: int | None = None
     created: float | None = None  # list rows only
-    invalid: tuple[str, ...] = ()
-    refused: Refusals = ()
 
     @property
     def terminal(self) -> bool:
@@ -144,7 +147,7 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
-class AiFlow:
+class AiFlow(Parsed):
     """`GET /dca/collectors/{id}/automate_template/progress`: the collector's latest AI job.
 
     `status` is None when the collector never ran an AI flow (the API answers `{}`).
@@ -158,8 +161,6 @@ class AiFlow:
     completed_steps: int | None = None
     error: str | None = None
     ai_job_id: str | None = None
-    invalid: tuple[str, ...] = ()
-    refused: Refusals = ()
 
     @property
     def terminal(self) -> bool:
@@ -377,7 +378,7 @@ def parse_hp_errors(body: Any, job_id: str) -> JobErrors:
 
 
 @dataclass(frozen=True, slots=True)
-class SnapshotLog:
+class SnapshotLog(Parsed):
     """`GET /datasets/v3/log/{snapshot_id}`. The `trigger` (user, IP) is never kept."""
 
     snapshot_id: str
@@ -394,8 +395,6 @@ class SnapshotLog:
     dataset_name: str | None = None
     scraper_name: str | None = None
     trigger_type: str | None = None
-    invalid: tuple[str, ...] = ()
-    refused: Refusals = ()
 
     @property
     def terminal(self) -> bool:
@@ -447,7 +446,7 @@ def _ratio(f: Fields, key: str) -> float | None:
     return value
 
 
-_Model = TypeVar("_Model", StudioJob, Snapshot, AiFlow, SnapshotLog, "AitronosJob")
+_Model = TypeVar("_Model", bound=Parsed)
 T = TypeVar("T")
 
 
