@@ -39,7 +39,7 @@ class CycleResult:
     duration: float
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Poller:
     """Both providers' schedulers over one store, with discovery and expiry."""
 

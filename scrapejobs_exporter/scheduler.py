@@ -94,7 +94,7 @@ _Unit = _Detail | _Sweep | _Report
 REPORT_REST_CAP = 3600.0  # seconds at most a kind of report rests after failed reads
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class ProviderScheduler:
     provider: str
     config: Config

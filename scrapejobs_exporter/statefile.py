@@ -428,7 +428,7 @@ def _writer_thread() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(1, thread_name_prefix="state-file")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Flusher:
     """Flushes a state file every `interval` and once more at `stop()`.
 
