@@ -376,6 +376,69 @@ def test_the_family_cache_gives_client_pythons_page_and_keeps_unchanged_families
         assert cache._kept[changed] is not kept[changed]
 
 
+def test_the_family_cache_writes_every_kind_of_family_as_client_python_does() -> None:
+    """The text format is made from the OpenMetrics sample lines where client_python writes
+    them alike; the families where it does not (timestamps, exemplars, `_created`, gauge
+    histograms) must come out as client_python writes them too."""
+    from prometheus_client import generate_latest
+    from prometheus_client.metrics_core import (
+        CounterMetricFamily,
+        GaugeHistogramMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+        InfoMetricFamily,
+        Metric,
+        StateSetMetricFamily,
+        SummaryMetricFamily,
+    )
+    from prometheus_client.openmetrics import exposition as om_exposition
+    from prometheus_client.samples import Exemplar
+
+    odd = 'a "quoted" \\ back\nslash'
+    counter = CounterMetricFamily("jobs", "Jobs.\nTwo lines \\ here.", labels=["c"])
+    counter.add_metric([odd], 3)
+    counter.add_metric(["b"], 1e21)
+    gauge = GaugeMetricFamily("age", "Age.", labels=["c"], unit="seconds")
+    gauge.add_metric(["x"], float("nan"))
+    gauge.add_metric(["y"], float("-inf"))
+    histogram = HistogramMetricFamily("took", "Took.", labels=["c"])
+    histogram.add_metric(["x"], [("1.0", 2), ("+Inf", 5)], 7.5)
+    info = InfoMetricFamily("build", "Build.", value={"version": "1.2"})
+    states = StateSetMetricFamily("state", "State.", value={"up": True, "down": False})
+    summary = SummaryMetricFamily("lat", "Latency.", count_value=3, sum_value=1.5)
+    unknown = Metric("raw", "Raw.", "unknown")
+    unknown.add_sample("raw", {}, 2.0)
+    stamped = GaugeMetricFamily("stamped", "Stamped.", labels=["c"])
+    stamped.add_metric(["x"], 1, timestamp=1700000000.5)
+    created = CounterMetricFamily("made", "Made.", labels=["c"], created=1700000000.0)
+    created.add_metric(["x"], 2, created=1700000000.0)
+    exemplified = Metric("ex", "Ex.", "counter")
+    exemplified.add_sample("ex_total", {}, 1.0, exemplar=Exemplar({"trace": "t"}, 1.0))
+    gauge_histogram = GaugeHistogramMetricFamily(
+        "queue", "Queue.", buckets=[("1.0", 4), ("+Inf", 5)], gsum_value=3.0
+    )
+    empty = GaugeMetricFamily("none", "Nothing yet.", labels=["c"])
+    families = [
+        counter, gauge, histogram, info, states, summary, unknown, stamped, created,
+        exemplified, gauge_histogram, empty,
+    ]  # fmt: skip
+
+    class Families:
+        def __init__(self, of: list[Metric]) -> None:
+            self.of = of
+
+        def collect(self) -> list[Metric]:
+            return self.of
+
+    for family in families:
+        text, om = FamilyCache().render([family])
+        assert text == generate_latest(Families([family])), family.name
+        assert om == om_exposition.generate_latest(Families([family])), family.name
+    text, om = FamilyCache().render(families)
+    assert text == generate_latest(Families(families))
+    assert om == om_exposition.generate_latest(Families(families))
+
+
 def test_crcs_combine_with_or_without_isal(monkeypatch: pytest.MonkeyPatch) -> None:
     import zlib
 
