@@ -428,13 +428,21 @@ class PerTargetCache:
         before them keep their chunks from render to render (the order of series within a
         family means nothing to Prometheus). Not a sort by version: a sort of all 50,000 (a
         first render, or one after `clear()`) holds the GIL for tens of ms, and scrapes wait
-        on it (benchmark row "Scrape p99 while rendering")."""
-        current = set(targets)
-        before = [
-            t for t in self._orders.get(group, ()) if t in current and t.version <= newest_seen
-        ]
-        unchanged = set(before)
-        return before + [t for t in targets if t not in unchanged]
+        on it (benchmark row "Scrape p99 while rendering").
+
+        A target made after the last render has a newer version than it saw (`Target` takes
+        one when made), so every target of `targets` is either changed or in the last order;
+        the last order holds more only when targets left the store. Then alone a set of
+        `targets` is needed: two passes over 50,000 targets took ~30 ms, sets of them another
+        ~60 (benchmark row "Render per cycle (ms)" at 50,000)."""
+        changed = [t for t in targets if t.version > newest_seen]
+        before = [t for t in self._orders.get(group, ()) if t.version <= newest_seen]
+        if len(before) + len(changed) != len(targets):  # some left; drop them
+            current = set(targets)
+            before = [t for t in before if t in current]
+            unchanged = set(before)
+            changed = [t for t in targets if t not in unchanged]
+        return before + changed
 
 
 def render_per_target(store: Store) -> list[Piece]:

@@ -178,6 +178,15 @@ def test_fields_not_rendered_change_nothing_on_the_page() -> None:
     assert made_by(cache, store)[1] == 0  # every piece kept
 
 
+def test_a_target_made_later_has_a_newer_version_than_any_before() -> None:
+    """The renderer relies on it (`PerTargetCache._ordered`): a target newer than the last
+    render is told from the ones it placed by its version alone."""
+    first = Target("brightdata", "job", "j_1")
+    first.up = True
+    later = Target("aitronos", "job", "job_2")
+    assert later.version > first.version > 0
+
+
 def test_a_new_value_of_a_rendered_field_gives_a_new_version() -> None:
     target = Target("brightdata", "job", "j_1")
     start = target.version
