@@ -246,16 +246,15 @@ def _both_formats(family: Metric) -> tuple[bytes, bytes]:
     tests/unit/test_exposition.py compares the result with client_python's text format."""
     openmetrics = _openmetrics(family)
     moved = {family.name + suffix for suffix in ("_created", "_gsum", "_gcount")}
-    if any(
+    if not any(
         s.timestamp is not None or s.exemplar or s.native_histogram or s.name in moved
         for s in family.samples
     ):
-        return generate_latest(_Collected([family])), openmetrics
-    bare = Metric(family.name, family.documentation, family.type, family.unit)
-    head = _openmetrics(bare)
-    if not openmetrics.startswith(head):  # not seen; a format change would land here
-        return generate_latest(_Collected([family])), openmetrics
-    return generate_latest(_Collected([bare])) + openmetrics[len(head) :], openmetrics
+        bare = Metric(family.name, family.documentation, family.type, family.unit)
+        head = _openmetrics(bare)
+        if openmetrics.startswith(head):  # else not seen: a format change would land there
+            return generate_latest(_Collected([bare])) + openmetrics[len(head) :], openmetrics
+    return generate_latest(_Collected([family])), openmetrics
 
 
 @dataclass(frozen=True, slots=True)
