@@ -6,13 +6,15 @@ cached bytes (gzipped or not) for the format the client asked for.
 
 from __future__ import annotations
 
+import mmap
+import os
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from types import ModuleType
-from typing import Any
+from typing import Any, BinaryIO
 
 from prometheus_client import generate_latest
 from prometheus_client.metrics_core import Metric
@@ -41,6 +43,8 @@ __all__ = [
     "FamilyCache",
     "PerTargetCache",
     "Piece",
+    "RenderedFormat",
+    "Segment",
     "choose_format",
     "render_per_target",
     "wants_gzip",
@@ -106,14 +110,54 @@ def wants_gzip(accept_encoding: str | None) -> bool:
     return False
 
 
+Buffer = bytes | memoryview
+
+
+class Segment:
+    """The per-target families' deflated bytes, shared by both formats (~10 MB at 50,000 jobs).
+
+    `parts` are views of memory regions. Where Linux offers a memory file (memfd), the regions
+    are mapped from it, and `ranges` say where `parts` stand in `file`: a scrape then has the
+    kernel send them with sendfile() instead of copying each part through a socket buffer,
+    about a fifth less time for a page of 11 MB over loopback (measured with a bare socket
+    server; benchmark row "Scrape p50" at 50,000 jobs). The memory is the same either way: the
+    mapped pages are the page, counted in the process's RSS, and freed when the last view of a
+    region is gone."""
+
+    __slots__ = ("file", "parts", "ranges")
+
+    def __init__(
+        self,
+        parts: tuple[Buffer, ...] = (),
+        file: BinaryIO | None = None,
+        ranges: tuple[tuple[int, int], ...] = (),
+    ) -> None:
+        self.parts = parts
+        self.file = file
+        self.ranges = ranges  # (offset, length) in `file` of each part, in order
+
+    def __del__(self) -> None:
+        # The regions' mappings hold the memory, not this descriptor: pieces kept by the
+        # caches may outlive the page.
+        if self.file is not None:
+            self.file.close()
+
+
 @dataclass(frozen=True, slots=True)
 class RenderedFormat:
     """One format, kept gzipped only (at 50,000 jobs the plain text is ~120 MB, gzipped
-    ~10 MB), as the parts of one gzip member: Prometheus always asks for gzip, other clients get
-    it inflated on demand. The big middle part is the same object in both formats."""
+    ~10 MB), as one gzip member: a small `head`, the `segment` of the per-target families (the
+    same object in both formats), and a `tail` of the other families and the gzip trailer.
+    Prometheus always asks for gzip; other clients get it inflated on demand."""
 
     content_type: str
-    parts: tuple[bytes, ...]
+    head: bytes
+    segment: Segment
+    tail: bytes
+
+    @property
+    def parts(self) -> tuple[Buffer, ...]:
+        return (self.head, *self.segment.parts, self.tail)
 
     @property
     def gzipped(self) -> bytes:
@@ -171,8 +215,10 @@ class Exposition:
             pause()
         text, openmetrics = (families or FamilyCache()).render(registry.collect(), pause)
         return cls(
-            RenderedFormat(TEXT_TYPE, _gzip_member(segment, crc, size, text)),
-            RenderedFormat(OPENMETRICS_TYPE, _gzip_member(segment, crc, size, openmetrics)),
+            RenderedFormat(TEXT_TYPE, _GZIP_HEADER, segment, _gzip_end(crc, size, text)),
+            RenderedFormat(
+                OPENMETRICS_TYPE, _GZIP_HEADER, segment, _gzip_end(crc, size, openmetrics)
+            ),
         )
 
     def pick(self, accept: str | None) -> RenderedFormat:
@@ -269,46 +315,88 @@ class _Collected:
 
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, mtime 0
 MASK = 0xFFFFFFFF
-PART_SIZE = 1 << 20
+REGION_SIZE = 4 << 20  # reserved, not used: a region's pages exist once written
 
 
-def _join(pieces: Iterable[Piece]) -> tuple[tuple[bytes, ...], int, int]:
-    """The pieces joined into parts of about PART_SIZE, with the CRC and size of their text.
+def _join(pieces: Iterable[Piece]) -> tuple[Segment, int, int]:
+    """The pieces copied one after the other into regions of about REGION_SIZE, with the CRC
+    and size of their text.
 
-    Few parts make few writes per scrape (thousands of small ones cost milliseconds), and no
-    join of the whole page (a join holds the GIL, and scrapes wait on it during a render). Each
-    piece is then pointed at its bytes inside its part, so that the cache holds no second copy
-    of the page."""
-    parts: list[bytes] = []
-    run: list[Piece] = []
-    run_size, crc, size = 0, 0, 0
+    Few regions make few writes per scrape (thousands of small ones cost milliseconds), and each
+    piece is copied on its own, never the whole page in one go (a copy holds the GIL, and scrapes
+    wait on it during a render). Each piece is then pointed at its bytes inside its region, so
+    that the cache holds no second copy of the page."""
+    regions = _Regions()
+    crc, size = 0, 0
     for piece in pieces:
         crc, size = _crc32_combine(crc, piece.crc, piece.size), size + piece.size
-        run.append(piece)
-        run_size += len(piece.data)
-        if run_size >= PART_SIZE:
-            parts.append(_joined(run))
-            run, run_size = [], 0
-    if run:
-        parts.append(_joined(run))
-    return tuple(parts), crc, size
+        piece.data = regions.add(piece.data)
+    return regions.segment(), crc, size
 
 
-def _joined(run: list[Piece]) -> bytes:
-    part = b"".join([piece.data for piece in run])
-    view, offset = memoryview(part), 0
-    for piece in run:
-        end = offset + len(piece.data)
-        piece.data, offset = view[offset:end], end
-    return part
+class _Regions:
+    """Writes a segment's pieces into mapped regions, of a memory file where there is one."""
+
+    def __init__(self) -> None:
+        self._file: BinaryIO | None = None
+        self._parts: list[memoryview] = []
+        self._ranges: list[tuple[int, int]] = []
+        self._region: memoryview | None = None
+        self._start = self._fill = 0  # the region's offset in the file, and its bytes written
+
+    def add(self, data: Buffer) -> memoryview:
+        """Copies `data` and returns the view of the copy."""
+        if self._region is None or self._fill + len(data) > len(self._region):
+            self._close_region()
+            self._region = self._map(max(REGION_SIZE, len(data)))
+        start, end = self._fill, self._fill + len(data)
+        self._region[start:end] = data
+        self._fill = end
+        return self._region[start:end]
+
+    def segment(self) -> Segment:
+        self._close_region()
+        file = self._file
+        return Segment(tuple(self._parts), file, tuple(self._ranges) if file else ())
+
+    def _map(self, capacity: int) -> memoryview:
+        if self._file is None and not self._parts:
+            self._file = _memory_file()
+        if self._file is None:
+            return memoryview(mmap.mmap(-1, capacity))
+        fd = self._file.fileno()
+        os.ftruncate(fd, self._start + capacity)  # a hole until written: no memory yet
+        return memoryview(mmap.mmap(fd, capacity, offset=self._start))
+
+    def _close_region(self) -> None:
+        if self._region is None or not self._fill:
+            return
+        self._parts.append(self._region[: self._fill])
+        self._ranges.append((self._start, self._fill))
+        granularity = mmap.ALLOCATIONGRANULARITY  # where the next mapping may start
+        self._start += -(-self._fill // granularity) * granularity
+        self._region, self._fill = None, 0
 
 
-def _gzip_member(segment: tuple[bytes, ...], crc: int, size: int, tail: bytes) -> tuple[bytes, ...]:
-    """The shared segment followed by `tail`, as the parts of one gzip member."""
+def _memory_file() -> BinaryIO | None:
+    """A memory file, or None where the platform has none (not Linux) or refuses one (a
+    sandbox): the regions are then anonymous mappings, served by writes."""
+    create = getattr(os, "memfd_create", None)
+    if create is None:  # pragma: no cover - Linux has it
+        return None
+    try:
+        fd = create("scrapejobs-exporter-page")
+    except OSError:  # pragma: no cover - a seccomp policy without memfd_create
+        return None
+    return open(fd, "rb", buffering=0)  # Segment closes it
+
+
+def _gzip_end(crc: int, size: int, tail: bytes) -> bytes:
+    """`tail` deflated, ending the member, and the gzip trailer of the segment and `tail`."""
     finish = _deflate_compressor()
-    end = finish.compress(tail) + finish.flush()
+    end: bytes = finish.compress(tail) + finish.flush()
     crc, size = zlib.crc32(tail, crc), size + len(tail)
-    return (_GZIP_HEADER, *segment, end + struct.pack("<II", crc, size & MASK))
+    return end + struct.pack("<II", crc, size & MASK)
 
 
 def _deflate_compressor() -> Any:

@@ -265,7 +265,7 @@ def test_pages_are_single_valid_gzip_members_sharing_the_body(
     store = seeded_store()
     exposition = Exposition.build(_telemetry().registry, render_per_target(store))
     text, om = exposition.text, exposition.openmetrics
-    assert text.parts[1] is om.parts[1]  # the per-target body is stored once
+    assert text.segment is om.segment  # the per-target body is stored once
     for served in (text, om):
         plain = gzip.decompress(served.gzipped)
         assert plain == served.body and len(served.gzipped) == served.size
@@ -277,6 +277,68 @@ def test_pages_are_single_valid_gzip_members_sharing_the_body(
             assert out.stdout == plain
     assert om.body.endswith(b"# EOF\n") and b"# EOF" not in text.body
     assert b'brightdata_job_status{job_id="j_ma13y9ay1piehrso8r"' in text.body
+
+
+def _texts(sizes: list[int]) -> list[str]:
+    """Lines of page text that deflate poorly (ids vary), about `size` bytes each."""
+    line = 'brightdata_job_lines{job_id="j_%08x",collector="c_x"} %d\n'
+    texts, n = [], 0
+    for size in sizes:
+        lines = []
+        while sum(map(len, lines)) < size:
+            n += 1
+            lines.append(line % (n * 2654435761 % 2**32, n))
+        texts.append("".join(lines))
+    return texts
+
+
+def test_the_segment_stands_in_its_memory_file_as_in_its_parts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import mmap
+    import os
+
+    from prometheus_client import CollectorRegistry
+
+    from scrapejobs_exporter import exposition as module
+
+    monkeypatch.setattr(module, "REGION_SIZE", 16 * 1024)
+    texts = _texts([30_000] * 12 + [400_000, 20_000])  # one piece larger than a region
+    pieces = [Piece.of(text) for text in texts]
+    page = Exposition.build(CollectorRegistry(), pieces)
+    segment = page.text.segment
+    assert segment is page.openmetrics.segment and segment.file is not None
+    assert len(segment.ranges) == len(segment.parts) >= 3
+    for (offset, length), part in zip(segment.ranges, segment.parts, strict=True):
+        assert offset % mmap.ALLOCATIONGRANULARITY == 0  # where a region can be mapped
+        assert os.pread(segment.file.fileno(), length, offset) == bytes(part)
+    assert max(len(part) for part in segment.parts) >= len(pieces[-2].data) > 16 * 1024
+    # Each piece now points into its region: the caches keep no second copy of the page.
+    for piece in pieces:
+        assert isinstance(piece.data, memoryview) and isinstance(piece.data.obj, mmap.mmap)
+    assert gzip.decompress(page.text.gzipped).decode() == "".join(texts)
+    # A page made from the kept pieces is the same page, in new regions.
+    again = Exposition.build(CollectorRegistry(), pieces)
+    assert again.text.gzipped == page.text.gzipped
+    assert again.text.segment.file is not None
+    assert again.text.segment.file.fileno() != segment.file.fileno()
+    file = segment.file
+    del page, segment
+    assert file.closed  # the descriptor goes with the page; the mappings with their views
+
+
+def test_without_a_memory_file_the_segment_is_in_anonymous_regions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from scrapejobs_exporter import exposition as module
+
+    monkeypatch.setattr(module, "_memory_file", lambda: None)
+    texts = _texts([50_000, 10_000])
+    page = Exposition.build(CollectorRegistry(), [Piece.of(text) for text in texts])
+    assert page.text.segment.file is None and page.text.segment.ranges == ()
+    assert gzip.decompress(page.openmetrics.gzipped).decode() == "".join(texts) + "# EOF\n"
 
 
 # --- the render caches ------------------------------------------------------------------------

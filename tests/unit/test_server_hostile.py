@@ -16,7 +16,7 @@ import pytest
 from scrapejobs_exporter import server as server_module
 from scrapejobs_exporter.config import parse_config
 from scrapejobs_exporter.exporter import Exporter
-from scrapejobs_exporter.exposition import TEXT_TYPE, Exposition, RenderedFormat
+from scrapejobs_exporter.exposition import TEXT_TYPE, Exposition, RenderedFormat, Segment
 from scrapejobs_exporter.server import Server, parse_listen_address
 
 CONFIG = "brightdata:\n  api_token: t\n  base_url: https://bd.test\n  jobs: [j_1]\n"
@@ -131,7 +131,8 @@ def big_page(megabytes: int) -> Exposition:
     line = b'brightdata_job_lines{job_id="j_%08d",collector="c_abcdefghijkl"} 12345\n'
     text = b"".join(line % n for n in range(megabytes * 1024 * 1024 // 64))
     parts = gzip.compress(text, 1)
-    rendered = RenderedFormat(TEXT_TYPE, (parts[: len(parts) // 2], parts[len(parts) // 2 :]))
+    segment = Segment((parts[: len(parts) // 2], parts[len(parts) // 2 :]))
+    rendered = RenderedFormat(TEXT_TYPE, b"", segment, b"")
     return Exposition(rendered, rendered)
 
 
