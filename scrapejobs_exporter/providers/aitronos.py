@@ -77,6 +77,7 @@ def failure_reason(message: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class AitronosJob(Parsed):
+    terminal_statuses = JOB_TERMINAL
     job_id: str
     status: str
     raw_status: str | None
@@ -92,10 +93,6 @@ class AitronosJob(Parsed):
     created: float | None = None
     completed: float | None = None
     error_message: str | None = None
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in JOB_TERMINAL
 
 
 def unwrap_envelope(body: Any) -> Any:

@@ -10,7 +10,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import quote
 
 from scrapejobs_exporter.providers.fields import Fields, ParseError
@@ -81,8 +81,22 @@ EP_SNAPSHOT_LOG = "/datasets/v3/log/{snapshot_id}"
 Refusals = tuple[tuple[str, str], ...]
 
 
+class _Status:
+    """A model's provider status and whether it is final. Not a dataclass: `status` stays each
+    model's own field, declared among its others (positional, before any default)."""
+
+    __slots__ = ()
+    status: str | None  # AiFlow's is None when the collector never ran a flow
+    # The statuses a model's provider never moves on from; each model sets its own.
+    terminal_statuses: ClassVar[frozenset[str]] = frozenset()
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in self.terminal_statuses
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Parsed:
+class Parsed(_Status):
     """What parsing a body left out of a model (see `with_invalid`): the keys whose values had
     the wrong type, and the ids refused. Keyword-only, after each model's own fields."""
 
@@ -103,6 +117,7 @@ def normalize_status(raw: str | None, known: tuple[str, ...], aliases: dict[str,
 class StudioJob(Parsed):
     """`GET /dca/log/{job_id}`. Times are seconds; the PII `trigger` field is never kept."""
 
+    terminal_statuses = JOB_TERMINAL
     job_id: str
     collector: str | None
     status: str
@@ -123,15 +138,12 @@ class StudioJob(Parsed):
     started: float | None = None
     finished: float | None = None
 
-    @property
-    def terminal(self) -> bool:
-        return self.status in JOB_TERMINAL
-
 
 @dataclass(frozen=True, slots=True)
 class Snapshot(Parsed):
     """`GET /datasets/v3/progress/{snapshot_id}`."""
 
+    terminal_statuses = SNAPSHOT_TERMINAL
     snapshot_id: str
     dataset_id: str | None
     status: str
@@ -141,10 +153,6 @@ class Snapshot(Parsed):
     errors: int | None = None
     created: float | None = None  # list rows only
 
-    @property
-    def terminal(self) -> bool:
-        return self.status in SNAPSHOT_TERMINAL
-
 
 @dataclass(frozen=True, slots=True)
 class AiFlow(Parsed):
@@ -153,6 +161,7 @@ class AiFlow(Parsed):
     `status` is None when the collector never ran an AI flow (the API answers `{}`).
     """
 
+    terminal_statuses = AI_FLOW_TERMINAL
     collector: str
     status: str | None
     raw_status: str | None
@@ -161,10 +170,6 @@ class AiFlow(Parsed):
     completed_steps: int | None = None
     error: str | None = None
     ai_job_id: str | None = None
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in AI_FLOW_TERMINAL
 
 
 def _ms_to_seconds(value: float | None) -> float | None:
@@ -381,6 +386,7 @@ def parse_hp_errors(body: Any, job_id: str) -> JobErrors:
 class SnapshotLog(Parsed):
     """`GET /datasets/v3/log/{snapshot_id}`. The `trigger` (user, IP) is never kept."""
 
+    terminal_statuses = SNAPSHOT_TERMINAL
     snapshot_id: str
     dataset_id: str | None
     status: str
@@ -395,10 +401,6 @@ class SnapshotLog(Parsed):
     dataset_name: str | None = None
     scraper_name: str | None = None
     trigger_type: str | None = None
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in SNAPSHOT_TERMINAL
 
 
 def parse_snapshot_log(body: Any, snapshot_id: str) -> SnapshotLog:

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
 import respx
 
+from scrapejobs_exporter.providers import aitronos, brightdata
 from scrapejobs_exporter.providers.aitronos import AitronosClient, auth_headers, parse_job_progress
 from scrapejobs_exporter.providers.brightdata import (
     BrightDataClient,
+    Parsed,
     parse_ai_flow_progress,
     parse_collector_jobs,
     parse_job_log,
+    parse_snapshot_log,
     parse_snapshot_progress,
     parse_snapshots_list,
 )
@@ -87,6 +92,40 @@ def test_aitronos_seed_unwraps_envelope() -> None:
     assert job.running_time is None
     assert job.created == pytest.approx(1768202360.123456)
     assert job.completed == pytest.approx(1768202426.789012)
+
+
+# Each model with the statuses its provider knows and the ones it never moves on from, spelt
+# out here rather than read from the modules: `terminal` is declared once for every model.
+MODEL_STATUSES: list[tuple[Callable[[Any], Parsed], tuple[str, ...], set[str]]] = [
+    (lambda b: parse_job_log(b, "j_1"), brightdata.JOB_STATUSES, {"done", "failed", "cancelled"}),
+    (
+        lambda b: parse_snapshot_progress(b, "s_1"),
+        brightdata.SNAPSHOT_STATUSES,
+        {"ready", "failed"},
+    ),
+    (lambda b: parse_snapshot_log(b, "s_1"), brightdata.SNAPSHOT_STATUSES, {"ready", "failed"}),
+    (lambda b: parse_ai_flow_progress(b, "c_1"), brightdata.AI_FLOW_STATUSES, {"done", "failed"}),
+    (
+        lambda b: parse_job_progress(b, "job_1"),
+        aitronos.JOB_STATUSES,
+        {"completed", "failed", "cancelled"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("parse", "statuses", "final"), MODEL_STATUSES)
+def test_every_model_is_terminal_exactly_in_its_providers_final_statuses(
+    parse: Callable[[Any], Parsed], statuses: tuple[str, ...], final: set[str]
+) -> None:
+    assert final < set(statuses)
+    for status in statuses:
+        model = parse({"status": status})
+        assert model.status == status and model.terminal is (status in final)
+
+
+def test_an_ai_flow_that_never_ran_is_not_terminal() -> None:
+    flow = parse_ai_flow_progress({}, "c_1")
+    assert flow.status is None and not flow.terminal
 
 
 # --- tolerance -------------------------------------------------------------------------------
