@@ -104,10 +104,9 @@ def _client(
     if section is None:
         return None
     per_minute, per_day = _budget(config, provider, shard or Shard())
-    policy = policy_for(config)
     if gate is None:
         gate = ProviderGate(
-            provider, per_minute, telemetry, policy, per_day=per_day,
+            provider, per_minute, telemetry, policy_for(config), per_day=per_day,
             clock=clock or time.monotonic, sleep=sleep,
         )  # fmt: skip
     if provider == "brightdata":
@@ -115,15 +114,12 @@ def _client(
     else:
         headers = auth_headers(section.auth_header, section.key())
     http = HttpClient(
-        provider,
+        gate,
         section.base_url,
         headers,
         config.request_timeout,
-        telemetry,
         max_connections=config.concurrency,
         max_body_bytes=config.max_response_bytes,
-        policy=policy,
-        gate=gate,
         transport=transport,
         proxy=section.proxy_url,
     )

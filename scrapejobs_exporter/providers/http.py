@@ -26,7 +26,6 @@ from scrapejobs_exporter.providers.fields import ParseError
 from scrapejobs_exporter.providers.ids import REFUSED_REASONS, preview
 from scrapejobs_exporter.providers.redact import Redactor, plain_text
 from scrapejobs_exporter.resilience import (
-    DEFAULT_POLICY,
     MAX_PAUSE,
     RETRYABLE,
     Policy,
@@ -40,7 +39,6 @@ if TYPE_CHECKING:  # telemetry -> metrics -> providers -> here: only a type
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
-    "DEFAULT_MAX_REQUESTS_PER_MINUTE",
     "ApiError",
     "HttpClient",
 ]
@@ -48,7 +46,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
-DEFAULT_MAX_REQUESTS_PER_MINUTE = 100  # Bright Data's limit for trial accounts
 _ERROR_HEADERS = ("x-brd-error", "x-luminati-error")
 T = TypeVar("T")
 
@@ -83,39 +80,30 @@ class ApiError(Exception):
 
 
 class HttpClient:
-    """A thin wrapper around one shared `httpx.AsyncClient` per provider."""
+    """A thin wrapper around one shared `httpx.AsyncClient` per provider. Every call passes the
+    provider's gate, which also names the provider and holds its telemetry and policy: a client
+    built around a gate handed over from a replaced one cannot disagree with it."""
 
     def __init__(
         self,
-        provider: str,
+        gate: ProviderGate,
         base_url: str,
         headers: dict[str, str],
         timeout: float,
-        telemetry: Telemetry,
         *,
         max_connections: int = 16,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        max_requests_per_minute: int = DEFAULT_MAX_REQUESTS_PER_MINUTE,
-        max_requests_per_day: int | None = None,
-        policy: Policy = DEFAULT_POLICY,
-        gate: ProviderGate | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         proxy: str | None = None,
     ) -> None:
-        self.provider = provider
+        self.gate = gate
         self.base_url = base_url
         self.timeout = timeout
-        self.telemetry = telemetry
         self.max_body_bytes = max_body_bytes
-        self.policy = policy
-        # A gate handed over from a replaced client keeps its budget and pauses across a reload.
-        self.gate = gate or ProviderGate(
-            provider, max_requests_per_minute, telemetry, policy, per_day=max_requests_per_day
-        )
         self._redact = Redactor(_secret_values(headers))
         self._refusals_seen: set[tuple[str, str, str]] = set()
         for reason in REFUSED_REASONS:  # present from the start, so increase() sees the first
-            telemetry.refused_ids.labels(provider, reason)
+            gate.telemetry.refused_ids.labels(gate.provider, reason)
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
@@ -135,6 +123,18 @@ class HttpClient:
             proxy=proxy,
             trust_env=True,
         )
+
+    @property
+    def provider(self) -> str:
+        return self.gate.provider
+
+    @property
+    def telemetry(self) -> Telemetry:
+        return self.gate.telemetry
+
+    @property
+    def policy(self) -> Policy:
+        return self.gate.policy
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -246,11 +246,13 @@ async def test_collectors_list_that_ignores_offset_is_read_once() -> None:
     from scrapejobs_exporter.discovery import Discovery, ListSource
     from scrapejobs_exporter.providers.brightdata import BrightDataClient
     from scrapejobs_exporter.providers.http import HttpClient
+    from scrapejobs_exporter.resilience import ProviderGate
     from scrapejobs_exporter.telemetry import Telemetry
 
     page = {"total": 5, "data": [{"id": "c_1", "active": True}, {"id": "c_2", "active": False}]}
     route = respx.get("https://bd.test/dca/collectors_list").respond(json=page)
-    client = BrightDataClient(HttpClient("brightdata", "https://bd.test", {}, 5, Telemetry()))
+    gate = ProviderGate("brightdata", 100, Telemetry())
+    client = BrightDataClient(HttpClient(gate, "https://bd.test", {}, 5))
     config = parse_config("brightdata:\n  api_token: t\n  collectors: all\n", env={})
     discovery = Discovery(config, exporter_store())
     collectors = await discovery._list_collectors(client, ListSource("brightdata", "collectors"))

@@ -293,7 +293,7 @@ def client(fake: FakeTime, telemetry: Telemetry | None = None) -> HttpClient:
     policy = Policy(retry_base=0.5)
     g = ProviderGate("brightdata", 100, telemetry, policy, clock=fake.clock, sleep=fake.sleep)
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    return HttpClient("brightdata", BD, headers, 5, telemetry, policy=policy, gate=g)
+    return HttpClient(g, BD, headers, 5)
 
 
 @respx.mock

@@ -105,7 +105,6 @@ def speed_up(exporter: Exporter, policy: Policy = FAST) -> None:
     for client in (exporter.providers.brightdata, exporter.providers.aitronos):
         assert client is not None
         http: HttpClient = client.http
-        http.policy = policy
         per_minute = http.gate.per_minute
         http.gate = ProviderGate(http.provider, per_minute, exporter.telemetry, policy)
 

@@ -13,7 +13,7 @@ import pytest
 
 from scrapejobs_exporter.providers.brightdata import BrightDataClient
 from scrapejobs_exporter.providers.http import ApiError, HttpClient, _retry_after
-from scrapejobs_exporter.resilience import MAX_PAUSE, Policy
+from scrapejobs_exporter.resilience import MAX_PAUSE, Policy, ProviderGate
 from scrapejobs_exporter.telemetry import Telemetry
 from tests.helpers import reply, value
 
@@ -26,12 +26,10 @@ def client(
     handler: Callable[[httpx.Request], httpx.Response], telemetry: Telemetry | None = None
 ) -> BrightDataClient:
     http = HttpClient(
-        "brightdata",
+        ProviderGate("brightdata", 100, telemetry or Telemetry(), ONE_TRY),
         BD,
         {"Authorization": f"Bearer {TOKEN}"},
         5,
-        telemetry or Telemetry(),
-        policy=ONE_TRY,
         transport=httpx.MockTransport(handler),
     )
     return BrightDataClient(http)

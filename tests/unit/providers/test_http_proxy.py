@@ -19,6 +19,7 @@ from aiohttp import web
 from scrapejobs_exporter.config import ConfigError, load_config, parse_config
 from scrapejobs_exporter.exporter import Exporter
 from scrapejobs_exporter.providers.http import ApiError, HttpClient
+from scrapejobs_exporter.resilience import ProviderGate
 from scrapejobs_exporter.simulator import SimulatorConfig, SimulatorServer
 from scrapejobs_exporter.telemetry import Telemetry
 from tests.e2e import LOOPBACK, free_port
@@ -247,7 +248,8 @@ async def test_https_proxy_tunnels_https_requests(pki: Pki) -> None:  # noqa: F8
         async with ForwardProxy() as proxy:
             # The provider's CA comes from SSL_CERT_FILE, which trust_env honours as well.
             with _env(HTTPS_PROXY=proxy.url, SSL_CERT_FILE=str(pki.ca)):
-                client = HttpClient("brightdata", f"https://{LOOPBACK}:{port}", {}, 5, Telemetry())
+                gate = ProviderGate("brightdata", 100, Telemetry())
+                client = HttpClient(gate, f"https://{LOOPBACK}:{port}", {}, 5)
             try:
                 for n in range(5):
                     body = await client.fetch("log", f"/dca/log/j_{n}", lambda b: b)
@@ -262,7 +264,8 @@ async def test_https_proxy_tunnels_https_requests(pki: Pki) -> None:  # noqa: F8
 
 async def test_a_dead_https_proxy_fails_https_requests(pki: Pki) -> None:  # noqa: F811
     with _env(HTTPS_PROXY=f"http://{LOOPBACK}:{free_port()}", SSL_CERT_FILE=str(pki.ca)):
-        client = HttpClient("brightdata", f"https://{LOOPBACK}:{free_port()}", {}, 2, Telemetry())
+        gate = ProviderGate("brightdata", 100, Telemetry())
+        client = HttpClient(gate, f"https://{LOOPBACK}:{free_port()}", {}, 2)
     try:
         with pytest.raises(ApiError) as raised:
             await client.fetch("log", "/dca/log/j_1", lambda b: b)

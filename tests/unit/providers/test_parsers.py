@@ -24,7 +24,7 @@ from scrapejobs_exporter.providers.brightdata import (
 )
 from scrapejobs_exporter.providers.fields import ParseError, parse_timestamp
 from scrapejobs_exporter.providers.http import ApiError, HttpClient
-from scrapejobs_exporter.resilience import Policy
+from scrapejobs_exporter.resilience import Policy, ProviderGate
 from scrapejobs_exporter.telemetry import Telemetry
 from tests.conftest import seed
 from tests.helpers import histogram_counts, value, values
@@ -271,7 +271,10 @@ FAST_RETRIES = Policy(retry_base=0.001)
 def _bd(telemetry: Telemetry) -> BrightDataClient:
     return BrightDataClient(
         HttpClient(
-            "brightdata", BD, {"Authorization": "Bearer t"}, 5, telemetry, policy=FAST_RETRIES
+            ProviderGate("brightdata", 100, telemetry, FAST_RETRIES),
+            BD,
+            {"Authorization": "Bearer t"},
+            5,
         )
     )
 
@@ -307,7 +310,7 @@ async def test_brightdata_endpoints_send_bearer_and_parse() -> None:
 )  # fmt: skip
 async def test_aitronos_client_prefix_and_auth(header: str, expected: tuple[str, str]) -> None:
     telemetry = Telemetry()
-    http = HttpClient("aitronos", AIT, auth_headers(header, "k"), 5, telemetry)
+    http = HttpClient(ProviderGate("aitronos", 100, telemetry), AIT, auth_headers(header, "k"), 5)
     client = AitronosClient(http, "/api/v1")
     route = respx.get(f"{AIT}/api/v1/scrape/jobs/job_abc123/progress").respond(
         json=seed("aitronos_progress_timeout")
@@ -374,7 +377,7 @@ async def test_transport_errors(exc: Exception, reason: str) -> None:
 @respx.mock
 async def test_oversized_body_is_refused() -> None:
     telemetry = Telemetry()
-    http = HttpClient("brightdata", BD, {}, 5, telemetry, max_body_bytes=1000)
+    http = HttpClient(ProviderGate("brightdata", 100, telemetry), BD, {}, 5, max_body_bytes=1000)
     client = BrightDataClient(http)
     respx.get(f"{BD}/dca/log/j_1").respond(json={"status": "done", "pad": "x" * 5000})
     with pytest.raises(ApiError) as info:
@@ -413,7 +416,8 @@ async def test_real_connections_survive_a_server_closing_idle_ones(
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    http = HttpClient("brightdata", f"http://127.0.0.1:{port}", {}, 5.0, Telemetry())
+    http = gate = ProviderGate("brightdata", 100, Telemetry())
+    http = HttpClient(gate, f"http://127.0.0.1:{port}", {}, 5.0)
     try:
         for _ in range(3):
             if server_closes_idle:

@@ -21,6 +21,7 @@ from scrapejobs_exporter.providers.brightdata import (
 )
 from scrapejobs_exporter.providers.fields import ParseError
 from scrapejobs_exporter.providers.http import ApiError, HttpClient
+from scrapejobs_exporter.resilience import ProviderGate
 from scrapejobs_exporter.telemetry import Telemetry
 from tests.conftest import seed
 
@@ -195,7 +196,7 @@ def test_aitronos_failure_reason(message: str | None, reason: str) -> None:
 
 
 def _client() -> BrightDataClient:
-    return BrightDataClient(HttpClient("brightdata", BD, {}, 5.0, Telemetry()))
+    return BrightDataClient(HttpClient(ProviderGate("brightdata", 100, Telemetry()), BD, {}, 5.0))
 
 
 @respx.mock
