@@ -100,8 +100,8 @@ class Kind:
     - `finished_at`: the provider's finish time of a model, to tell what finished before the
       exporter watched (without one, `created_at`: created after, so finished after);
       `run_id`: which run of a re-runnable target a model describes.
-    - `labels`: the identifying label values of the target's own series (`label_names`); by
-      default the target's id alone.
+    - `labels`: the identifying label values of the target's own series; by default the
+      target's id alone.
     - `work_left`: what is left to do (None: the kind has no progress), for stalls and ETAs.
     - `count` / `count_detail`: the aggregate hook when a target is counted finished, and when
       a detail poll brings what its already counted row lacked.
@@ -113,9 +113,6 @@ class Kind:
     provider: str
     name: str  # the store's kind and the `kind` label of the exporter's own series
     command: str  # `watch KIND`
-    title: str
-    model: type
-    label_names: tuple[str, ...]
     fetch: Fetch
     static_ids: Callable[[Config], list[str]]
     ensure: Count
@@ -219,9 +216,6 @@ STUDIO_JOB = Kind(
     provider="brightdata",
     name="job",
     command="job",
-    title="Scraper Studio job",
-    model=StudioJob,
-    label_names=("job_id", "collector"),
     fetch=_fetch_job,
     labels=_job_labels,
     static_ids=lambda c: list(c.brightdata.jobs) if c.brightdata else [],
@@ -254,9 +248,6 @@ SNAPSHOT = Kind(
     provider="brightdata",
     name="snapshot",
     command="snapshot",
-    title="snapshot",
-    model=Snapshot,
-    label_names=("snapshot_id", "dataset_id"),
     fetch=_read_by_id("brightdata", BrightDataClient.snapshot_progress),
     labels=lambda target, m: (target.target_id, m.dataset_id or ""),
     static_ids=lambda c: list(c.brightdata.snapshots) if c.brightdata else [],
@@ -296,9 +287,6 @@ AI_FLOW = Kind(
     provider="brightdata",
     name="ai_flow",
     command="ai-flow",
-    title="AI flow",
-    model=AiFlow,
-    label_names=("collector",),
     fetch=_read_by_id("brightdata", BrightDataClient.ai_flow_progress),
     static_ids=_static_ai_flows,
     ensure=lambda a, m, _c: a.ensure_ai_flows(),
@@ -331,9 +319,6 @@ AITRONOS_JOB = Kind(
     provider="aitronos",
     name="job",
     command="aitronos-job",
-    title="Aitronos job",
-    model=AitronosJob,
-    label_names=("job_id",),
     fetch=_read_by_id("aitronos", AitronosClient.job_progress),
     static_ids=lambda c: list(c.aitronos.jobs) if c.aitronos else [],
     ensure=lambda a, m, _c: a.ensure_aitronos(),
