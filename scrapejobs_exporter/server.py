@@ -173,6 +173,8 @@ async def _send_gzipped(
     await response.write(exposition.head)
     loop = asyncio.get_running_loop()
     for offset, length in segment.ranges:
+        if transport.is_closing():  # sendfile() would raise RuntimeError: the client left
+            raise ConnectionResetError("the client closed the connection during a scrape")
         await loop.sendfile(transport, segment.file, offset, length)
     await response.write(exposition.tail)
 

@@ -9,6 +9,7 @@ import socket
 import time
 import tracemalloc
 from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -205,3 +206,36 @@ class FakeTransport(asyncio.Transport):
 
     def get_extra_info(self, name: str, default: object = None) -> object:
         return socket.socket if name == "socket" else default
+
+
+async def test_a_client_gone_before_the_sendfile_ends_the_scrape_as_a_dropped_connection() -> None:
+    """loop.sendfile() raises RuntimeError on a closing transport, which aiohttp would log
+    as our error with a traceback; a dropped connection is the client's business."""
+    from prometheus_client import CollectorRegistry
+
+    from scrapejobs_exporter.exposition import Piece
+
+    page = Exposition.build(CollectorRegistry(), [Piece.of("x 1\n")])
+    assert page.openmetrics.segment.file is not None
+    written: list[bytes] = []
+
+    class Closing:
+        def get_extra_info(self, name: str, default: object = None) -> object:
+            return default
+
+        def is_closing(self) -> bool:
+            return True
+
+    class Request:
+        transport = Closing()
+
+    class Response:
+        async def write(self, data: bytes) -> None:
+            written.append(data)
+
+    with pytest.raises(ConnectionResetError):
+        await server_module._send_gzipped(
+            cast(Any, Request()), cast(Any, Response()), page.openmetrics
+        )
+    assert written == [page.openmetrics.head]
+    assert isinstance(ConnectionResetError(), server_module.QuietServerLog.CLIENT_ERRORS)
