@@ -73,7 +73,10 @@ async def test_checks_run_off_the_loop_in_parallel_and_a_flood_does_not_hold_a_l
     assert all(name.startswith("bcrypt") for name in threads)
     # The same wrong password 40 times is one bcrypt run; the valid login another.
     assert time.perf_counter() - started < single * 6 + 0.5
-    assert loop_blocked < 0.1
+    # The thread names above show the checks ran off the loop; this catches the loop held for
+    # the flood at once (41 checks in a row take over 0.6 s at this cost), not a scheduling
+    # stall of a loaded 2-core CI machine (0.21 s seen once, with the whole suite running).
+    assert loop_blocked < 0.5
 
 
 async def test_a_valid_login_waits_for_about_one_check_under_a_flood_of_distinct_passwords(
