@@ -338,7 +338,7 @@ class _Regions:
     """Writes a segment's pieces into mapped regions, of a memory file where there is one."""
 
     def __init__(self) -> None:
-        self._file: BinaryIO | None = None
+        self._file = _memory_file()
         self._parts: list[memoryview] = []
         self._ranges: list[tuple[int, int]] = []
         self._region: memoryview | None = None
@@ -360,8 +360,6 @@ class _Regions:
         return Segment(tuple(self._parts), file, tuple(self._ranges) if file else ())
 
     def _map(self, capacity: int) -> memoryview:
-        if self._file is None and not self._parts:
-            self._file = _memory_file()
         if self._file is None:
             return memoryview(mmap.mmap(-1, capacity))
         fd = self._file.fileno()

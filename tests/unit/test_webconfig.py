@@ -269,6 +269,50 @@ async def test_tls_and_basic_auth_protect_everything_but_health(
         await server.stop()
 
 
+async def test_a_tls_scrape_gets_the_whole_page_by_writes(
+    pki: Pki, exporter: Exporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sendfile() cannot encrypt: over TLS the per-target segment, several mapped regions here,
+    is written like the rest of the page."""
+    import asyncio
+
+    from prometheus_client import CollectorRegistry
+
+    from scrapejobs_exporter import exposition as module
+    from scrapejobs_exporter.exposition import Exposition, Piece
+
+    monkeypatch.setattr(module, "REGION_SIZE", 16 * 1024)
+    line = 'brightdata_job_lines{job_id="j_%08x",collector="c_x"} 1\n'
+    texts = [
+        "".join(line % (n * 2654435761 % 2**32) for n in range(k, k + 600))
+        for k in range(0, 9000, 600)
+    ]
+    page = Exposition.build(CollectorRegistry(), [Piece.of(text) for text in texts])
+    assert page.text.segment.file is not None and len(page.text.segment.ranges) >= 3
+    exporter.exposition = page
+    loop = asyncio.get_running_loop()
+    sent: list[object] = []
+    real = loop.sendfile
+
+    async def sendfile(*args: object, **kwargs: object) -> int:
+        sent.append(args)
+        return await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "sendfile", sendfile)
+    server = await serve(exporter, tls_config(pki))
+    try:
+        async with httpx.AsyncClient(verify=client_context(pki), timeout=5) as c:
+            ok = await c.get(
+                f"https://127.0.0.1:{server.port}/metrics",
+                headers={"Authorization": basic("alice", PASSWORD), "Accept-Encoding": "gzip"},
+            )
+        assert ok.status_code == 200 and ok.headers["Content-Encoding"] == "gzip"
+        assert ok.content == page.text.body and ok.text == "".join(texts)
+        assert sent == []
+    finally:
+        await server.stop()
+
+
 async def test_required_client_certificate(pki: Pki, exporter: Exporter) -> None:
     extra = "  client_ca_file: ca.crt\n  client_auth_type: RequireAndVerifyClientCert\n"
     server = await serve(exporter, tls_config(pki, extra))
