@@ -84,8 +84,9 @@ class World:
     def _add(self, running: bool) -> TargetKey:
         self.next_id += 1
         job_id, collector = f"j_{self.next_id:08d}", f"c_{self.rng.randrange(COLLECTORS)}"
+        status = "running" if running else "done"
         row = StudioJob(
-            job_id, collector, "running" if running else "done", "running" if running else "done",
+            job_id, collector, status=status, raw_status=status,
             lines=0 if running else 40, fails=0, pages=PAGES, pages_left=PAGES if running else 0,
             navigations=1, created=self.now - 60, started=self.now - 50,
             finished=None if running else self.now - 1, job_time=None if running else 49.0,

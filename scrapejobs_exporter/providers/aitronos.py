@@ -15,8 +15,8 @@ from scrapejobs_exporter.providers.brightdata import (
     UNKNOWN,
     Page,
     Parsed,
-    normalize_status,
     row_refusals,
+    status_of,
     unique_rows,
     with_invalid,
 )
@@ -76,11 +76,12 @@ def failure_reason(message: str | None) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class AitronosJob(Parsed):
+class AitronosJob(Parsed[str]):
+    """`GET {prefix}/scrape/jobs/{job_id}/progress`, or a list row (no progress counters).
+    `created` and `completed` are epoch seconds; the two durations are seconds."""
+
     terminal_statuses = JOB_TERMINAL
     job_id: str
-    status: str
-    raw_status: str | None
     completion_reason: str | None = None
     url: str | None = None
     current_page: int | None = None
@@ -117,12 +118,10 @@ def _error_text(body: dict[str, Any]) -> str:
 
 def parse_job_progress(body: Any, job_id: str) -> AitronosJob:
     f = Fields(unwrap_envelope(body), "job progress")
-    raw_status = f.text("status")
     reason = f.text("completion_reason")
     job = AitronosJob(
         job_id=f.ident("job_id", "aitronos_job", job_id) or job_id,
-        status=normalize_status(raw_status, JOB_STATUSES, _ALIASES),
-        raw_status=raw_status,
+        **status_of(f, JOB_STATUSES, _ALIASES),
         completion_reason=None if reason is None else reason.strip().lower(),
         url=f.text("url"),
         current_page=f.integer("current_page"),
@@ -145,7 +144,6 @@ EP_JOBS_LIST = "{prefix}/scrape/jobs"
 def parse_job_row(row: Any) -> AitronosJob:
     """A jobs-list row (or `GET /scrape/jobs/{id}`): status and times, no progress counters."""
     f = Fields(row, "job row")
-    raw_status = f.text("status")
     metadata = f.raw("metadata")
     processing = (
         Fields(metadata, "metadata").number("processing_time")
@@ -154,8 +152,7 @@ def parse_job_row(row: Any) -> AitronosJob:
     )
     job = AitronosJob(
         job_id=f.ident("job_id", "aitronos_job") or "",
-        status=normalize_status(raw_status, JOB_STATUSES, _ALIASES),
-        raw_status=raw_status,
+        **status_of(f, JOB_STATUSES, _ALIASES),
         url=f.text("url"),
         processing_time=processing,
         created=f.timestamp("created_at"),

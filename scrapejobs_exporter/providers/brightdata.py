@@ -10,7 +10,8 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Generic, TypeVar
+from functools import partial
+from typing import Any, ClassVar, Generic, TypedDict, TypeVar
 from urllib.parse import quote
 
 from scrapejobs_exporter.providers.fields import Fields, ParseError
@@ -40,6 +41,7 @@ __all__ = [
     "parse_snapshot_log",
     "parse_snapshot_progress",
     "parse_trigger",
+    "status_of",
 ]
 
 UNKNOWN = "unknown"
@@ -77,31 +79,31 @@ EP_JOB_ERRORS = "/dca/jobs/{job_id}/hp_errors"
 EP_SNAPSHOT_LOG = "/datasets/v3/log/{snapshot_id}"
 
 
+# A request's query parameters.
+Params = dict[str, str | int]
 # (field, reason) of each id a reply named that was not kept; see `ids.check_id`.
 Refusals = tuple[tuple[str, str], ...]
 
 
-class _Status:
-    """A model's provider status and whether it is final. Not a dataclass: `status` stays each
-    model's own field, declared among its others (positional, before any default)."""
+_S = TypeVar("_S", bound=str | None)
 
-    __slots__ = ()
-    status: str | None  # AiFlow's is None when the collector never ran a flow
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Parsed(Generic[_S]):
+    """What every model holds: the provider's status (normalised, and as sent), whether it is
+    final, and what parsing a body left out (see `with_invalid`): the keys whose values had the
+    wrong type, and the ids refused. Keyword-only, so each model's own fields come first."""
+
     # The statuses a model's provider never moves on from; each model sets its own.
     terminal_statuses: ClassVar[frozenset[str]] = frozenset()
+    status: _S  # AiFlow's is None when the collector never ran a flow
+    raw_status: str | None
+    invalid: tuple[str, ...] = ()
+    refused: Refusals = ()
 
     @property
     def terminal(self) -> bool:
         return self.status in self.terminal_statuses
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Parsed(_Status):
-    """What parsing a body left out of a model (see `with_invalid`): the keys whose values had
-    the wrong type, and the ids refused. Keyword-only, after each model's own fields."""
-
-    invalid: tuple[str, ...] = ()
-    refused: Refusals = ()
 
 
 def normalize_status(raw: str | None, known: tuple[str, ...], aliases: dict[str, str]) -> str:
@@ -113,15 +115,27 @@ def normalize_status(raw: str | None, known: tuple[str, ...], aliases: dict[str,
     return value if value in known else UNKNOWN
 
 
+class StatusFields(TypedDict):
+    """A body's `status` as a model's two fields; `parse_*` passes them as `**status_of(f, ...)`."""
+
+    status: str
+    raw_status: str | None
+
+
+def status_of(
+    f: Fields, known: tuple[str, ...], aliases: dict[str, str] | None = None
+) -> StatusFields:
+    raw = f.text("status")
+    return StatusFields(status=normalize_status(raw, known, aliases or {}), raw_status=raw)
+
+
 @dataclass(frozen=True, slots=True)
-class StudioJob(Parsed):
+class StudioJob(Parsed[str]):
     """`GET /dca/log/{job_id}`. Times are seconds; the PII `trigger` field is never kept."""
 
     terminal_statuses = JOB_TERMINAL
     job_id: str
-    collector: str | None
-    status: str
-    raw_status: str | None
+    collector: str | None  # None for a job watched by id until its log names its collector
     template: str | None = None
     inputs: int | None = None
     dup_inputs: int | None = None
@@ -140,31 +154,33 @@ class StudioJob(Parsed):
 
 
 @dataclass(frozen=True, slots=True)
-class Snapshot(Parsed):
-    """`GET /datasets/v3/progress/{snapshot_id}`."""
+class _SnapshotFields(Parsed[str]):
+    """What the progress and the log endpoints both tell of a snapshot."""
 
     terminal_statuses = SNAPSHOT_TERMINAL
     snapshot_id: str
     dataset_id: str | None
-    status: str
-    raw_status: str | None
-    error_message: str | None = None
     records: int | None = None
-    errors: int | None = None
-    created: float | None = None  # list rows only
+    created: float | None = None  # not in a progress body: from a list row or the log
 
 
 @dataclass(frozen=True, slots=True)
-class AiFlow(Parsed):
+class Snapshot(_SnapshotFields):
+    """`GET /datasets/v3/progress/{snapshot_id}`."""
+
+    error_message: str | None = None
+    errors: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AiFlow(Parsed[str | None]):
     """`GET /dca/collectors/{id}/automate_template/progress`: the collector's latest AI job.
 
     `status` is None when the collector never ran an AI flow (the API answers `{}`).
     """
 
     terminal_statuses = AI_FLOW_TERMINAL
-    collector: str
-    status: str | None
-    raw_status: str | None
+    collector: str  # the key: the endpoint answers for the collector's latest flow only
     step: str | None = None
     raw_step: str | None = None
     completed_steps: int | None = None
@@ -179,13 +195,11 @@ def _ms_to_seconds(value: float | None) -> float | None:
 def parse_job_log(body: Any, job_id: str, collector: str | None = None) -> StudioJob:
     """Parse a `/dca/log` body (lower-case or legacy Capitalised keys)."""
     f = Fields(body, "job log")
-    raw_status = f.text("status")
     job = StudioJob(
         job_id=f.ident("id", "job", job_id) or job_id,
         # The collector a job was discovered under is the label; a static job learns it here.
         collector=f.ident("collector", "collector", collector),
-        status=normalize_status(raw_status, JOB_STATUSES, _JOB_ALIASES),
-        raw_status=raw_status,
+        **status_of(f, JOB_STATUSES, _JOB_ALIASES),
         template=f.text("template"),
         inputs=f.integer("inputs"),
         dup_inputs=f.integer("dup_inputs"),
@@ -207,12 +221,10 @@ def parse_job_log(body: Any, job_id: str, collector: str | None = None) -> Studi
 
 def parse_snapshot_progress(body: Any, snapshot_id: str) -> Snapshot:
     f = Fields(body, "snapshot progress")
-    raw_status = f.text("status")
     snapshot = Snapshot(
         snapshot_id=f.ident("snapshot_id", "snapshot", snapshot_id) or snapshot_id,
         dataset_id=f.ident("dataset_id", "dataset"),
-        status=normalize_status(raw_status, SNAPSHOT_STATUSES, {}),
-        raw_status=raw_status,
+        **status_of(f, SNAPSHOT_STATUSES),
         error_message=f.text("error_message") or f.text("error"),
         records=f.integer("records"),
         errors=f.integer("errors"),
@@ -383,16 +395,9 @@ def parse_hp_errors(body: Any, job_id: str) -> JobErrors:
 
 
 @dataclass(frozen=True, slots=True)
-class SnapshotLog(Parsed):
+class SnapshotLog(_SnapshotFields):
     """`GET /datasets/v3/log/{snapshot_id}`. The `trigger` (user, IP) is never kept."""
 
-    terminal_statuses = SNAPSHOT_TERMINAL
-    snapshot_id: str
-    dataset_id: str | None
-    status: str
-    raw_status: str | None
-    created: float | None = None
-    records: int | None = None
     inputs: int | None = None
     file_size: int | None = None
     duration: float | None = None  # seconds (the docs' example: 6 for 2 inputs at 3 each)
@@ -406,15 +411,13 @@ class SnapshotLog(Parsed):
 def parse_snapshot_log(body: Any, snapshot_id: str) -> SnapshotLog:
     """Keys in any casing (the docs mix `id` with `Dataset_size`)."""
     f = Fields(body, "snapshot log")
-    raw_status = f.text("status")
     trigger = f.raw("trigger")
     trigger_type = Fields(trigger, "trigger").text("type") if isinstance(trigger, dict) else None
     log = SnapshotLog(
         snapshot_id=f.ident("id" if "id" in f else "snapshot_id", "snapshot", snapshot_id)
         or snapshot_id,
         dataset_id=f.ident("dataset_id", "dataset"),
-        status=normalize_status(raw_status, SNAPSHOT_STATUSES, {}),
-        raw_status=raw_status,
+        **status_of(f, SNAPSHOT_STATUSES),
         created=f.timestamp("created"),
         records=_non_negative(f, f.integer("dataset_size"), "dataset_size"),
         inputs=_non_negative(f, f.integer("inputs_count"), "inputs_count"),
@@ -448,7 +451,7 @@ def _ratio(f: Fields, key: str) -> float | None:
     return value
 
 
-_Model = TypeVar("_Model", bound=Parsed)
+_Model = TypeVar("_Model", bound=Parsed[Any])
 T = TypeVar("T")
 
 
@@ -515,47 +518,37 @@ class BrightDataClient:
             EP_SNAPSHOT_LOG, path, lambda body: parse_snapshot_log(body, snapshot_id)
         )
 
+    async def _list(self, endpoint: str, parse: Callable[[Any], T], params: Params) -> T:
+        """A list endpoint: its path is its name; an empty query is sent as none."""
+        return await self.http.fetch(endpoint, endpoint, parse, params or None)
+
     async def list_collectors(self, offset: int = 0, limit: int | None = None) -> Page[Collector]:
-        params: dict[str, str | int] = {"offset": offset} if offset else {}
+        params: Params = {"offset": offset} if offset else {}
         if limit is not None:
             params["limit"] = limit
-        return await self.http.fetch(
-            EP_COLLECTORS_LIST, EP_COLLECTORS_LIST, parse_collectors_list, params or None
-        )
+        return await self._list(EP_COLLECTORS_LIST, parse_collectors_list, params)
 
     async def list_collector_jobs(
         self, collector: str, from_date: str, to_date: str, offset: int, limit: int
     ) -> Page[StudioJob]:
-        params: dict[str, str | int] = {
+        """A page of the jobs a collector queued in [from_date, to_date], newest first."""
+        params: Params = {
             "collector": collector,
             "from_date": from_date,
             "to_date": to_date,
             "offset": offset,
             "limit": limit,
-            "sort_asc": -1,
+            "sort_asc": -1,  # newest first: discovery stops at the first page with nothing new
         }
-        return await self.http.fetch(
-            EP_COLLECTOR_JOBS,
-            EP_COLLECTOR_JOBS,
-            lambda body: parse_collector_jobs(body, collector),
-            params,
-        )
+        parse = partial(parse_collector_jobs, collector=collector)
+        return await self._list(EP_COLLECTOR_JOBS, parse, params)
 
     async def list_snapshots(
         self, dataset_id: str, from_date: str, skip: int, limit: int
     ) -> Page[Snapshot]:
-        params: dict[str, str | int] = {
-            "dataset_id": dataset_id,
-            "from_date": from_date,
-            "skip": skip,
-            "limit": limit,
-        }
-        return await self.http.fetch(
-            EP_SNAPSHOTS_LIST,
-            EP_SNAPSHOTS_LIST,
-            lambda body: parse_snapshots_list(body, dataset_id),
-            params,
-        )
+        params: Params = dict(dataset_id=dataset_id, from_date=from_date, skip=skip, limit=limit)
+        parse = partial(parse_snapshots_list, dataset_id=dataset_id)
+        return await self._list(EP_SNAPSHOTS_LIST, parse, params)
 
     async def ai_flow_progress(self, collector: str) -> AiFlow:
         path = f"/dca/collectors/{quote(collector, safe='')}/automate_template/progress"
@@ -636,7 +629,6 @@ def parse_job_row(row: Any, collector: str) -> StudioJob:
     follow from the documented definitions (job_time = finished - started, ...).
     """
     f = Fields(row, "job row")
-    raw_status = f.text("status")
     created, started, finished = (
         f.timestamp("queued"),
         f.timestamp("started"),
@@ -645,8 +637,7 @@ def parse_job_row(row: Any, collector: str) -> StudioJob:
     job = StudioJob(
         job_id=f.ident("id", "job") or "",
         collector=collector,
-        status=normalize_status(raw_status, JOB_STATUSES, _JOB_ALIASES),
-        raw_status=raw_status,
+        **status_of(f, JOB_STATUSES, _JOB_ALIASES),
         inputs=f.integer("inputs"),
         lines=f.integer("data_lines"),
         fails=f.integer("failed_pages"),
@@ -685,12 +676,10 @@ def parse_snapshots_list(body: Any, dataset_id: str) -> Page[Snapshot]:
         if not snapshot_id:
             refused += f.refused
             continue
-        raw_status = f.text("status")
         snapshot = Snapshot(
             snapshot_id=snapshot_id,
             dataset_id=f.ident("dataset_id", "dataset", dataset_id),
-            status=normalize_status(raw_status, SNAPSHOT_STATUSES, {}),
-            raw_status=raw_status,
+            **status_of(f, SNAPSHOT_STATUSES),
             error_message=f.text("error_message"),
             records=f.integer("dataset_size"),
             created=f.timestamp("created"),

@@ -235,7 +235,9 @@ async def test_landing_filter_sort_failure_reasons_and_grafana_links() -> None:
         await exporter.poller.run_cycle()
         now = exporter.poller.clock()
         failed = exporter.store.add("aitronos", "job", "job_hostile")
-        model = AitronosJob("job_hostile", "failed", "failed", error_message=HOSTILE_MESSAGE)
+        model = AitronosJob(
+            "job_hostile", status="failed", raw_status="failed", error_message=HOSTILE_MESSAGE
+        )
         Store.record_success(failed, model, now)
         studio = next(t for t in exporter.store if isinstance(t.model, StudioJob))
         studio.model = replace(studio.model, status="failed", fails=2)

@@ -24,7 +24,7 @@ class FakeAitronos:
         self.calls.append((offset, status))
         rows = [j for j in reversed(self.jobs) if status is None or j[1] == status]
         items = tuple(
-            AitronosJob(job_id, state, state, created=START + i)
+            AitronosJob(job_id, status=state, raw_status=state, created=START + i)
             for i, (job_id, state) in enumerate(rows[offset : offset + limit])
         )
         return Page(items, len(rows))
@@ -60,7 +60,7 @@ async def test_aitronos_sweep_looks_for_running_jobs_by_status_only_when_missing
     store = discovery.store
     for job_id in ("deep", "gone", "new_1", "vanished"):
         target = store.add("aitronos", "job", job_id, static=False, now=START)
-        store.observe(target, AitronosJob(job_id, "processing", "processing"), START,
+        store.observe(target, AitronosJob(job_id, status="processing", raw_status="processing"), START,
                       complete=False)  # fmt: skip
     for i in range(250, 351):
         store.add("aitronos", "job", f"old_{i}", static=False, now=START)

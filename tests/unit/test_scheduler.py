@@ -239,18 +239,31 @@ def test_a_running_target_without_list_rows_goes_before_listed_ones() -> None:
     store = exporter.store
     static = store.get(("brightdata", "job", "j_static"))
     assert static is not None
-    store.observe(static, StudioJob("j_static", "c_1", "running", "running"), t - 40, complete=True)
+    store.observe(
+        static,
+        StudioJob("j_static", "c_1", status="running", raw_status="running"),
+        t - 40,
+        complete=True,
+    )
     listed = store.add("brightdata", "job", "j_listed", "c_1", static=False, now=t - 300)
     store.observe(
-        listed, StudioJob("j_listed", "c_1", "running", "running"), t - 300, complete=True
+        listed,
+        StudioJob("j_listed", "c_1", status="running", raw_status="running"),
+        t - 300,
+        complete=True,
     )
-    row = StudioJob("j_listed", "c_1", "running", "running")
+    row = StudioJob("j_listed", "c_1", status="running", raw_status="running")
     store.observe(listed, row, t - 5, complete=False)  # its row from the last sweep
     scheduler = exporter.poller.schedulers["brightdata"]
     unit, _ = scheduler.choose(t)
     assert unit is not None and unit.target is static  # type: ignore[union-attr]
     # Once polled, the listed job's old detail is next; the static one is due again 30 s on.
-    store.observe(static, StudioJob("j_static", "c_1", "running", "running"), t, complete=True)
+    store.observe(
+        static,
+        StudioJob("j_static", "c_1", status="running", raw_status="running"),
+        t,
+        complete=True,
+    )
     unit, _ = scheduler.choose(t)
     assert unit is not None and unit.target is listed  # type: ignore[union-attr]
 

@@ -30,11 +30,13 @@ def flush(store: Store, state: StateFile, now: float = T0) -> None:
 
 
 def job(status: str, finished: float | None = None, created: float = T0 - 900) -> StudioJob:
-    return StudioJob("j_1", "c_1", status, status, lines=3, created=created, finished=finished)
+    return StudioJob(
+        "j_1", "c_1", status=status, raw_status=status, lines=3, created=created, finished=finished
+    )
 
 
 def flow(status: str, run: str) -> AiFlow:
-    return AiFlow("c_1", status, status, ai_job_id=run)
+    return AiFlow("c_1", status=status, raw_status=status, ai_job_id=run)
 
 
 def test_only_what_the_file_keeps_marks_a_target(tmp_path: Path) -> None:
@@ -115,7 +117,7 @@ def test_a_job_first_seen_after_a_restart_counts_if_it_finished_after_the_waterm
     # A snapshot has no finish time: created after the watermark, it finished after it too.
     for n, created in enumerate((WATERMARK - 1, WATERMARK + 1)):
         target = store.add("brightdata", "snapshot", f"s_{n}", static=False, now=T0)
-        snapshot = Snapshot(f"s_{n}", "d_1", "ready", "ready", created=created)
+        snapshot = Snapshot(f"s_{n}", "d_1", status="ready", raw_status="ready", created=created)
         store.observe(target, snapshot, T0, complete=True, watermark=WATERMARK, first_sweep=True)
     assert value(aggregates.snapshots_finished, "d_1", "ready") == 1
     state.close()
@@ -125,7 +127,9 @@ def test_a_restored_target_keeps_its_stall_history_and_expiry(tmp_path: Path) ->
     path = tmp_path / "s.db"
     store, _, state = journalled(path)
     running = store.add("brightdata", "job", "j_1", "c_1", static=False, now=T0)
-    model = StudioJob("j_1", "c_1", "running", "running", pages=10, pages_left=8, navigations=3)
+    model = StudioJob(
+        "j_1", "c_1", status="running", raw_status="running", pages=10, pages_left=8, navigations=3
+    )
     store.observe(running, model, T0, complete=True)
     done = store.add("brightdata", "job", "j_2", "c_1", static=False, now=T0)
     store.observe(done, job("done", T0), T0, complete=True, watermark=WATERMARK)
