@@ -415,6 +415,44 @@ def test_the_per_target_cache_remakes_only_what_changed_and_matches_a_render_ane
     assert '"j_0030"' not in plain and '"j_new"' in plain
 
 
+def test_a_first_render_puts_running_targets_last_so_the_next_remakes_only_the_tail(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import re
+    from collections import defaultdict
+
+    from scrapejobs_exporter import exposition as module
+
+    monkeypatch.setattr(module, "CHUNK_MASK", 3)  # chunks of 4 targets on average
+    store = _many_jobs(80)
+    targets = list(store)
+    running = targets[::10]  # spread over the store's order, as discovery finds them
+    for target in targets:
+        target.final = target not in running
+    cache = PerTargetCache()
+    first, made_first = made_by(cache, store)
+
+    families: dict[str, list[bool]] = defaultdict(list)
+    for line in _plain(first).decode().splitlines():
+        found = re.match(r'(\w+)\{.*(?:job_id|target)="(j_\d+)"', line)
+        if found:
+            families[found[1]].append(found[2] in {t.target_id for t in running})
+    assert len(families) > 5
+    for name, is_running in families.items():
+        assert is_running == sorted(is_running), name  # the final ones first, then the running
+
+    for target in running:
+        assert target.model is not None
+        target.model = dataclasses.replace(target.model, pages_left=7)
+    after, made = made_by(cache, store)
+    # Only the chunks at each family's end are made again (spread, the 8 running targets
+    # would touch nearly every chunk: 191 of 379 pieces).
+    assert 0 < made < made_first / 4
+    assert sorted(_plain(after).decode().splitlines()) == sorted(
+        _plain(render_per_target(store)).decode().splitlines()
+    )
+
+
 def test_the_family_cache_gives_client_pythons_page_and_keeps_unchanged_families() -> None:
     from prometheus_client import generate_latest
     from prometheus_client.openmetrics import exposition as om_exposition
