@@ -17,8 +17,11 @@ faster clock (up to `MAX_RATE`) would put after our start: `undecided_after`.
 A real provider's clock runs at ours and agrees with it to a second or two, and on a quiet
 account the newest row lags "now" by minutes, which would pass for a fast clock. So a measured
 rate is believed only if the provider's rows ever ran more than `AHEAD` seconds ahead of our
-clock; otherwise the clocks agree, the rate is 1 and our start is our own start time (or the
-newest row, if older: a clock behind ours).
+clock. The clocks are taken to agree (the rate is 1, and our start is our own start time, or
+the newest row if older: a clock behind ours) only when none has after `AGREE_AFTER` seconds:
+a quiet list's new high can come `RATE_AFTER` seconds in and still lag a fast clock by as much
+as it ran ahead, and taking its clocks to agree put the start of a shard watching quiet lists
+seconds late (a job finishing then was never counted).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ RATE_AFTER = 30.0  # seconds of our clock the rate is measured over, at least: t
 # the newest rows (about a second on a busy account) make it uncertain by their difference over it
 MAX_RATE = 10.0  # how much faster than ours a provider's clock is taken to run, at most
 AHEAD = 2.0  # seconds a provider's rows may run ahead of our clock with the clocks agreeing
+AGREE_AFTER = 120.0  # seconds after the first reading before the clocks are taken to agree
 
 
 @dataclass(slots=True)
@@ -46,14 +50,17 @@ class ProviderClock:
         new_high = self.high is None or newest > self.high
         self.high = newest if new_high else self.high
         self.ahead = max(self.ahead, newest - at)
-        if not self.early or at - self.early[0][0] <= EARLY:
+        since_first = at - self.early[0][0] if self.early else 0.0
+        if not self.early or since_first <= EARLY:
             self.early.append((at, newest))
-        elif self.rate is None and new_high and at - self.early[0][0] >= RATE_AFTER:
+        elif self.rate is None and self.ahead <= AHEAD:
+            if since_first >= AGREE_AFTER:
+                self.rate = 1.0
+        elif self.rate is None and new_high and since_first >= RATE_AFTER:
             # The freshest early reading against a new high: both about the provider's "now".
             t0, n0 = max(self.early, key=lambda reading: reading[1])
             if at > t0:
-                measured = min(MAX_RATE, max(1.0, (newest - n0) / (at - t0)))
-                self.rate = measured if self.ahead > AHEAD else 1.0
+                self.rate = min(MAX_RATE, max(1.0, (newest - n0) / (at - t0)))
 
     def start_up(self, added: float) -> bool:
         """Whether a list watched from `added` was watched since before the first reading."""

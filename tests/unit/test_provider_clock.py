@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scrapejobs_exporter.provider_clock import (
+    AGREE_AFTER,
     EARLY,
     MAX_RATE,
     RATE_AFTER,
@@ -59,7 +60,7 @@ def sped_up(clock: ProviderClock, rate: float, lag: float, reads: list[float]) -
         clock.observe(at, START + rate * (at - START) - lag)
 
 
-@pytest.mark.parametrize("rate", [1.0, 2.0, 7.5])
+@pytest.mark.parametrize("rate", [2.0, 7.5])
 def test_the_rate_is_measured_after_rate_after_seconds(rate: float) -> None:
     clock = ProviderClock()
     sped_up(clock, rate, 0.3, [START + 1, START + 2, START + 4, START + RATE_AFTER - 1])
@@ -69,6 +70,28 @@ def test_the_rate_is_measured_after_rate_after_seconds(rate: float) -> None:
     # Our start on its clock: the newest rows are lower bounds, short of it by their lag.
     start = clock.start(START)
     assert start == pytest.approx(START - 0.3)
+
+
+def test_the_clocks_agree_when_no_row_ran_ahead_for_agree_after_seconds() -> None:
+    clock = ProviderClock()
+    sped_up(clock, 1.0, 0.3, [START + 1, START + 2, START + RATE_AFTER + 2])
+    assert clock.rate is None  # a fast clock may yet show
+    sped_up(clock, 1.0, 0.3, [START + AGREE_AFTER + 2])
+    assert clock.rate == 1.0
+    assert clock.start(START) == pytest.approx(START)  # our own start
+
+
+def test_a_quiet_lists_new_high_does_not_make_a_fast_clock_agree() -> None:
+    # Seen live with three shards on a simulator at --speed 2: a shard's first reading was
+    # tight, its first new high RATE_AFTER later came from a quiet list lagging the provider's
+    # "now" by as much as its clock ran ahead of ours, and the clocks were taken to agree.
+    clock = ProviderClock()
+    sped_up(clock, 2.0, 0.5, [START + 1])
+    clock.observe(START + RATE_AFTER + 1, START + RATE_AFTER + 1.5)  # lags 30 s
+    assert clock.rate is None
+    sped_up(clock, 2.0, 0.5, [START + 2 * RATE_AFTER])  # a busy list: 60 s ahead of ours
+    assert clock.rate == pytest.approx(2.0)
+    assert clock.start(START) == pytest.approx(START - 0.5)
 
 
 def test_a_stale_late_reading_does_not_set_the_rate() -> None:
@@ -83,7 +106,7 @@ def test_a_stale_late_reading_does_not_set_the_rate() -> None:
 
 def test_the_rate_stays_within_bounds() -> None:
     slow, fast = ProviderClock(), ProviderClock()
-    sped_up(slow, 0.5, 0.0, [START + 1, START + RATE_AFTER + 2])
+    sped_up(slow, 0.5, 0.0, [START + 1, START + AGREE_AFTER + 2])
     sped_up(fast, 40.0, 0.0, [START + 1, START + RATE_AFTER + 2])
     assert slow.rate == 1.0  # a provider's clock does not run slow; noise does
     assert fast.rate == MAX_RATE
@@ -106,6 +129,6 @@ def test_lists_added_after_the_first_reading_are_not_placed_by_the_clock() -> No
 
 def test_a_clock_behind_ours_never_starts_after_its_newest_row() -> None:
     clock = ProviderClock()
-    for at in (START + 1, START + RATE_AFTER + 2):
+    for at in (START + 1, START + AGREE_AFTER + 2):
         clock.observe(at, at - 3600 * 24)  # a world replaying yesterday
     assert clock.start(START) == pytest.approx(START + 1 - 3600 * 24 - 1)
