@@ -21,7 +21,7 @@ from scrapejobs_exporter.providers.brightdata import (
     with_invalid,
 )
 from scrapejobs_exporter.providers.fields import Fields, ParseError
-from scrapejobs_exporter.providers.http import HttpClient
+from scrapejobs_exporter.providers.http import HttpClient, Params
 from scrapejobs_exporter.providers.ids import safe_text
 
 __all__ = [
@@ -188,7 +188,7 @@ class AitronosClient:
         self, offset: int, limit: int, status: str | None = None
     ) -> Page[AitronosJob]:
         """AI-2, newest first; `status` lists only the jobs in that status."""
-        params: dict[str, str | int] = {"offset": offset, "limit": limit}
+        params: Params = {"offset": offset, "limit": limit}
         if status is not None:
             params["status"] = status
         return await self.http.fetch(

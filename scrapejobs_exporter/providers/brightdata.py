@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Generic, TypedDict, TypeVar
 from urllib.parse import quote
 
 from scrapejobs_exporter.providers.fields import Fields, ParseError
-from scrapejobs_exporter.providers.http import ApiError, HttpClient
+from scrapejobs_exporter.providers.http import ApiError, HttpClient, Params
 from scrapejobs_exporter.providers.ids import safe_text
 
 __all__ = [
@@ -79,8 +79,6 @@ EP_JOB_ERRORS = "/dca/jobs/{job_id}/hp_errors"
 EP_SNAPSHOT_LOG = "/datasets/v3/log/{snapshot_id}"
 
 
-# A request's query parameters.
-Params = dict[str, str | int]
 # (field, reason) of each id a reply named that was not kept; see `ids.check_id`.
 Refusals = tuple[tuple[str, str], ...]
 

@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "ApiError",
     "HttpClient",
+    "Params",
 ]
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 _ERROR_HEADERS = ("x-brd-error", "x-luminati-error")
 T = TypeVar("T")
+# A request's query parameters.
+Params = dict[str, str | int]
 
 
 class ApiError(Exception):
@@ -144,7 +147,7 @@ class HttpClient:
         endpoint: str,
         path: str,
         parse: Callable[[Any], T],
-        params: dict[str, str | int] | None = None,
+        params: Params | None = None,
     ) -> T:
         """GET `path` and parse it; a body the parser rejects counts as a `bad_body` error."""
         body = await self.get_json(endpoint, path, params)
@@ -172,9 +175,7 @@ class HttpClient:
                     reason.replace("_", " "),
                 )
 
-    async def get_json(
-        self, endpoint: str, path: str, params: dict[str, str | int] | None = None
-    ) -> Any:
+    async def get_json(self, endpoint: str, path: str, params: Params | None = None) -> Any:
         """GET `path` and return its decoded JSON; `endpoint` is the path template for labels."""
         return await self.request_json("GET", endpoint, path, params=params)
 
@@ -184,7 +185,7 @@ class HttpClient:
         endpoint: str,
         path: str,
         *,
-        params: dict[str, str | int] | None = None,
+        params: Params | None = None,
         body: Any = None,
     ) -> Any:
         """Send with retries: timeouts, dropped connections and 5xx only, with jittered backoff.
@@ -212,7 +213,7 @@ class HttpClient:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _through_gate(
-        self, method: str, endpoint: str, path: str, params: dict[str, str | int] | None, body: Any
+        self, method: str, endpoint: str, path: str, params: Params | None, body: Any
     ) -> Any:
         try:
             async with self.gate.turn() as turn:
@@ -225,7 +226,7 @@ class HttpClient:
             raise ApiError(exc.reason, str(exc), sent=False) from None
 
     async def _attempt(
-        self, method: str, endpoint: str, path: str, params: dict[str, str | int] | None, body: Any
+        self, method: str, endpoint: str, path: str, params: Params | None, body: Any
     ) -> Any:
         started = time.perf_counter()
         code = "error"
@@ -259,7 +260,7 @@ class HttpClient:
             self.telemetry.api_request_duration.labels(self.provider, endpoint).observe(elapsed)
 
     async def _send(
-        self, method: str, path: str, params: dict[str, str | int] | None, body: Any
+        self, method: str, path: str, params: Params | None, body: Any
     ) -> tuple[httpx.Response, bytes]:
         request = self._client.build_request(method, self.base_url + path, params=params, json=body)
         response = await self._client.send(request, stream=True)
