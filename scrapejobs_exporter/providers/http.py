@@ -17,7 +17,7 @@ import time
 import zlib
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 
@@ -181,7 +181,7 @@ class HttpClient:
 
     async def request_json(
         self,
-        method: str,
+        method: Literal["GET", "POST"],
         endpoint: str,
         path: str,
         *,
