@@ -338,9 +338,10 @@ def markdown(document: dict[str, Any], rows: list[Row]) -> str:
         "kernel grows its TCP windows, and Prometheus keeps its connection open.",
         "- Bare transfer: the same client fetching our gzipped page from a trivial aiohttp "
         "handler that returns the bytes, written through the socket as any handler does: the "
-        "reference for what moving the page costs. Ours hands the per-target bulk of the page "
-        "to the kernel with sendfile() from a memory file (`Segment` in "
-        "`scrapejobs_exporter/exposition.py`), one copy fewer, so it can be the faster of the two.",
+        "reference for what moving the page costs. Ours writes the page's parts as they are, "
+        "the per-target bulk in regions of 4 MB (`REGION_SIZE` in "
+        "`scrapejobs_exporter/exposition.py`), through a send buffer widened for the page, so "
+        "it can be the faster of the two.",
         "- Render per cycle: the median time of the render each steady poll cycle ends with "
         "(`Exporter.render()` in its worker thread, after the cycle's changes; the cycle's wall "
         "time minus its polling), over the steady cycles, 60 simulated seconds apart: after the "

@@ -25,7 +25,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from scrapejobs_exporter.config import ConfigError, load_config
 from scrapejobs_exporter.exporter import Exporter
-from scrapejobs_exporter.exposition import Exposition, RenderedFormat, wants_gzip
+from scrapejobs_exporter.exposition import Exposition, wants_gzip
 from scrapejobs_exporter.landing import api_response, page_response
 from scrapejobs_exporter.webconfig import BasicAuth, WebConfig
 
@@ -141,7 +141,8 @@ async def _serve_exposition(request: web.Request, page: Exposition) -> web.Strea
         response.content_length = exposition.size
         _widen_send_buffer(request, exposition.size)
         await response.prepare(request)
-        await _send_gzipped(request, response, exposition)
+        for part in exposition.parts:  # each region whole: see exposition.REGION_SIZE
+            await response.write(part)
         await response.write_eof()
         return response
     # Only gzipped bytes are kept: the page is inflated step by step as it is sent, so each
@@ -157,26 +158,6 @@ async def _serve_exposition(request: web.Request, page: Exposition) -> web.Strea
     await response.write(inflate.flush())
     await response.write_eof()
     return response
-
-
-async def _send_gzipped(
-    request: web.Request, response: web.StreamResponse, exposition: RenderedFormat
-) -> None:
-    """The page's parts as they are; the segment by sendfile() from its memory file when the
-    connection is plain TCP (see `exposition.Segment`: benchmark row "Scrape p50" at 50,000
-    jobs), as aiohttp's own FileResponse sends files."""
-    segment, transport = exposition.segment, request.transport
-    if segment.file is None or transport is None or transport.get_extra_info("sslcontext"):
-        for part in exposition.parts:
-            await response.write(part)
-        return
-    await response.write(exposition.head)
-    loop = asyncio.get_running_loop()
-    for offset, length in segment.ranges:
-        if transport.is_closing():  # sendfile() would raise RuntimeError: the client left
-            raise ConnectionResetError("the client closed the connection during a scrape")
-        await loop.sendfile(transport, segment.file, offset, length)
-    await response.write(exposition.tail)
 
 
 def _widen_send_buffer(request: web.Request, size: int) -> None:

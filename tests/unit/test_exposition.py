@@ -292,11 +292,10 @@ def _texts(sizes: list[int]) -> list[str]:
     return texts
 
 
-def test_the_segment_stands_in_its_memory_file_as_in_its_parts(
+def test_the_segment_is_a_few_regions_that_the_pieces_point_into(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import mmap
-    import os
 
     from prometheus_client import CollectorRegistry
 
@@ -307,38 +306,23 @@ def test_the_segment_stands_in_its_memory_file_as_in_its_parts(
     pieces = [Piece.of(text) for text in texts]
     page = Exposition.build(CollectorRegistry(), pieces)
     segment = page.text.segment
-    assert segment is page.openmetrics.segment and segment.file is not None
-    assert len(segment.ranges) == len(segment.parts) >= 3
-    for (offset, length), part in zip(segment.ranges, segment.parts, strict=True):
-        assert offset % mmap.ALLOCATIONGRANULARITY == 0  # where a region can be mapped
-        assert os.pread(segment.file.fileno(), length, offset) == bytes(part)
+    assert segment is page.openmetrics.segment
+    # Each region holds whole pieces, one after the other: fewer parts than pieces, and the one
+    # larger than a region has a region of its own.
+    assert 3 <= len(segment.parts) < len(pieces)
     assert max(len(part) for part in segment.parts) >= len(pieces[-2].data) > 16 * 1024
+    assert b"".join(segment.parts) == b"".join(bytes(piece.data) for piece in pieces)
     # Each piece now points into its region: the caches keep no second copy of the page.
+    regions = {id(part.obj) for part in segment.parts if isinstance(part, memoryview)}
     for piece in pieces:
         assert isinstance(piece.data, memoryview) and isinstance(piece.data.obj, mmap.mmap)
+        assert id(piece.data.obj) in regions
     assert gzip.decompress(page.text.gzipped).decode() == "".join(texts)
+    assert gzip.decompress(page.openmetrics.gzipped).decode() == "".join(texts) + "# EOF\n"
     # A page made from the kept pieces is the same page, in new regions.
     again = Exposition.build(CollectorRegistry(), pieces)
     assert again.text.gzipped == page.text.gzipped
-    assert again.text.segment.file is not None
-    assert again.text.segment.file.fileno() != segment.file.fileno()
-    file = segment.file
-    del page, segment
-    assert file.closed  # the descriptor goes with the page; the mappings with their views
-
-
-def test_without_a_memory_file_the_segment_is_in_anonymous_regions(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from prometheus_client import CollectorRegistry
-
-    from scrapejobs_exporter import exposition as module
-
-    monkeypatch.setattr(module, "_memory_file", lambda: None)
-    texts = _texts([50_000, 10_000])
-    page = Exposition.build(CollectorRegistry(), [Piece.of(text) for text in texts])
-    assert page.text.segment.file is None and page.text.segment.ranges == ()
-    assert gzip.decompress(page.openmetrics.gzipped).decode() == "".join(texts) + "# EOF\n"
+    assert not regions & {id(part.obj) for part in again.text.segment.parts}  # type: ignore[union-attr]
 
 
 # --- the render caches ------------------------------------------------------------------------
