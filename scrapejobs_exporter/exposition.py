@@ -112,7 +112,7 @@ def wants_gzip(accept_encoding: str | None) -> bool:
 Buffer = bytes | memoryview
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # compared by identity: no 10 MB comparisons
 class Segment:
     """The per-target families' deflated bytes, shared by both formats (~10 MB at 50,000 jobs).
 
@@ -298,8 +298,8 @@ MASK = 0xFFFFFFFF
 # Reserved, not used: a region's pages exist once written. A scrape writes a region at a time;
 # writes of 4 MB were the fastest way to move the 11 MB page over loopback (p50 3.7 to 5.1 ms,
 # against 4.2 to 5.5 in writes of 1 MB, 5.8 to 8.2 of 256 KB and 5.3 to 6.4 of the whole page
-# at once; sendfile() from a memory file took 6.9 to 10.4 ms on the same machine). Benchmark
-# row "Scrape p50" at 50,000 jobs.
+# at once; sendfile() from a memory file took 6.9 to 10.4 ms on the same machine, 2 cores of
+# AMD EPYC). Benchmark row "Scrape p50" at 50,000 jobs (bench/RESULTS.md).
 REGION_SIZE = 4 << 20
 
 
