@@ -43,7 +43,6 @@ __all__ = [
     "PerTargetCache",
     "Piece",
     "RenderedFormat",
-    "Segment",
     "choose_format",
     "render_per_target",
     "wants_gzip",
@@ -112,32 +111,25 @@ def wants_gzip(accept_encoding: str | None) -> bool:
 Buffer = bytes | memoryview
 
 
-@dataclass(frozen=True, slots=True, eq=False)  # compared by identity: no 10 MB comparisons
-class Segment:
-    """The per-target families' deflated bytes, shared by both formats (~10 MB at 50,000 jobs).
-
-    `parts` are views of a few anonymous memory regions of about `REGION_SIZE`. A scrape writes
-    each part whole: the mapped pages are the page (counted in the process's RSS, and freed
-    when the last view of a region is gone), so no scrape copies it first."""
-
-    parts: tuple[Buffer, ...] = ()
-
-
 @dataclass(frozen=True, slots=True)
 class RenderedFormat:
     """One format, kept gzipped only (at 50,000 jobs the plain text is ~120 MB, gzipped
     ~10 MB), as one gzip member: a small `head`, the `segment` of the per-target families (the
     same object in both formats), and a `tail` of the other families and the gzip trailer.
-    Prometheus always asks for gzip; other clients get it inflated on demand."""
+    Prometheus always asks for gzip; other clients get it inflated on demand.
+
+    The segment's parts are views of a few anonymous memory regions of about `REGION_SIZE`. A
+    scrape writes each part whole: the mapped pages are the page (counted in the process's RSS,
+    and freed when the last view of a region is gone), so no scrape copies it first."""
 
     content_type: str
     head: bytes
-    segment: Segment
+    segment: tuple[Buffer, ...]
     tail: bytes
 
     @property
     def parts(self) -> tuple[Buffer, ...]:
-        return (self.head, *self.segment.parts, self.tail)
+        return (self.head, *self.segment, self.tail)
 
     @property
     def gzipped(self) -> bytes:
@@ -303,7 +295,7 @@ MASK = 0xFFFFFFFF
 REGION_SIZE = 4 << 20
 
 
-def _join(pieces: Iterable[Piece]) -> tuple[Segment, int, int]:
+def _join(pieces: Iterable[Piece]) -> tuple[tuple[memoryview, ...], int, int]:
     """The pieces copied one after the other into regions of about REGION_SIZE, with the CRC
     and size of their text.
 
@@ -337,9 +329,9 @@ class _Regions:
         self._fill = end
         return self._region[start:end]
 
-    def segment(self) -> Segment:
+    def segment(self) -> tuple[memoryview, ...]:
         self._close_region()
-        return Segment(tuple(self._parts))
+        return tuple(self._parts)
 
     def _close_region(self) -> None:
         if self._region is not None and self._fill:

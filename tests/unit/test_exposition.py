@@ -309,11 +309,11 @@ def test_the_segment_is_a_few_regions_that_the_pieces_point_into(
     assert segment is page.openmetrics.segment
     # Each region holds whole pieces, one after the other: fewer parts than pieces, and the one
     # larger than a region has a region of its own.
-    assert 3 <= len(segment.parts) < len(pieces)
-    assert max(len(part) for part in segment.parts) >= len(pieces[-2].data) > 16 * 1024
-    assert b"".join(segment.parts) == b"".join(bytes(piece.data) for piece in pieces)
+    assert 3 <= len(segment) < len(pieces)
+    assert max(len(part) for part in segment) >= len(pieces[-2].data) > 16 * 1024
+    assert b"".join(segment) == b"".join(bytes(piece.data) for piece in pieces)
     # Each piece now points into its region: the caches keep no second copy of the page.
-    regions = {id(part.obj) for part in segment.parts if isinstance(part, memoryview)}
+    regions = {id(part.obj) for part in segment if isinstance(part, memoryview)}
     for piece in pieces:
         assert isinstance(piece.data, memoryview) and isinstance(piece.data.obj, mmap.mmap)
         assert id(piece.data.obj) in regions
@@ -322,7 +322,7 @@ def test_the_segment_is_a_few_regions_that_the_pieces_point_into(
     # A page made from the kept pieces is the same page, in new regions.
     again = Exposition.build(CollectorRegistry(), pieces)
     assert again.text.gzipped == page.text.gzipped
-    assert not regions & {id(part.obj) for part in again.text.segment.parts}  # type: ignore[union-attr]
+    assert not regions & {id(part.obj) for part in again.text.segment}  # type: ignore[union-attr]
 
 
 # --- the render caches ------------------------------------------------------------------------

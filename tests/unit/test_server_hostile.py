@@ -17,7 +17,7 @@ import pytest
 from scrapejobs_exporter import server as server_module
 from scrapejobs_exporter.config import parse_config
 from scrapejobs_exporter.exporter import Exporter
-from scrapejobs_exporter.exposition import TEXT_TYPE, Exposition, RenderedFormat, Segment
+from scrapejobs_exporter.exposition import TEXT_TYPE, Exposition, RenderedFormat
 from scrapejobs_exporter.server import Server, parse_listen_address
 
 CONFIG = "brightdata:\n  api_token: t\n  base_url: https://bd.test\n  jobs: [j_1]\n"
@@ -128,13 +128,17 @@ async def test_item11_query_parameters_are_validated(
         assert b"error" in body and b"Traceback" not in body
 
 
+def page_of(gzipped: bytes) -> Exposition:
+    """A page whose segment is `gzipped` in two parts, the same in both formats."""
+    half = len(gzipped) // 2
+    rendered = RenderedFormat(TEXT_TYPE, b"", (gzipped[:half], gzipped[half:]), b"")
+    return Exposition(rendered, rendered)
+
+
 def big_page(megabytes: int) -> Exposition:
     line = b'brightdata_job_lines{job_id="j_%08d",collector="c_abcdefghijkl"} 12345\n'
     text = b"".join(line % n for n in range(megabytes * 1024 * 1024 // 64))
-    parts = gzip.compress(text, 1)
-    segment = Segment((parts[: len(parts) // 2], parts[len(parts) // 2 :]))
-    rendered = RenderedFormat(TEXT_TYPE, b"", segment, b"")
-    return Exposition(rendered, rendered)
+    return page_of(gzip.compress(text, 1))
 
 
 async def test_item12_uncompressed_scrapes_are_streamed_without_a_copy_each(
@@ -214,10 +218,8 @@ async def test_a_client_gone_during_a_gzipped_scrape_is_a_dropped_connection(
     """A client that leaves while a page of megabytes is being written costs one debug line,
     not an error with a traceback: a dropped connection is the client's business."""
     caplog.set_level(logging.DEBUG)
-    body = os.urandom(24 << 20)  # more than the socket buffers hold; the server checks no gzip
-    rendered = RenderedFormat(TEXT_TYPE, b"", Segment((body[: 12 << 20], body[12 << 20 :])), b"")
-    page = Exposition(rendered, rendered)
-    running.app[server_module.EXPORTER_KEY].exposition = page
+    # More than the socket buffers hold, and not compressible; the server checks no gzip.
+    running.app[server_module.EXPORTER_KEY].exposition = page_of(os.urandom(24 << 20))
     for _ in range(3):
         reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
         sock = writer.get_extra_info("socket")
