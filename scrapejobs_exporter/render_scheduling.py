@@ -2,10 +2,10 @@
 
 A render is a few hundred ms of Python in a worker thread (at 50,000 jobs). While it runs, the
 event loop shares the GIL with it, and a scrape of a 10 MB page takes two to three times as
-long. So the render waits at its chunk boundaries while a scrape is being sent and for 25 ms
-after one (the next scrape of a client that scrapes back to back then starts on a loop that has
-the GIL to itself). The waiting is bounded per render (`PAUSE_BUDGET`), so clients scraping back
-to back cannot starve it.
+long. So the render waits at its chunk boundaries while a scrape is being sent and for a short
+while after one (`QUIET_AFTER_SCRAPE`: the next scrape of a client that scrapes back to back
+then starts on a loop that has the GIL to itself). The waiting is bounded per render
+(`PAUSE_BUDGET`), so clients scraping back to back cannot starve it.
 
 It exists for the benchmark row "Scrape p99 while rendering" (<= 10 ms at 50,000 jobs; see
 bench/RESULTS.md).
@@ -23,10 +23,11 @@ __all__ = ["PAUSE_BUDGET", "ServeFirst"]
 PAUSE_BUDGET = 2.0  # seconds a render may spend waiting, in all
 # After a scrape, the render stays paused this long: the next scrape of a client scraping back
 # to back (or of a second Prometheus) then starts on a loop that does not share the GIL. The
-# handler ends when the kernel has taken the last bytes, with up to a send buffer (8 MB) of the
-# page still to reach the client, so the pause covers that too. For the benchmark row "Scrape p99
-# while rendering" at 50,000 jobs: 8 rounds of 200 scrapes gave a median p99 of 19.7 ms with
-# 5 ms, 12.1 ms with 25 ms (scrapes with no render running: 12.2 ms).
+# handler ends when the kernel has taken the last bytes, with up to a send buffer (see
+# `server.MAX_SEND_BUFFER`) of the page still to reach the client, so the pause covers that
+# too. For the benchmark row "Scrape p99 while rendering" at 50,000 jobs: 8 rounds of 200
+# scrapes gave a median p99 of 19.7 ms with 5 ms, 12.1 ms with 25 ms (scrapes with no render
+# running: 12.2 ms).
 QUIET_AFTER_SCRAPE = 0.025
 
 
